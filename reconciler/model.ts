@@ -1,0 +1,112 @@
+/**
+ * The records Gantry keeps in Redis, shared by reconciler, scheduler and agents.
+ * Manifest types (what users write) are generated from schemas/; these are internal state.
+ */
+
+export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
+export type Runtime = 'process' | 'docker';
+
+export interface PortSpec {
+  name?: string;
+  containerPort: number;
+}
+
+/** One container of an instance, resolved from the deployment template (defaults applied). */
+export interface ContainerSpec {
+  name: string;
+  image?: string;
+  command: string[];
+  args: string[];
+  env: { name: string; value: string }[];
+  ports: PortSpec[];
+  cpuMilli: number;
+  memoryBytes: number;
+}
+
+/**
+ * One replica of a deployment: what should run, and (once the scheduler bound it) where.
+ * The id is deterministic: `<namespace>.<deployment>-<templateHash>-<ordinal>`. `uid` changes each
+ * time the record is (re)created, so an agent can tell a recreated instance from the copy it runs.
+ */
+export interface InstanceRecord {
+  id: string;
+  uid: string;
+  namespace: string;
+  deployment: string;
+  templateHash: string;
+  ordinal: number;
+  commit: string;
+  labels: Record<string, string>;
+  containers: ContainerSpec[];
+  /** Sum of the containers' requests: what the scheduler reserves on the node. */
+  cpuMilli: number;
+  memoryBytes: number;
+  nodeSelector: Record<string, string>;
+  restartPolicy: RestartPolicy;
+  runtime: Runtime;
+  terminationGracePeriodSeconds: number;
+  createdAt: number;
+  /** Set atomically by the scheduler's bind script; absent while pending. */
+  node?: string;
+  boundAt?: number;
+  /** Why the scheduler could not place it, while pending. */
+  pendingReason?: string;
+}
+
+export type InstancePhase = 'Pending' | 'Starting' | 'Running' | 'Exited' | 'Failed';
+
+export interface PortStatus {
+  name?: string;
+  containerPort: number;
+  hostPort: number;
+}
+
+export interface ContainerStatus {
+  name: string;
+  pid?: number;
+  running: boolean;
+  exitCode?: number;
+  restarts: number;
+  ports: PortStatus[];
+  startedAt?: number;
+  finishedAt?: number;
+}
+
+/** What an agent observed about one instance on its node. Written only by that agent. */
+export interface InstanceStatus {
+  id: string;
+  uid: string;
+  node: string;
+  phase: InstancePhase;
+  reason?: string;
+  message?: string;
+  hostIP: string;
+  /** First container's pid, ports of all containers. */
+  pid?: number;
+  exitCode?: number;
+  restarts: number;
+  ports: PortStatus[];
+  containers: ContainerStatus[];
+  startedAt?: number;
+  finishedAt?: number;
+  updatedAt: number;
+}
+
+export interface NodeRecord {
+  name: string;
+  cpuMilli: number;
+  memoryBytes: number;
+  labels: Record<string, string>;
+  runtimes: Runtime[];
+  /** Address at which the node's instances answer (host ports are published there). */
+  address: string;
+  agentPid?: number;
+  registeredAt: number;
+  cordoned?: boolean;
+}
+
+export interface NodeAllocation {
+  cpuMilli: number;
+  memoryBytes: number;
+  instances: number;
+}

@@ -1,0 +1,103 @@
+/**
+ * The whole Redis key schema of Gantry, in one place.
+ *
+ * Every key is `<prefix>:<kind>[:<part>...]`. Parts are namespace, object and node names, which
+ * follow DNS-label rules and so never contain `:`; `assertKeyPart` enforces that at the edge, so a
+ * bad name can never alias another key. No other module builds key strings.
+ *
+ * Desired state (written by the reconciler from Git):
+ *   namespaces                      hash    name -> JSON NamespaceRecord
+ *   deployments                     set     "<ns>/<name>" of every desired deployment
+ *   deployment:<ns>:<name>          string  JSON DeploymentRecord (manifest + commit + templateHash)
+ * Instances (one replica of a deployment; written by the reconciler, bound by the scheduler):
+ *   instances                       set     every instance id
+ *   instance:<id>                   string  JSON InstanceRecord (spec, node once bound)
+ *   deployment-instances:<ns>:<name> set    instance ids owned by that deployment
+ *   pending-instances               set     instance ids not bound to a node yet
+ *   instance-status:<id>            string  JSON InstanceStatus, written only by the node's agent
+ * Nodes (registered by agents):
+ *   nodes                           set     node names
+ *   node:<name>                     string  JSON NodeRecord (capacity, labels, runtimes, address)
+ *   node-heartbeat:<name>           string  last heartbeat, ms since epoch
+ *   node-alloc:<name>               hash    cpuMilli, memoryBytes, instances: what is bound there
+ *   node-instances:<name>           set     instance ids bound to that node
+ * Status and events:
+ *   source                          hash    source status (see SourceStatus)
+ *   deployment-status:<ns>:<name>   string  JSON DeploymentStatus
+ *   events                          stream  bounded event log
+ *   channel:changes                 pubsub  "<ns>/<name>" of a deployment whose actual state moved
+ *   lock:reconciler                 string  single-reconciler lease
+ * BullMQ keeps its own keys under `<prefix>:bull`.
+ */
+
+export const DEFAULT_PREFIX = 'gantry';
+
+const PART = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
+
+/** Throws when a name would break the key schema (only DNS-label-like parts are allowed). */
+export function assertKeyPart(part: string, what = 'name'): string {
+  if (typeof part !== 'string' || part.length === 0 || part.length > 253 || !PART.test(part)) {
+    throw new TypeError(`invalid ${what} for a Redis key: ${JSON.stringify(part)}`);
+  }
+  return part;
+}
+
+export function assertPrefix(prefix: string): string {
+  if (!/^[A-Za-z0-9][-A-Za-z0-9_.:{}]*$/.test(prefix)) {
+    throw new TypeError(`invalid Redis key prefix: ${JSON.stringify(prefix)}`);
+  }
+  return prefix;
+}
+
+/** "<ns>/<name>", the reconcile key of a deployment (and member of the `deployments` set). */
+export function objectKey(namespace: string, name: string): string {
+  return `${namespace}/${name}`;
+}
+
+export function parseObjectKey(key: string): { namespace: string; name: string } {
+  const i = key.indexOf('/');
+  if (i <= 0 || i === key.length - 1) throw new TypeError(`invalid object key: ${JSON.stringify(key)}`);
+  return { namespace: key.slice(0, i), name: key.slice(i + 1) };
+}
+
+export type Keys = ReturnType<typeof createKeys>;
+
+export function createKeys(prefix: string = DEFAULT_PREFIX) {
+  const p = assertPrefix(prefix);
+  const k = (...parts: string[]) => [p, ...parts].join(':');
+  return {
+    prefix: p,
+    /** BullMQ's own prefix: its keys live under ours. */
+    bullPrefix: k('bull'),
+
+    namespaces: k('namespaces'),
+    deployments: k('deployments'),
+    deployment: (ns: string, name: string) => k('deployment', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
+    deploymentStatus: (ns: string, name: string) =>
+      k('deployment-status', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
+    deploymentInstances: (ns: string, name: string) =>
+      k('deployment-instances', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
+
+    instances: k('instances'),
+    instance: (id: string) => k('instance', assertKeyPart(id, 'instance id')),
+    instanceStatus: (id: string) => k('instance-status', assertKeyPart(id, 'instance id')),
+    pendingInstances: k('pending-instances'),
+
+    nodes: k('nodes'),
+    node: (name: string) => k('node', assertKeyPart(name, 'node name')),
+    nodeHeartbeat: (name: string) => k('node-heartbeat', assertKeyPart(name, 'node name')),
+    nodeAlloc: (name: string) => k('node-alloc', assertKeyPart(name, 'node name')),
+    nodeInstances: (name: string) => k('node-instances', assertKeyPart(name, 'node name')),
+
+    source: k('source'),
+    events: k('events'),
+    changesChannel: k('channel', 'changes'),
+    reconcilerLock: k('lock', 'reconciler'),
+  };
+}
+
+/** BullMQ queue names (BullMQ forbids `:` in them). */
+export const QUEUE_SCHEDULE = 'schedule';
+export function nodeQueueName(node: string): string {
+  return `node-${assertKeyPart(node, 'node name')}`;
+}
