@@ -19,6 +19,7 @@ export interface ContainerSpec {
   args: string[];
   env: { name: string; value: string }[];
   ports: PortSpec[];
+  workingDir?: string;
   cpuMilli: number;
   memoryBytes: number;
 }

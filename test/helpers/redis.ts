@@ -16,6 +16,10 @@ export function testRedis(): Promise<RedisServerHandle> {
     sharedDir = mkdtempSync(join(tmpdir(), 'gantry-redis-'));
     shared = startRedisServer({ dir: sharedDir });
     shared.then((h) => {
+      // The server must not keep the test process alive once its tests are done.
+      h.process.unref();
+      h.process.stdout?.destroy();
+      h.process.stderr?.destroy();
       process.once('exit', () => {
         h.process.kill('SIGKILL');
         if (sharedDir) rmSync(sharedDir, { recursive: true, force: true });

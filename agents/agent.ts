@@ -1,0 +1,272 @@
+import { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { InstanceStatus, NodeRecord } from '../reconciler/model.ts';
+import { connectRedis } from '../reconciler/redis/connection.ts';
+import { createKeys, DEFAULT_PREFIX, nodeQueueName, type Keys } from '../reconciler/redis/keys.ts';
+import {
+  instanceDir,
+  listInstanceIds,
+  readInstanceState,
+  removeInstanceDir,
+  type InstanceState,
+} from './instance-dir.ts';
+import { KeyedMutex } from './keyed-mutex.ts';
+import { LocalInstance, type InstanceHost } from './local-instance.ts';
+import { DEFAULT_LOG_MAX_BYTES, rotateInstanceLogs } from './log-file.ts';
+import { stopProcessGroup } from './process-driver.ts';
+import { StatusStore } from './status-store.ts';
+
+/**
+ * The node agent: registers its node, heartbeats, and makes the processes on this node match the
+ * instances bound to it in Redis. Jobs on the node's queue only say "look at instance X now";
+ * the truth is always re-read from Redis, and a periodic resync catches whatever jobs were lost.
+ */
+
+export interface AgentOptions {
+  redisUrl: string;
+  prefix?: string;
+  node: string;
+  cpuMilli: number;
+  memoryBytes: number;
+  labels?: Record<string, string>;
+  /** Where this node's instances answer; host ports are bound there. */
+  address?: string;
+  /** Instances live under <dataDir>/agents/<node>/instances/<id>/. */
+  dataDir: string;
+  heartbeatMs?: number;
+  resyncMs?: number;
+  concurrency?: number;
+  logMaxBytes?: number;
+  /** Poll interval for processes adopted from a previous agent (default 500 ms). */
+  adoptPollMs?: number;
+  log?: (line: string) => void;
+}
+
+export interface AgentHandle {
+  /** By default leaves instances running for the next agent to adopt; stopInstances stops them. */
+  stop(opts?: { stopInstances?: boolean }): Promise<void>;
+}
+
+interface InstanceJob {
+  instanceId: string;
+}
+
+export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
+  const agent = new NodeAgent(opts);
+  await agent.start();
+  return { stop: (o) => agent.stop(o) };
+}
+
+class NodeAgent {
+  private readonly keys: Keys;
+  private readonly node: string;
+  private readonly address: string;
+  private readonly log: (line: string) => void;
+  private readonly redis: Redis;
+  private readonly workerRedis: Redis;
+  private readonly store: StatusStore;
+  private readonly host: InstanceHost;
+  private readonly instances = new Map<string, LocalInstance>();
+  /** Last status written per local instance, to skip writes (and change events) that change nothing. */
+  private readonly lastReported = new WeakMap<LocalInstance, string>();
+  private readonly mutex = new KeyedMutex();
+  /** Handlers started outside of jobs (pokes, resyncs), awaited on stop. */
+  private readonly background = new Set<Promise<unknown>>();
+  private worker?: Worker<InstanceJob>;
+  private heartbeatTimer?: NodeJS.Timeout;
+  private resyncTimer?: NodeJS.Timeout;
+  private closing = false;
+
+  constructor(private readonly opts: AgentOptions) {
+    this.keys = createKeys(opts.prefix ?? DEFAULT_PREFIX);
+    this.node = opts.node;
+    this.keys.node(this.node); // validates the name before anything touches Redis or disk
+    this.address = opts.address ?? '127.0.0.1';
+    this.log = opts.log ?? (() => {});
+    this.redis = connectRedis(opts.redisUrl, `gantry-agent-${this.node}`);
+    // BullMQ blocks on its connection; commands of the agent must not queue behind it.
+    this.workerRedis = connectRedis(opts.redisUrl, `gantry-agent-${this.node}-worker`);
+    this.store = new StatusStore(this.redis, this.keys, this.node);
+    this.host = {
+      node: this.node,
+      address: this.address,
+      adoptPollMs: opts.adoptPollMs ?? 500,
+      poke: (id) => this.inBackground(this.handle(id)),
+    };
+  }
+
+  async start(): Promise<void> {
+    await this.register();
+    this.heartbeatTimer = setInterval(() => {
+      this.redis.set(this.keys.nodeHeartbeat(this.node), String(Date.now())).catch((err) => this.log(`heartbeat failed: ${err}`));
+    }, this.opts.heartbeatMs ?? 5_000);
+    this.worker = new Worker<InstanceJob>(nodeQueueName(this.node), (job) => this.handle(job.data.instanceId), {
+      connection: this.workerRedis,
+      prefix: this.keys.bullPrefix,
+      concurrency: this.opts.concurrency ?? 4,
+    });
+    this.worker.on('error', (err) => this.log(`queue worker error: ${err.message}`));
+    // The first resync adopts what a previous agent left running; it runs while jobs flow.
+    this.inBackground(this.resyncLoop());
+    this.log(`agent ${this.node} registered at ${this.address}`);
+  }
+
+  /** Writes the node record (keeping an operator's cordon), joins `nodes`, heartbeats, announces. */
+  private async register(): Promise<void> {
+    const nodeKey = this.keys.node(this.node);
+    for (;;) {
+      await this.redis.watch(nodeKey);
+      const existing = await this.redis.get(nodeKey);
+      const cordoned = existing ? (JSON.parse(existing) as NodeRecord).cordoned : undefined;
+      const record: NodeRecord = {
+        name: this.node,
+        cpuMilli: this.opts.cpuMilli,
+        memoryBytes: this.opts.memoryBytes,
+        labels: this.opts.labels ?? {},
+        runtimes: ['process'],
+        address: this.address,
+        agentPid: process.pid,
+        registeredAt: Date.now(),
+        ...(cordoned ? { cordoned } : {}),
+      };
+      const done = await this.redis
+        .multi()
+        .set(nodeKey, JSON.stringify(record))
+        .sadd(this.keys.nodes, this.node)
+        .set(this.keys.nodeHeartbeat(this.node), String(Date.now()))
+        .exec();
+      if (done) break; // null: someone (a cordon) wrote the record meanwhile; read it again
+    }
+    await this.redis.publish(this.keys.changesChannel, `node/${this.node}`);
+  }
+
+  private handle(id: string): Promise<void> {
+    return this.mutex.run(id, () => this.handleLocked(id));
+  }
+
+  /** Makes this node's copy of instance `id` match Redis: run it with the right uid, or remove it. */
+  private async handleLocked(id: string): Promise<void> {
+    if (this.closing) return;
+    const record = await this.store.readInstance(id);
+    const wanted = record?.node === this.node ? record : undefined;
+    const dir = instanceDir(this.opts.dataDir, this.node, id);
+    let local = this.instances.get(id);
+    let leftover: InstanceState | undefined;
+    if (!local) {
+      const state = readInstanceState(dir);
+      if (state && wanted && state.uid === wanted.uid) {
+        local = LocalInstance.adopt(wanted, dir, state, this.host);
+        this.instances.set(id, local);
+        this.log(`adopted ${id}`);
+      } else if (state) {
+        leftover = state;
+        await stopFromState(state);
+      }
+    }
+    if (local && local.uid !== wanted?.uid) {
+      this.log(`stopping ${id} (uid ${local.uid})`);
+      await local.stop();
+      this.instances.delete(id);
+      removeInstanceDir(dir);
+    }
+    if (!wanted) {
+      removeInstanceDir(dir);
+      const owner = local?.record ?? leftover ?? record;
+      if ((await this.store.deleteStatusIfMine(id)) && owner) await this.store.publishChange(owner.namespace, owner.deployment);
+      return;
+    }
+    if (!this.instances.has(id)) {
+      // Files of another incarnation (or a half-started one) must not leak into this one.
+      removeInstanceDir(dir);
+      local = LocalInstance.create(wanted, dir, this.host);
+      this.instances.set(id, local);
+      this.log(`starting ${id} (uid ${wanted.uid})`);
+    }
+    const current = this.instances.get(id)!;
+    await current.converge((status) => this.report(current, status));
+  }
+
+  private async report(local: LocalInstance, status: InstanceStatus): Promise<void> {
+    const { updatedAt: _ignored, ...meaningful } = status;
+    const fingerprint = JSON.stringify(meaningful);
+    if (this.lastReported.get(local) === fingerprint) return;
+    if (await this.store.writeStatus(status, local.record.namespace, local.record.deployment)) {
+      this.lastReported.set(local, fingerprint);
+    } else {
+      // Unbound or recreated between our read and this write: look again.
+      this.host.poke(local.id);
+    }
+  }
+
+  /** Every known instance, from Redis and from disk, handled again; then the log size cap. */
+  private async resync(): Promise<void> {
+    const assigned = await this.redis.smembers(this.keys.nodeInstances(this.node));
+    const onDisk = listInstanceIds(this.opts.dataDir, this.node);
+    const ids = new Set([...assigned, ...onDisk, ...this.instances.keys()]);
+    await Promise.all([...ids].map((id) => this.handle(id).catch((err) => this.log(`handling ${id} failed: ${err}`))));
+    const maxBytes = this.opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
+    for (const id of listInstanceIds(this.opts.dataDir, this.node)) {
+      for (const file of rotateInstanceLogs(instanceDir(this.opts.dataDir, this.node, id), maxBytes)) {
+        this.log(`rotated ${id}/${file}`);
+      }
+    }
+  }
+
+  private async resyncLoop(): Promise<void> {
+    if (this.closing) return;
+    try {
+      await this.resync();
+    } catch (err) {
+      this.log(`resync failed: ${err}`);
+    }
+    if (this.closing) return;
+    this.resyncTimer = setTimeout(() => this.inBackground(this.resyncLoop()), this.opts.resyncMs ?? 5_000);
+  }
+
+  private inBackground(work: Promise<unknown>): void {
+    const tracked = work.catch((err) => this.log(`${err}`)).finally(() => this.background.delete(tracked));
+    this.background.add(tracked);
+  }
+
+  async stop(opts: { stopInstances?: boolean } = {}): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    clearInterval(this.heartbeatTimer);
+    clearTimeout(this.resyncTimer);
+    await this.worker?.close();
+    await Promise.allSettled([...this.background]);
+    if (opts.stopInstances) await this.stopAllInstances();
+    else for (const local of this.instances.values()) local.release();
+    this.instances.clear();
+    await Promise.allSettled([this.redis.quit(), this.workerRedis.quit()]);
+    this.log(`agent ${this.node} stopped`);
+  }
+
+  /** Stops every process of this node, records why in the statuses, and clears the instance dirs. */
+  private async stopAllInstances(): Promise<void> {
+    const ids = new Set([...this.instances.keys(), ...listInstanceIds(this.opts.dataDir, this.node)]);
+    await Promise.all(
+      [...ids].map((id) =>
+        this.mutex.run(id, async () => {
+          const dir = instanceDir(this.opts.dataDir, this.node, id);
+          const local = this.instances.get(id);
+          if (local) {
+            await local.stop();
+            const status: InstanceStatus = { ...local.status(), phase: 'Failed', reason: 'AgentStopped', message: `the agent of node ${this.node} stopped its instances` };
+            await this.store.writeStatus(status, local.record.namespace, local.record.deployment).catch(() => false);
+          } else {
+            const state = readInstanceState(dir);
+            if (state) await stopFromState(state);
+          }
+          removeInstanceDir(dir);
+        }),
+      ),
+    );
+  }
+}
+
+/** Stops the processes a state.json describes (an incarnation this agent does not run any more). */
+async function stopFromState(state: InstanceState): Promise<void> {
+  const graceMs = (state.terminationGracePeriodSeconds ?? 10) * 1000;
+  await Promise.all(state.containers.map((c) => stopProcessGroup(c, graceMs)));
+}

@@ -1,0 +1,230 @@
+import { spawn } from 'node:child_process';
+import { closeSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { createServer, type Server } from 'node:net';
+import { constants } from 'node:os';
+import type { ContainerSpec, PortSpec, PortStatus } from '../reconciler/model.ts';
+import { exitFilePath, logPath, type ContainerState } from './instance-dir.ts';
+import { isGroupAlive, isProcessAlive, processStartTime, signalGroup } from './proc.ts';
+
+/**
+ * The process runtime: each container is one process group, started detached so that it outlives
+ * the agent, with its output appended to a log file and its exit code written to a file by a
+ * wrapper shell. Everything an agent needs to adopt it later is in ContainerState.
+ */
+
+/**
+ * Runs the command as a child (not `exec`) so that the shell can record the exit code afterwards.
+ * `trap : TERM` makes the shell outlive a group-wide SIGTERM until the command has finished its own
+ * shutdown (POSIX defers the trap until the foreground command completes), and since it is a trap
+ * and not an ignore, the command itself starts with the default SIGTERM disposition.
+ */
+const WRAPPER = 'trap : TERM; "$@"; echo $? > "$GANTRY_EXIT_FILE"';
+
+export interface ExitInfo {
+  /** Undefined when nothing recorded it (the wrapper itself was SIGKILLed while the agent was away). */
+  exitCode?: number;
+  finishedAt: number;
+}
+
+/** A container process the agent watches, whether it spawned it or adopted it. */
+export interface ContainerProcess {
+  readonly pid: number;
+  /** The process group (== pid: the wrapper shell leads its own group). */
+  readonly pgid: number;
+  readonly startTime?: number;
+  /** Called once when the process ends, unless unwatch() came first. */
+  onExit(listener: (exit: ExitInfo) => void): void;
+  /** Stops watching: used before a deliberate stop, and when the agent leaves processes running. */
+  unwatch(): void;
+}
+
+class WatchedProcess implements ContainerProcess {
+  private listener?: (exit: ExitInfo) => void;
+  private result?: ExitInfo;
+  private detach: () => void = () => {};
+
+  constructor(
+    readonly pid: number,
+    readonly startTime: number | undefined,
+    private readonly exitFile: string,
+  ) {}
+
+  get pgid(): number {
+    return this.pid;
+  }
+
+  watch(detach: () => void): void {
+    this.detach = detach;
+  }
+
+  onExit(listener: (exit: ExitInfo) => void): void {
+    this.listener = listener;
+    const result = this.result;
+    if (result) queueMicrotask(() => this.listener?.(result));
+  }
+
+  unwatch(): void {
+    this.listener = undefined;
+    this.detach();
+  }
+
+  /** The wrapper ended; `fallbackCode` is what wait() said, when we are its parent. */
+  ended(fallbackCode?: number): void {
+    if (this.result) return;
+    this.detach();
+    // Members the command left behind (background children) die with the container; unless the
+    // pid already names another process, which then may lead a group of its own.
+    if (!isProcessAlive(this.pid)) signalGroup(this.pgid, 'SIGKILL');
+    const recorded = readExitFile(this.exitFile);
+    this.result = { exitCode: recorded?.exitCode ?? fallbackCode, finishedAt: recorded?.at ?? Date.now() };
+    this.listener?.(this.result);
+  }
+}
+
+export interface SpawnOptions {
+  /** The instance dir: cwd of the process and home of its log and exit files. */
+  dir: string;
+  container: ContainerSpec;
+  ports: PortStatus[];
+  /** GANTRY_INSTANCE_ID, GANTRY_NODE, ... */
+  identity: Record<string, string>;
+}
+
+/** Starts one container; resolves once the process exists, rejects when it could not be spawned. */
+export async function spawnContainer(opts: SpawnOptions): Promise<ContainerProcess> {
+  const { dir, container } = opts;
+  const exitFile = exitFilePath(dir, container.name);
+  rmSync(exitFile, { force: true });
+  const logFd = openSync(logPath(dir, container.name), 'a');
+  let child;
+  try {
+    child = spawn('/bin/sh', ['-c', WRAPPER, 'sh', ...container.command, ...container.args], {
+      cwd: dir,
+      env: { ...containerEnv(container, opts.ports, opts.identity), GANTRY_EXIT_FILE: exitFile },
+      detached: true,
+      stdio: ['ignore', logFd, logFd],
+    });
+  } finally {
+    // The child has its own copy of the fd by now.
+    closeSync(logFd);
+  }
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', resolve);
+    child.once('error', reject);
+  });
+  // Later errors (e.g. a failed kill) must not crash the agent; exits are handled below.
+  child.on('error', () => {});
+  // The agent may exit while the container keeps running.
+  child.unref();
+  const pid = child.pid!;
+  const proc = new WatchedProcess(pid, processStartTime(pid), exitFile);
+  const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
+    proc.ended(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : undefined));
+  child.once('exit', onExit);
+  proc.watch(() => child.removeListener('exit', onExit));
+  return proc;
+}
+
+/**
+ * Adopts a process a previous agent started: watches it by polling /proc, since it is not our
+ * child. Returns undefined when it is no longer running (its exit, if any, is in the exit file).
+ */
+export function adoptContainer(dir: string, state: ContainerState, pollMs = 500): ContainerProcess | undefined {
+  if (!isProcessAlive(state.pid, state.startTime)) {
+    // The wrapper died while we were away: what the command left behind goes too.
+    if (!isProcessAlive(state.pid)) signalGroup(state.pgid, 'SIGKILL');
+    return undefined;
+  }
+  const proc = new WatchedProcess(state.pid, state.startTime, exitFilePath(dir, state.name));
+  const timer = setInterval(() => {
+    if (!isProcessAlive(state.pid, state.startTime)) proc.ended();
+  }, pollMs);
+  timer.unref();
+  proc.watch(() => clearInterval(timer));
+  return proc;
+}
+
+/** How a container that is no longer running ended, as far as its exit file tells. */
+export function readExitFile(file: string): { exitCode: number; at: number } | undefined {
+  try {
+    const exitCode = Number.parseInt(readFileSync(file, 'utf8').trim(), 10);
+    if (Number.isNaN(exitCode)) return undefined;
+    return { exitCode, at: statSync(file).mtimeMs };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * SIGTERM to the whole group, up to `graceMs` for it to go away, then SIGKILL. Safe on a pid that
+ * was recycled: a live leader with another start time is not ours and is left alone.
+ */
+export async function stopProcessGroup(
+  target: { pid: number; pgid: number; startTime?: number },
+  graceMs: number,
+): Promise<void> {
+  const leaderRecycled = isProcessAlive(target.pid) && !isProcessAlive(target.pid, target.startTime);
+  if (leaderRecycled || !isGroupAlive(target.pgid)) return;
+  signalGroup(target.pgid, 'SIGTERM');
+  if (await pollUntil(() => !isGroupAlive(target.pgid), graceMs)) return;
+  signalGroup(target.pgid, 'SIGKILL');
+  await pollUntil(() => !isGroupAlive(target.pgid), 5_000);
+}
+
+async function pollUntil(done: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  return true;
+}
+
+/**
+ * The environment of a container: a minimal base from the agent, the container's own env, then
+ * what Gantry provides, which wins because the process must listen on the host port it was given
+ * (the process runtime has no port mapping).
+ */
+export function containerEnv(
+  container: ContainerSpec,
+  ports: PortStatus[],
+  identity: Record<string, string>,
+): Record<string, string> {
+  const env: Record<string, string> = { PATH: '/usr/local/bin:/usr/bin:/bin' };
+  for (const name of ['PATH', 'HOME', 'LANG']) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  for (const { name, value } of container.env) env[name] = value;
+  if (ports[0]) env.PORT = String(ports[0].hostPort);
+  for (const p of ports) {
+    if (p.name) env[`PORT_${p.name.toUpperCase().replace(/-/g, '_')}`] = String(p.hostPort);
+  }
+  return { ...env, ...identity };
+}
+
+/**
+ * Free host ports on the node address, one per declared port: bind port 0 and read what the
+ * kernel chose. All stay bound until every one is chosen, so that one call never repeats a port.
+ */
+export async function allocateHostPorts(address: string, specs: PortSpec[]): Promise<PortStatus[]> {
+  const servers: Server[] = [];
+  try {
+    const ports: PortStatus[] = [];
+    for (const spec of specs) {
+      const srv = createServer();
+      servers.push(srv);
+      const hostPort = await new Promise<number>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen(0, address, () => {
+          const addr = srv.address();
+          resolve(typeof addr === 'object' && addr ? addr.port : 0);
+        });
+      });
+      ports.push({ ...(spec.name ? { name: spec.name } : {}), containerPort: spec.containerPort, hostPort });
+    }
+    return ports;
+  } finally {
+    await Promise.all(servers.map((s) => new Promise<void>((r) => (s.listening ? s.close(() => r()) : r()))));
+  }
+}

@@ -1,0 +1,158 @@
+import { Command, CommanderError, Option } from 'commander';
+import { resolve } from 'node:path';
+import { VERSION } from '../reconciler/version.ts';
+import { validateDirectory } from '../reconciler/manifests/index.ts';
+import { ApiError, DEFAULT_API, callApi } from './api-client.ts';
+import { cpuMilli, durationMs, labels, memoryBytes, nodeName, outputFormat, port } from './args.ts';
+import { render } from './format.ts';
+import { runAgent, runReconciler } from './serve.ts';
+import { runUp } from './up.ts';
+
+/**
+ * `gantry`: exit codes are 0 success, 1 failure, 2 usage error (bad command or argument, with a
+ * one-line message).
+ */
+
+const EXIT_FAILURE = 1;
+const EXIT_USAGE = 2;
+
+const apiOption = () => new Option('--api <url>', 'reconciler API URL').env('GANTRY_API').default(DEFAULT_API);
+const redisOption = () => new Option('--redis <url>', 'Redis URL').env('GANTRY_REDIS_URL');
+const prefixOption = () => new Option('--prefix <prefix>', 'Redis key prefix').env('GANTRY_PREFIX').default('gantry');
+const dataDirOption = () => new Option('--data-dir <dir>', 'where Gantry keeps its files').env('GANTRY_DATA_DIR').default('.gantry');
+
+const program = new Command('gantry')
+  .description('Gantry: a declarative GitOps reconciler, scheduler and node agent')
+  .version(VERSION, '-V, --version')
+  .showHelpAfterError('(run gantry --help for usage)')
+  .exitOverride()
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+program
+  .command('version')
+  .description('print the version')
+  .action(() => console.log(`gantry ${VERSION}`));
+
+program
+  .command('up')
+  .description('start Redis, the reconciler and two agents on the examples (Ctrl-C stops everything)')
+  .addOption(redisOption())
+  .addOption(dataDirOption())
+  .option('--repo <path|url>', 'Git repository to watch (default: a working copy of examples-repo/ under the data dir)')
+  .addOption(new Option('--port <port>', 'API port').argParser(port).default(7070))
+  .action(async (o) => runUp({ redisUrl: o.redis, dataDir: resolve(o.dataDir), repo: o.repo, apiPort: o.port }));
+
+program
+  .command('reconciler')
+  .description('run the reconciler: Git source, controller, scheduler and API')
+  .addOption(redisOption().default('redis://127.0.0.1:6379'))
+  .addOption(prefixOption())
+  .addOption(dataDirOption())
+  .addOption(new Option('--repo <path|url>', 'Git repository: a local path or an http(s) URL').env('GANTRY_REPO').makeOptionMandatory())
+  .addOption(new Option('--branch <branch>', 'branch to follow').env('GANTRY_BRANCH').default('main'))
+  .addOption(new Option('--path <subpath>', 'folder of the repository holding the manifests').env('GANTRY_PATH').default('.'))
+  .option('--token-env <name>', 'environment variable holding an HTTPS token for the repository', 'GANTRY_GIT_TOKEN')
+  .addOption(new Option('--host <host>', 'API listen address').default('127.0.0.1'))
+  .addOption(new Option('--port <port>', 'API port').argParser(port).default(7070))
+  .addOption(new Option('--poll-interval <duration>', 'how often a remote repository is fetched').argParser(durationMs).default(60_000, '60s'))
+  .addOption(new Option('--resync <duration>', 'how often everything is re-checked').argParser(durationMs).default(10_000, '10s'))
+  .addOption(new Option('--node-ready-timeout <duration>', 'heartbeat age after which a node is not ready').argParser(durationMs).default(20_000, '20s'))
+  .addOption(new Option('--parent-pid <pid>').hideHelp())
+  .action(async (o) => runReconciler(o));
+
+program
+  .command('agent')
+  .description('run a node agent: registers the node and runs the instances bound to it')
+  .addOption(new Option('--node <name>', 'node name (a DNS label)').argParser(nodeName).makeOptionMandatory())
+  .addOption(new Option('--cpu <cores>', 'CPU capacity').argParser(cpuMilli).default(4000, '4'))
+  .addOption(new Option('--memory <quantity>', 'memory capacity').argParser(memoryBytes).default(8 * 1024 ** 3, '8Gi'))
+  .addOption(new Option('--labels <k=v,...>', 'node labels').argParser(labels).default({}, 'none'))
+  .option('--address <ip>', 'address on which instance ports are published', '127.0.0.1')
+  .addOption(redisOption().default('redis://127.0.0.1:6379'))
+  .addOption(prefixOption())
+  .addOption(dataDirOption())
+  .addOption(new Option('--heartbeat <duration>', 'heartbeat interval').argParser(durationMs).default(5000, '5s'))
+  .option('--stop-instances-on-exit', 'stop this node\'s instances when the agent exits (default: leave them running, to be adopted)')
+  .addOption(new Option('--parent-pid <pid>').hideHelp())
+  .action(async (o) => runAgent(o));
+
+program
+  .command('validate')
+  .description('validate the manifests in a folder (exit 1 with file:line errors when invalid)')
+  .argument('<path>', 'folder (or repository) holding manifests')
+  .option('--path <subpath>', 'sub-folder of PATH holding the manifests', '.')
+  .action(async (path: string, o) => {
+    const res = await validateDirectory(resolve(path), o.path);
+    for (const e of res.errors) console.error(e.toString());
+    if (res.errors.length > 0) {
+      console.error(`${res.errors.length} error(s)`);
+      process.exitCode = EXIT_FAILURE;
+      return;
+    }
+    const counts = new Map<string, number>();
+    for (const o2 of res.objects) counts.set(o2.manifest.kind, (counts.get(o2.manifest.kind) ?? 0) + 1);
+    console.log(`valid: ${[...counts].map(([k, n]) => `${n} ${k}${n === 1 ? '' : 's'}`).join(', ') || 'no manifests'}`);
+  });
+
+program
+  .command('get')
+  .description('list nodes, deployments or instances')
+  .argument('<kind>', 'nodes | deployments | instances')
+  .option('-n, --namespace <ns>', 'only this namespace')
+  .addOption(new Option('-o, --output <format>', 'table | json | yaml').argParser(outputFormat).default('table'))
+  .addOption(apiOption())
+  .action(async (kind: string, o) => {
+    const k = ({ node: 'nodes', nodes: 'nodes', no: 'nodes', deployment: 'deployments', deployments: 'deployments', deploy: 'deployments', instance: 'instances', instances: 'instances', inst: 'instances' } as const)[kind as 'nodes'];
+    if (!k) throw new CommanderError(EXIT_USAGE, 'gantry.usage', `error: unknown kind ${JSON.stringify(kind)}: expected nodes, deployments or instances`);
+    const q = o.namespace && k !== 'nodes' ? `?namespace=${encodeURIComponent(o.namespace)}` : '';
+    const { items } = await callApi<{ items: unknown[] }>(o.api, `/api/v1/${k}${q}`);
+    console.log(render(k, items, o.output));
+  });
+
+program
+  .command('diff')
+  .description('show what the branch head would change against what runs now')
+  .addOption(apiOption())
+  .action(async (o) => {
+    const d = await callApi<import('../reconciler/controller/source-sync.ts').HeadDiff>(o.api, '/api/v1/diff');
+    if (!d.valid) {
+      console.error(`commit ${d.commit.slice(0, 7)} is invalid:`);
+      for (const e of d.errors) console.error(`  ${e}`);
+      process.exitCode = EXIT_FAILURE;
+      return;
+    }
+    const lines = [...d.added.map((x) => ({ s: '+', ...x })), ...d.changed.map((x) => ({ s: '~', ...x })), ...d.removed.map((x) => ({ s: '-', ...x }))];
+    console.log(`commit ${d.commit.slice(0, 7)}: ${lines.length === 0 ? 'no changes' : d.summary}`);
+    for (const l of lines) console.log(`${l.s} Deployment ${l.name}: ${l.changes.join(', ')}`);
+  });
+
+program
+  .command('sync')
+  .description('fetch the source and reconcile now')
+  .addOption(apiOption())
+  .action(async (o) => {
+    const r = await callApi<{ outcome: string; commit?: string; errors?: string[]; error?: string; diff?: { summary: string } }>(o.api, '/api/v1/sync', { method: 'POST', body: {} });
+    if (r.outcome === 'rejected') {
+      console.error(`commit ${r.commit?.slice(0, 7)} rejected:`);
+      for (const e of r.errors ?? []) console.error(`  ${e}`);
+      process.exitCode = EXIT_FAILURE;
+    } else if (r.outcome === 'failed') {
+      console.error(`sync failed: ${r.error}`);
+      process.exitCode = EXIT_FAILURE;
+    } else {
+      console.log(`commit ${r.commit?.slice(0, 7)}: ${r.outcome}${r.diff ? ` (${r.diff.summary})` : ''}`);
+    }
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // Help and version exit 0; everything else commander rejects is a usage error.
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0);
+    if (err.code === 'gantry.usage') process.stderr.write(`${err.message}\n`);
+    process.exit(EXIT_USAGE);
+  }
+  process.stderr.write(`error: ${err instanceof ApiError || err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(EXIT_FAILURE);
+}

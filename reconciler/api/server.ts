@@ -1,0 +1,69 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { SourceSync } from '../controller/source-sync.ts';
+import { readEvents } from '../state/events.ts';
+import type { Store } from '../state/store.ts';
+import { describeDeployments, describeInstances, describeNodes } from './views.ts';
+
+/**
+ * The reconciler's HTTP API (fastify). Read endpoints render Redis state; POST /api/v1/sync fetches
+ * and reconciles now. Errors are JSON `{ error, code }`, never stack traces or secrets.
+ */
+
+export interface ApiDeps {
+  store: Store;
+  sync: SourceSync;
+  nodeReadyMs: number;
+  version: string;
+}
+
+export async function startApi(deps: ApiDeps, opts: { host: string; port: number }): Promise<{ app: FastifyInstance; url: string }> {
+  const app = buildApi(deps);
+  const address = await app.listen({ host: opts.host, port: opts.port });
+  return { app, url: address.replace('[::1]', '127.0.0.1') };
+}
+
+export function buildApi(deps: ApiDeps): FastifyInstance {
+  const { store } = deps;
+  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    void reply.status(status).send({ error: err.message, code: err.code ?? 'INTERNAL' });
+  });
+
+  app.get('/healthz', async () => {
+    await store.redis.ping();
+    return { ok: true };
+  });
+
+  app.get('/api/v1/status', async () => {
+    const [source, deployments, nodes, instances] = await Promise.all([
+      store.readSourceStatus(),
+      store.redis.scard(store.keys.deployments),
+      store.redis.scard(store.keys.nodes),
+      store.redis.scard(store.keys.instances),
+    ]);
+    return { version: deps.version, source: source ?? null, counts: { deployments, nodes, instances } };
+  });
+
+  app.get<{ Querystring: { namespace?: string } }>('/api/v1/deployments', async (req) => {
+    return { items: await describeDeployments(store, req.query.namespace) };
+  });
+
+  app.get('/api/v1/nodes', async () => ({ items: await describeNodes(store, deps.nodeReadyMs) }));
+
+  app.get<{ Querystring: { namespace?: string; deployment?: string } }>('/api/v1/instances', async (req) => {
+    return { items: await describeInstances(store, req.query) };
+  });
+
+  app.get<{ Querystring: { limit?: string; for?: string } }>('/api/v1/events', async (req) => {
+    const limit = Math.min(1000, Math.max(1, Number(req.query.limit ?? 100) || 100));
+    return { items: await readEvents(store.redis, store.keys, { limit, object: req.query.for }) };
+  });
+
+  app.post('/api/v1/sync', async () => deps.sync.sync());
+
+  app.get('/api/v1/diff', async () => deps.sync.diffHead());
+
+  return app;
+}

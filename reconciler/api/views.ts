@@ -1,0 +1,127 @@
+import type { Store } from '../state/store.ts';
+import type { Condition } from '../state/records.ts';
+
+/** The shapes the API returns (and the CLI prints): flat, stable, no secrets. */
+
+export interface DeploymentView {
+  namespace: string;
+  name: string;
+  replicas: number;
+  ready: number;
+  updated: number;
+  available: number;
+  pending: number;
+  commit: string;
+  observedCommit: string | null;
+  observedGeneration: number | null;
+  generation: number;
+  templateHash: string;
+  file: string;
+  conditions: Condition[];
+}
+
+export async function describeDeployments(store: Store, namespace?: string): Promise<DeploymentView[]> {
+  const deployments = (await store.readDeployments()).filter((d) => !namespace || d.namespace === namespace);
+  const statuses = await Promise.all(deployments.map((d) => store.readDeploymentStatus(d.namespace, d.name)));
+  return deployments
+    .map((d, i) => {
+      const s = statuses[i];
+      return {
+        namespace: d.namespace,
+        name: d.name,
+        replicas: d.replicas,
+        ready: s?.readyReplicas ?? 0,
+        updated: s?.updatedReplicas ?? 0,
+        available: s?.availableReplicas ?? 0,
+        pending: s?.pendingReplicas ?? 0,
+        commit: d.commit,
+        observedCommit: s?.observedCommit ?? null,
+        observedGeneration: s?.observedGeneration ?? null,
+        generation: d.generation,
+        templateHash: d.templateHash,
+        file: d.file,
+        conditions: s?.conditions ?? [],
+      };
+    })
+    .sort((a, b) => (a.namespace + '/' + a.name < b.namespace + '/' + b.name ? -1 : 1));
+}
+
+export interface NodeView {
+  name: string;
+  ready: boolean;
+  cordoned: boolean;
+  address: string;
+  labels: Record<string, string>;
+  runtimes: string[];
+  cpuMilli: number;
+  memoryBytes: number;
+  allocatedCpuMilli: number;
+  allocatedMemoryBytes: number;
+  instances: number;
+  lastHeartbeat: number;
+}
+
+export async function describeNodes(store: Store, nodeReadyMs: number): Promise<NodeView[]> {
+  const now = Date.now();
+  return (await store.readNodes()).map((n) => ({
+    name: n.record.name,
+    ready: now - n.heartbeatAt <= nodeReadyMs,
+    cordoned: !!n.record.cordoned,
+    address: n.record.address,
+    labels: n.record.labels,
+    runtimes: n.record.runtimes,
+    cpuMilli: n.record.cpuMilli,
+    memoryBytes: n.record.memoryBytes,
+    allocatedCpuMilli: n.alloc.cpuMilli,
+    allocatedMemoryBytes: n.alloc.memoryBytes,
+    instances: n.alloc.instances,
+    lastHeartbeat: n.heartbeatAt,
+  }));
+}
+
+export interface InstanceView {
+  id: string;
+  namespace: string;
+  deployment: string;
+  revision: string;
+  commit: string;
+  node: string | null;
+  phase: string;
+  reason: string | null;
+  message: string | null;
+  pid: number | null;
+  exitCode: number | null;
+  restarts: number;
+  hostIP: string | null;
+  ports: { name?: string; containerPort: number; hostPort: number }[];
+  createdAt: number;
+  startedAt: number | null;
+}
+
+export async function describeInstances(store: Store, filter: { namespace?: string; deployment?: string } = {}): Promise<InstanceView[]> {
+  const all = await store.readAllInstances();
+  return all
+    .filter((i) => (!filter.namespace || i.record.namespace === filter.namespace) && (!filter.deployment || i.record.deployment === filter.deployment))
+    .map(({ record: r, status: s }) => {
+      // A status from another node or an older uid is stale: it says nothing about this record.
+      const live = s && s.uid === r.uid && s.node === r.node ? s : undefined;
+      return {
+        id: r.id,
+        namespace: r.namespace,
+        deployment: r.deployment,
+        revision: r.templateHash,
+        commit: r.commit,
+        node: r.node ?? null,
+        phase: live?.phase ?? 'Pending',
+        reason: live?.reason ?? (r.node ? 'Assigned' : r.pendingReason ? 'Unschedulable' : 'Scheduling'),
+        message: live?.message ?? r.pendingReason ?? null,
+        pid: live?.pid ?? null,
+        exitCode: live?.exitCode ?? null,
+        restarts: live?.restarts ?? 0,
+        hostIP: live?.hostIP ?? null,
+        ports: live?.ports ?? [],
+        createdAt: r.createdAt,
+        startedAt: live?.startedAt ?? null,
+      };
+    });
+}

@@ -1,0 +1,92 @@
+import { randomBytes } from 'node:crypto';
+import type { InstanceRecord } from '../model.ts';
+import { computePlan, type PlanAction } from '../plan/compute-plan.ts';
+import type { Queues } from '../queue/queues.ts';
+import { parseObjectKey } from '../redis/keys.ts';
+import { recordEvent } from '../state/events.ts';
+import type { DeploymentRecord } from '../state/records.ts';
+import type { Store, StoredInstance } from '../state/store.ts';
+import { computeDeploymentStatus } from '../status/deployment-status.ts';
+import type { ReconcileOutcome } from './work-queue.ts';
+
+/**
+ * Reconciles one deployment key (`<ns>/<name>`): reads what Git wants and what runs, plans, applies
+ * the plan, and writes status. It never looks at what triggered it, so it can run any number of
+ * times; a second run right after the first finds nothing to do.
+ */
+
+export interface DeploymentReconcilerDeps {
+  store: Store;
+  queues: Queues;
+  log?: (line: string) => void;
+}
+
+export function newInstanceRecord(d: DeploymentRecord, action: Extract<PlanAction, { type: 'create' }>, now: number): InstanceRecord {
+  const t = d.template;
+  return {
+    id: action.id,
+    uid: randomBytes(6).toString('hex'),
+    namespace: d.namespace,
+    deployment: d.name,
+    templateHash: action.templateHash,
+    ordinal: action.ordinal,
+    commit: d.commit,
+    labels: t.labels,
+    containers: t.containers,
+    cpuMilli: t.cpuMilli,
+    memoryBytes: t.memoryBytes,
+    nodeSelector: t.nodeSelector,
+    restartPolicy: t.restartPolicy,
+    runtime: t.runtime,
+    terminationGracePeriodSeconds: t.terminationGracePeriodSeconds,
+    createdAt: now,
+  };
+}
+
+export async function reconcileDeployment(deps: DeploymentReconcilerDeps, key: string): Promise<ReconcileOutcome> {
+  const { store, queues } = deps;
+  const { namespace, name } = parseObjectKey(key);
+  const [desired, instances] = await Promise.all([store.readDeployment(namespace, name), store.readDeploymentInstances(namespace, name)]);
+
+  const actions = computePlan(desired, instances);
+  const byId = new Map(instances.map((i) => [i.record.id, i]));
+  let changed = false;
+  for (const action of actions) {
+    if (action.type === 'create') {
+      const record = newInstanceRecord(desired!, action, Date.now());
+      if (await store.createInstance(record)) {
+        changed = true;
+        await queues.enqueueSchedule(record.id, record.uid);
+      }
+    } else {
+      const inst = byId.get(action.id)!;
+      if (!(await store.deleteInstance(inst))) throw new Error(`instance ${action.id} changed while deleting it; retrying`);
+      changed = true;
+      if (inst.record.node) await queues.enqueueNode(inst.record.node, 'stop', inst.record.id, inst.record.uid);
+      await recordEvent(store.redis, store.keys, { type: 'Normal', reason: 'Deleted', object: `deployment/${key}`, message: `instance ${action.id} deleted (${action.reason})` });
+    }
+  }
+  if (actions.some((a) => a.type === 'create')) {
+    const n = actions.filter((a) => a.type === 'create').length;
+    await recordEvent(store.redis, store.keys, { type: 'Normal', reason: 'Created', object: `deployment/${key}`, message: `${n} instance(s) of revision ${desired!.templateHash} created` });
+  }
+
+  const current: StoredInstance[] = changed ? await store.readDeploymentInstances(namespace, name) : instances;
+  if (!desired) {
+    if (current.length === 0) {
+      await store.redis.del(store.keys.deploymentStatus(namespace, name));
+      return;
+    }
+    // Pruned but instances remain (a delete raced): look again shortly.
+    return { requeueAfterMs: 1000 };
+  }
+  const [source, previous] = await Promise.all([store.readSourceStatus(), store.readDeploymentStatus(namespace, name)]);
+  const status = computeDeploymentStatus(desired, current, source, previous, Date.now());
+  if (!previous || statusChanged(previous, status)) await store.writeDeploymentStatus(status);
+  return;
+}
+
+function statusChanged(a: object, b: object): boolean {
+  const strip = (s: object) => JSON.stringify({ ...s, updatedAt: 0 });
+  return strip(a) !== strip(b);
+}

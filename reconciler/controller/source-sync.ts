@@ -1,0 +1,144 @@
+import type { GitSource } from '../git/source.ts';
+import { loadManifests } from '../manifests/index.ts';
+import { buildDesiredState, diffDesired, type DesiredState, type DesiredDiff } from '../desired/desired-state.ts';
+import { objectKey } from '../redis/keys.ts';
+import { recordEvent } from '../state/events.ts';
+import type { SourceStatus } from '../state/records.ts';
+import type { Store } from '../state/store.ts';
+import { short } from '../status/deployment-status.ts';
+
+/**
+ * Turns the branch's newest commit into desired state in Redis, whole or not at all.
+ *
+ * A commit whose manifests all validate replaces the desired state in one MULTI (namespaces,
+ * deployments, source status). A commit with any error applies nothing: its errors go to the source
+ * status and an event, and the last good commit keeps running. Syncs are serialized; a sync asked
+ * for while one runs is run once more afterwards, so the newest commit is never missed.
+ */
+
+export type SyncResult =
+  | { outcome: 'unchanged'; commit: string }
+  | { outcome: 'applied'; commit: string; diff: DesiredDiff }
+  | { outcome: 'rejected'; commit: string; errors: string[] }
+  | { outcome: 'failed'; error: string };
+
+export interface HeadDiff {
+  commit: string;
+  valid: boolean;
+  errors: string[];
+  summary: string;
+  added: { name: string; changes: string[] }[];
+  changed: { name: string; changes: string[] }[];
+  removed: { name: string; changes: string[] }[];
+}
+
+export interface SourceSyncDeps {
+  store: Store;
+  source: GitSource;
+  branch: string;
+  maxFileBytes?: number;
+  /** Called with every deployment key whose desired state may have changed. */
+  enqueue: (key: string) => void;
+  log?: (line: string) => void;
+}
+
+export class SourceSync {
+  private running?: Promise<SyncResult>;
+  private again = false;
+
+  constructor(private readonly deps: SourceSyncDeps) {}
+
+  /** Syncs now, or right after the sync in flight; resolves with the result of a sync that began after the call. */
+  sync(): Promise<SyncResult> {
+    if (this.running) {
+      this.again = true;
+      return this.running.then(() => this.sync());
+    }
+    this.running = this.syncOnce().finally(() => {
+      this.running = undefined;
+      if (this.again) {
+        this.again = false;
+        void this.sync();
+      }
+    });
+    return this.running;
+  }
+
+  /** Reads and validates the branch head without applying it. */
+  async preview(ref?: string): Promise<{ commit: string; desired?: DesiredState; errors: string[] }> {
+    const commit = ref ?? (await this.deps.source.resolve());
+    const files = await this.deps.source.read(commit);
+    const loaded = loadManifests(files.files, { maxFileBytes: this.deps.maxFileBytes });
+    if (loaded.errors.length > 0) return { commit: files.commit, errors: loaded.errors.map((e) => e.toString()) };
+    return { commit: files.commit, desired: buildDesiredState(loaded.objects, files.commit, await this.deps.store.readDeployments()), errors: [] };
+  }
+
+  /** What syncing the branch head (or `ref`) would change, without changing anything. */
+  async diffHead(ref?: string): Promise<HeadDiff> {
+    const p = await this.preview(ref);
+    if (!p.desired) return { commit: p.commit, valid: false, errors: p.errors, summary: 'invalid', added: [], changed: [], removed: [] };
+    const d = diffDesired(await this.deps.store.readDeployments(), p.desired);
+    const name = (r: { namespace: string; name: string }) => `${r.namespace}/${r.name}`;
+    return {
+      commit: p.commit,
+      valid: true,
+      errors: [],
+      summary: d.summary,
+      added: d.added.map((r) => ({ name: name(r), changes: [`replicas ${r.replicas}`, `template ${r.templateHash}`] })),
+      changed: d.changed.map((c) => ({ name: name(c.after), changes: c.changes })),
+      removed: d.removed.map((r) => ({ name: name(r), changes: [`${r.replicas} replica(s) stopped`] })),
+    };
+  }
+
+  private async syncOnce(): Promise<SyncResult> {
+    const { store, source, log } = this.deps;
+    const prev = (await store.readSourceStatus()) ?? { source: source.describe(), branch: this.deps.branch };
+    const now = Date.now();
+    let commit: string;
+    try {
+      commit = await source.resolve();
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (prev.lastFetchError !== message) {
+        await store.writeSourceStatus({ ...prev, lastFetchError: message });
+        await recordEvent(store.redis, store.keys, { type: 'Warning', reason: 'FetchFailed', object: 'source', message });
+        log?.(`source: fetch failed: ${message}`);
+      }
+      return { outcome: 'failed', error: message };
+    }
+    if (commit === prev.lastAppliedCommit || commit === prev.rejectedCommit) {
+      if (prev.lastFetchError) await store.writeSourceStatus({ ...prev, lastFetchError: undefined });
+      return { outcome: 'unchanged', commit };
+    }
+
+    const preview = await this.preview(commit);
+    const base: SourceStatus = { ...prev, source: source.describe(), branch: this.deps.branch, lastAttemptedCommit: commit, lastAttemptedAt: now, lastFetchError: undefined };
+    if (!preview.desired) {
+      const errors = preview.errors;
+      await store.writeSourceStatus({ ...base, rejectedCommit: commit, errors, lastError: `${errors.length} error(s): ${errors[0]}` });
+      await recordEvent(store.redis, store.keys, { type: 'Warning', reason: 'CommitRejected', object: 'source', message: `commit ${short(commit)} rejected, keeping ${short(prev.lastAppliedCommit)}: ${errors.join('; ')}` });
+      log?.(`source: commit ${short(commit)} rejected (${errors.length} error(s)), keeping ${short(prev.lastAppliedCommit)}:\n  ${errors.join('\n  ')}`);
+      for (const key of await store.deploymentKeys()) this.deps.enqueue(key);
+      return { outcome: 'rejected', commit, errors };
+    }
+
+    const desired = preview.desired;
+    const current = await store.readDeployments();
+    const diff = diffDesired(current, desired);
+    const k = store.keys;
+    const status: SourceStatus = { ...base, lastAppliedCommit: commit, lastAppliedAt: now, rejectedCommit: undefined, errors: undefined, lastError: undefined };
+    const tx = store.redis.multi();
+    tx.del(k.namespaces);
+    for (const ns of desired.namespaces) tx.hset(k.namespaces, ns.name, JSON.stringify(ns));
+    for (const d of diff.removed) tx.del(k.deployment(d.namespace, d.name)).srem(k.deployments, objectKey(d.namespace, d.name));
+    for (const d of desired.deployments) tx.set(k.deployment(d.namespace, d.name), JSON.stringify(d)).sadd(k.deployments, objectKey(d.namespace, d.name));
+    tx.hset(k.source, 'status', JSON.stringify(status));
+    await tx.exec();
+
+    await recordEvent(store.redis, store.keys, { type: 'Normal', reason: 'CommitApplied', object: 'source', message: `commit ${short(commit)} applied: ${diff.summary}` });
+    log?.(`source: commit ${short(commit)} applied: ${diff.summary}`);
+    const keys = new Set([...current, ...desired.deployments].map((d) => objectKey(d.namespace, d.name)));
+    for (const key of keys) this.deps.enqueue(key);
+    return { outcome: 'applied', commit, diff };
+  }
+}

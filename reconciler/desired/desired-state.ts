@@ -1,0 +1,132 @@
+import { createHash } from 'node:crypto';
+import type { Deployment, Namespace } from '../../schemas/generated/index.ts';
+import { parseCpu, parseMemory } from '../manifests/quantity.ts';
+import { templateHash } from '../manifests/template-hash.ts';
+import type { ContainerSpec } from '../model.ts';
+import type { DeploymentRecord, NamespaceRecord } from '../state/records.ts';
+
+/**
+ * Desired state: what one commit's validated manifests mean, as records ready for Redis.
+ * Pure: no I/O. Generations carry over from the records currently stored, bumped only when a
+ * deployment's spec changed, so status can say whether it has caught up (observedGeneration).
+ */
+
+export interface DesiredState {
+  commit: string;
+  namespaces: NamespaceRecord[];
+  deployments: DeploymentRecord[];
+}
+
+export interface LoadedObject {
+  manifest: Deployment | Namespace;
+  file: string;
+  line: number;
+}
+
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    return `{${Object.keys(value as object).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+export function specHash(spec: unknown): string {
+  return createHash('sha256').update(canonical(spec)).digest('hex').slice(0, 16);
+}
+
+export function toDeploymentRecord(d: Deployment, commit: string, file: string, line: number, previous?: DeploymentRecord): DeploymentRecord {
+  const spec = d.spec;
+  const t = spec.template;
+  const containers: ContainerSpec[] = t.spec.containers.map((c) => ({
+    name: c.name,
+    ...(c.image !== undefined ? { image: c.image } : {}),
+    command: c.command ?? [],
+    args: c.args ?? [],
+    env: c.env ?? [],
+    ports: (c.ports ?? []).map((p) => (p.name ? { name: p.name, containerPort: p.containerPort } : { containerPort: p.containerPort })),
+    ...(c.workingDir !== undefined ? { workingDir: c.workingDir } : {}),
+    cpuMilli: c.resources?.cpu !== undefined ? parseCpu(c.resources.cpu) : 0,
+    memoryBytes: c.resources?.memory !== undefined ? parseMemory(c.resources.memory) : 0,
+  }));
+  const hashOfSpec = specHash(spec);
+  const generation = !previous ? 1 : previous.specHash === hashOfSpec ? previous.generation : previous.generation + 1;
+  return {
+    namespace: d.metadata.namespace ?? 'default',
+    name: d.metadata.name,
+    commit,
+    file,
+    line,
+    generation,
+    specHash: hashOfSpec,
+    replicas: spec.replicas ?? 1,
+    selector: spec.selector?.matchLabels ?? t.metadata.labels,
+    strategy: {
+      type: spec.strategy?.type ?? 'RollingUpdate',
+      maxSurge: spec.strategy?.rollingUpdate?.maxSurge ?? '25%',
+      maxUnavailable: spec.strategy?.rollingUpdate?.maxUnavailable ?? '25%',
+    },
+    templateHash: templateHash(d),
+    template: {
+      labels: t.metadata.labels,
+      containers,
+      cpuMilli: containers.reduce((s, c) => s + c.cpuMilli, 0),
+      memoryBytes: containers.reduce((s, c) => s + c.memoryBytes, 0),
+      nodeSelector: t.spec.nodeSelector ?? {},
+      restartPolicy: t.spec.restartPolicy ?? 'Always',
+      runtime: containers.some((c) => c.image) ? 'docker' : 'process',
+      terminationGracePeriodSeconds: t.spec.terminationGracePeriodSeconds ?? 10,
+    },
+    labels: d.metadata.labels ?? {},
+    annotations: d.metadata.annotations ?? {},
+  };
+}
+
+export function buildDesiredState(objects: LoadedObject[], commit: string, current: DeploymentRecord[]): DesiredState {
+  const prev = new Map(current.map((d) => [`${d.namespace}/${d.name}`, d]));
+  const namespaces: NamespaceRecord[] = [];
+  const deployments: DeploymentRecord[] = [];
+  for (const o of objects) {
+    const m = o.manifest;
+    if (m.kind === 'Namespace') {
+      namespaces.push({ name: m.metadata.name, commit, labels: m.metadata.labels ?? {}, annotations: m.metadata.annotations ?? {} });
+    } else {
+      const key = `${m.metadata.namespace ?? 'default'}/${m.metadata.name}`;
+      deployments.push(toDeploymentRecord(m, commit, o.file, o.line, prev.get(key)));
+    }
+  }
+  return { commit, namespaces, deployments };
+}
+
+export interface DesiredDiff {
+  added: DeploymentRecord[];
+  changed: { before: DeploymentRecord; after: DeploymentRecord; changes: string[] }[];
+  removed: DeploymentRecord[];
+  unchanged: number;
+  summary: string;
+}
+
+/** What applying `next` would change in the deployments, readable (used by sync and `gantry diff`). */
+export function diffDesired(current: DeploymentRecord[], next: DesiredState): DesiredDiff {
+  const key = (d: DeploymentRecord) => `${d.namespace}/${d.name}`;
+  const before = new Map(current.map((d) => [key(d), d]));
+  const after = new Map(next.deployments.map((d) => [key(d), d]));
+  const added: DeploymentRecord[] = [];
+  const changed: DesiredDiff['changed'] = [];
+  const removed: DeploymentRecord[] = [];
+  let unchanged = 0;
+  for (const [k, d] of after) {
+    const b = before.get(k);
+    if (!b) added.push(d);
+    else if (b.specHash !== d.specHash) {
+      const changes: string[] = [];
+      if (b.replicas !== d.replicas) changes.push(`replicas ${b.replicas} -> ${d.replicas}`);
+      if (b.templateHash !== d.templateHash) changes.push(`template ${b.templateHash} -> ${d.templateHash} (instances replaced)`);
+      if (changes.length === 0) changes.push('spec changed');
+      changed.push({ before: b, after: d, changes });
+    } else unchanged++;
+  }
+  for (const [k, b] of before) if (!after.has(k)) removed.push(b);
+  const summary = `+${added.length} ~${changed.length} -${removed.length}`;
+  return { added, changed, removed, unchanged, summary };
+}

@@ -1,0 +1,47 @@
+/**
+ * Errors raised by the Git source layer. Every message and data value is scrubbed of
+ * credentials before the error is constructed, and no raw `cause` is attached: Node's
+ * inspector prints causes verbatim, and isomorphic-git errors can echo URLs and headers.
+ */
+
+export type GitSourceErrorCode =
+  | 'NOT_A_REPOSITORY'
+  | 'BRANCH_NOT_FOUND'
+  | 'COMMIT_NOT_FOUND'
+  | 'SUBPATH_NOT_FOUND'
+  | 'INVALID_CONFIG'
+  | 'AUTH_FAILED'
+  | 'FETCH_FAILED'
+  | 'READ_FAILED';
+
+export class GitSourceError extends Error {
+  readonly code: GitSourceErrorCode;
+  readonly data: Record<string, unknown>;
+
+  constructor(code: GitSourceErrorCode, message: string, data: Record<string, unknown> = {}) {
+    super(message);
+    this.code = code;
+    this.data = data;
+  }
+
+  toJSON(): { name: string; code: GitSourceErrorCode; message: string; data: Record<string, unknown> } {
+    return { name: this.name, code: this.code, message: this.message, data: this.data };
+  }
+}
+
+// On the prototype, not as a field: the stack header is formatted inside super(), before fields exist.
+Object.defineProperty(GitSourceError.prototype, 'name', { value: 'GitSourceError', enumerable: false });
+
+export function isGitSourceError(err: unknown): err is GitSourceError {
+  return err instanceof GitSourceError;
+}
+
+/** The `code` isomorphic-git (or Node) put on an error, if any. */
+export function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}

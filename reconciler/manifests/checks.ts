@@ -1,0 +1,117 @@
+/**
+ * Checks of a schema-valid Deployment that JSON Schema cannot express: relations between fields,
+ * uniqueness within lists, and quantities that must parse. They run on what the user wrote (before
+ * defaults) so pointers refer to it.
+ */
+import type { Deployment, IntOrPercent } from '../../schemas/generated/index.ts';
+import { escapePointerToken } from './pointer.ts';
+import { parseCpu, parseMemory } from './quantity.ts';
+import type { ManifestIssue } from './validator.ts';
+
+function invalid(pointer: string, message: string, key = false): ManifestIssue {
+  return key ? { code: 'INVALID_VALUE', pointer, message, at: { pointer, key } } : { code: 'INVALID_VALUE', pointer, message };
+}
+
+function checkSelector(d: Deployment, issues: ManifestIssue[]): void {
+  const matchLabels = d.spec.selector?.matchLabels;
+  if (!matchLabels) return;
+  const templateLabels = d.spec.template.metadata.labels;
+  for (const [key, value] of Object.entries(matchLabels)) {
+    const pointer = `/spec/selector/matchLabels/${escapePointerToken(key)}`;
+    const actual = templateLabels[key];
+    if (actual === undefined) {
+      issues.push(invalid(pointer, `selector label ${key}=${value} is not among the template's labels`));
+    } else if (actual !== value) {
+      issues.push(invalid(pointer, `selector label ${key}=${value} does not match the template's label ${key}=${actual}`));
+    }
+  }
+}
+
+/** Reports each value after its first occurrence, naming the index where it first appeared. */
+function checkUnique<T>(
+  items: T[],
+  valueOf: (item: T) => string | number | undefined,
+  pointerOf: (index: number) => string,
+  describe: (value: string | number, firstIndex: number) => string,
+  issues: ManifestIssue[],
+): void {
+  const first = new Map<string | number, number>();
+  items.forEach((item, index) => {
+    const value = valueOf(item);
+    if (value === undefined) return;
+    const earlier = first.get(value);
+    if (earlier === undefined) first.set(value, index);
+    else issues.push(invalid(pointerOf(index), describe(value, earlier)));
+  });
+}
+
+function checkContainers(d: Deployment, issues: ManifestIssue[]): void {
+  const base = '/spec/template/spec/containers';
+  const containers = d.spec.template.spec.containers;
+  checkUnique(
+    containers,
+    (c) => c.name,
+    (i) => `${base}/${i}/name`,
+    (name, first) => `duplicate container name "${name}", also used by ${base}/${first}`,
+    issues,
+  );
+  containers.forEach((c, i) => {
+    const ports = c.ports ?? [];
+    const portsBase = `${base}/${i}/ports`;
+    checkUnique(
+      ports,
+      (p) => p.name,
+      (j) => `${portsBase}/${j}/name`,
+      (name, first) => `duplicate port name "${name}" in container "${c.name}", also used by ${portsBase}/${first}`,
+      issues,
+    );
+    checkUnique(
+      ports,
+      (p) => p.containerPort,
+      (j) => `${portsBase}/${j}/containerPort`,
+      (port, first) => `duplicate containerPort ${port} in container "${c.name}", also used by ${portsBase}/${first}`,
+      issues,
+    );
+    // The schema checks the shape; only parsing catches "0.0001" cores or sizes beyond 2^53.
+    const resources = c.resources;
+    for (const [field, parse] of [['cpu', parseCpu], ['memory', parseMemory]] as const) {
+      const value = resources?.[field];
+      if (value === undefined) continue;
+      try {
+        parse(value);
+      } catch (err) {
+        issues.push(invalid(`${base}/${i}/resources/${field}`, (err as Error).message));
+      }
+    }
+  });
+}
+
+function isZero(v: IntOrPercent | undefined): boolean {
+  return v === 0 || (typeof v === 'string' && /^0+%$/.test(v));
+}
+
+function checkStrategy(d: Deployment, issues: ManifestIssue[]): void {
+  const strategy = d.spec.strategy;
+  if (!strategy?.rollingUpdate) return;
+  const pointer = '/spec/strategy/rollingUpdate';
+  if (strategy.type === 'Recreate') {
+    issues.push(invalid(pointer, 'must not be set when the strategy type is Recreate', true));
+    return;
+  }
+  const { maxSurge, maxUnavailable } = strategy.rollingUpdate;
+  // Both default to 25%, so only explicit zeros can make both zero.
+  if (isZero(maxSurge) && isZero(maxUnavailable)) {
+    issues.push(invalid(pointer, 'maxSurge and maxUnavailable must not both be 0: the rollout could never replace an instance'));
+  }
+  if (typeof maxUnavailable === 'string' && Number.parseInt(maxUnavailable, 10) > 100) {
+    issues.push(invalid(`${pointer}/maxUnavailable`, 'must not be more than 100%'));
+  }
+}
+
+export function checkDeployment(d: Deployment): ManifestIssue[] {
+  const issues: ManifestIssue[] = [];
+  checkSelector(d, issues);
+  checkContainers(d, issues);
+  checkStrategy(d, issues);
+  return issues;
+}

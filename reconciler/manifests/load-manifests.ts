@@ -1,0 +1,250 @@
+/**
+ * Turns the files of a repository into validated manifest objects, or precise errors.
+ *
+ * Pure: callers pass file contents (from a Git tree, or from disk via validate-directory.ts). The
+ * loader never throws on bad input and never stops at the first problem: every file and document
+ * is checked and all errors are returned together, sorted by position.
+ *
+ * Objects are only returned for documents without errors; callers should not apply a result that
+ * has errors, since whatever a bad document describes is missing from `objects`.
+ */
+import { isScalar, isSeq, LineCounter, parseAllDocuments, visit, type Document } from 'yaml';
+import { ManifestError, type ManifestErrorCode } from './errors.ts';
+import { formatMemory } from './quantity.ts';
+import { DEFAULT_NAMESPACE, KINDS, type LoadedManifest, type ManifestObject, type SourceLocation } from './types.ts';
+import { identityOf, validateManifest } from './validator.ts';
+import { offsetOf } from './yaml-positions.ts';
+
+export interface ManifestFile {
+  /** Repository-relative, with '/' separators: what error messages show. */
+  path: string;
+  content: Uint8Array | string;
+  /** Size in bytes when known without reading the content (lets callers skip reading huge files). */
+  size?: number;
+}
+
+export interface LoadOptions {
+  /** Files larger than this are rejected without being parsed. Default 1 MiB. */
+  maxFileBytes?: number;
+  /** Most YAML aliases a document may use, and the limit on how much they may expand. Default 100. */
+  maxAliasCount?: number;
+}
+
+export interface LoadResult {
+  /** Valid manifests with defaults applied, sorted by kind (Namespace first), namespace and name. */
+  objects: LoadedManifest[];
+  /** Sorted by file, line and column. */
+  errors: ManifestError[];
+}
+
+export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
+export const DEFAULT_MAX_ALIAS_COUNT = 100;
+const MANIFEST_EXTENSIONS = /\.(ya?ml|json)$/;
+
+export function isManifestPath(path: string): boolean {
+  return MANIFEST_EXTENSIONS.test(path);
+}
+
+/** One parsed document (or element of a JSON array) that should be a manifest. */
+interface Candidate {
+  data: unknown;
+  source: SourceLocation;
+  locate(pointer: string, key: boolean): { line: number; column: number };
+}
+
+/** Collects the candidates and errors of one file. */
+class FileReader {
+  readonly candidates: Candidate[] = [];
+  readonly errors: ManifestError[] = [];
+  private readonly lineCounter = new LineCounter();
+
+  constructor(
+    private readonly file: ManifestFile,
+    private readonly opts: Required<LoadOptions>,
+  ) {}
+
+  private position(offset: number): { line: number; column: number } {
+    // Before parsing (a file rejected by size or encoding) the counter knows no lines yet.
+    if (this.lineCounter.lineStarts.length === 0) return { line: 1, column: 1 };
+    const { line, col } = this.lineCounter.linePos(offset);
+    return { line, column: col };
+  }
+
+  private fail(code: ManifestErrorCode, offset: number, message: string): void {
+    this.errors.push(new ManifestError({ code, file: this.file.path, ...this.position(offset), message }));
+  }
+
+  read(): void {
+    const { file, opts } = this;
+    const size = file.size ?? (typeof file.content === 'string' ? Buffer.byteLength(file.content) : file.content.byteLength);
+    if (size > opts.maxFileBytes) {
+      const limit = `${opts.maxFileBytes} bytes (${formatMemory(opts.maxFileBytes)})`;
+      this.fail('FILE_TOO_LARGE', 0, `file is ${size} bytes (${formatMemory(size)}), larger than the limit of ${limit}`);
+      return;
+    }
+    let text: string;
+    try {
+      text = typeof file.content === 'string' ? file.content : new TextDecoder('utf-8', { fatal: true }).decode(file.content);
+    } catch {
+      this.fail('YAML_SYNTAX', 0, 'file is not valid UTF-8 text');
+      return;
+    }
+    if (text.startsWith('\uFEFF')) text = text.slice(1);
+
+    const isJson = file.path.endsWith('.json');
+    const docs = parseAllDocuments(text, { lineCounter: this.lineCounter, prettyErrors: false, merge: true, uniqueKeys: true });
+    if (isJson && docs.length > 1) {
+      this.fail('YAML_SYNTAX', docs[1]!.range[0], 'a JSON file must hold one object or an array of objects');
+      return;
+    }
+    for (const doc of docs) this.readDocument(doc, isJson);
+  }
+
+  private readDocument(doc: Document.Parsed, isJson: boolean): void {
+    if (doc.errors.length > 0) {
+      for (const e of doc.errors) this.fail('YAML_SYNTAX', e.pos[0], e.message.replace(/\s+/g, ' '));
+      return;
+    }
+    const root = doc.contents;
+    // Empty documents (a trailing `---`, only comments, or `~`) are skipped, as kubectl does.
+    if (root === null || (isScalar(root) && root.value === null)) return;
+    if (!this.checkAliases(doc)) return;
+
+    let data: unknown;
+    try {
+      data = doc.toJS({ maxAliasCount: this.opts.maxAliasCount });
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      if (err instanceof ReferenceError && /alias/i.test(message)) {
+        this.fail('ALIAS_LIMIT', root.range[0], `aliases expand beyond the limit of ${this.opts.maxAliasCount} (an alias bomb?)`);
+      } else {
+        this.fail('YAML_SYNTAX', root.range[0], message);
+      }
+      return;
+    }
+    if (isJson && isSeq(root) && Array.isArray(data)) {
+      data.forEach((item, i) => this.addCandidate(doc, root.items[i], item));
+    } else {
+      this.addCandidate(doc, root, data);
+    }
+  }
+
+  /** Counts aliases before anything expands them, and reports ones that point nowhere. */
+  private checkAliases(doc: Document.Parsed): boolean {
+    let count = 0;
+    let ok = true;
+    visit(doc, {
+      Alias: (_key, alias) => {
+        count++;
+        if (!alias.resolve(doc)) {
+          this.fail('YAML_SYNTAX', alias.range?.[0] ?? 0, `unresolved alias *${alias.source}`);
+          ok = false;
+        } else if (count === this.opts.maxAliasCount + 1) {
+          this.fail('ALIAS_LIMIT', alias.range?.[0] ?? 0, `document has more than ${this.opts.maxAliasCount} aliases`);
+          ok = false;
+        }
+      },
+    });
+    return ok;
+  }
+
+  private addCandidate(doc: Document.Parsed, node: unknown, data: unknown): void {
+    const locate = (pointer: string, key: boolean) => this.position(offsetOf(doc, node, pointer, key));
+    this.candidates.push({ data, source: { file: this.file.path, ...locate('', false) }, locate });
+  }
+}
+
+function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function objectOrder(o: ManifestObject): [number, string, string] {
+  const namespace = o.kind === 'Namespace' ? '' : o.metadata.namespace;
+  return [KINDS.indexOf(o.kind), namespace, o.metadata.name];
+}
+
+function compareObjects(a: LoadedManifest, b: LoadedManifest): number {
+  const [ka, na, ma] = objectOrder(a.manifest);
+  const [kb, nb, mb] = objectOrder(b.manifest);
+  return ka - kb || compareStrings(na, nb) || compareStrings(ma, mb);
+}
+
+function compareErrors(a: ManifestError, b: ManifestError): number {
+  return compareStrings(a.file, b.file) || a.line - b.line || a.column - b.column;
+}
+
+function identityKey(data: unknown): string | undefined {
+  const { kind, namespace, name } = identityOf(data);
+  if (kind === undefined || name === undefined || (kind !== 'Namespace' && namespace === undefined)) return undefined;
+  return `${kind}\0${namespace ?? ''}\0${name}`;
+}
+
+function describeObject(data: unknown): string {
+  const { kind, namespace, name } = identityOf(data);
+  return kind === 'Namespace' ? `${kind} ${name}` : `${kind} ${namespace}/${name}`;
+}
+
+/** Parses and validates manifest files. Non-manifest files (by extension) are ignored. Never throws. */
+export function loadManifests(files: ManifestFile[], options: LoadOptions = {}): LoadResult {
+  const opts: Required<LoadOptions> = {
+    maxFileBytes: options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
+    maxAliasCount: options.maxAliasCount ?? DEFAULT_MAX_ALIAS_COUNT,
+  };
+  const errors: ManifestError[] = [];
+  const candidates: Candidate[] = [];
+  // Path order makes "first definition" of a duplicate independent of how files were listed.
+  const sorted = files.filter((f) => isManifestPath(f.path)).sort((a, b) => compareStrings(a.path, b.path));
+  for (const file of sorted) {
+    const reader = new FileReader(file, opts);
+    try {
+      reader.read();
+    } catch (err) {
+      // Not expected from any input; kept so one odd file cannot hide the errors of the others.
+      const message = `file could not be parsed: ${err instanceof Error ? err.message : String(err)}`;
+      errors.push(new ManifestError({ code: 'YAML_SYNTAX', file: file.path, line: 1, column: 1, message }));
+      continue;
+    }
+    errors.push(...reader.errors);
+    candidates.push(...reader.candidates);
+  }
+
+  /** `at` is what to point at in the source when it is not the value at `pointer` (such as a key). */
+  const report = (c: Candidate, code: ManifestErrorCode, message: string, pointer = '', at = { pointer, key: false }) => {
+    const { line, column } = c.locate(at.pointer, at.key);
+    errors.push(new ManifestError({ code, file: c.source.file, line, column, ...identityOf(c.data), pointer, message }));
+  };
+
+  const declaredNamespaces = new Set([DEFAULT_NAMESPACE]);
+  const firstDefinition = new Map<string, Candidate>();
+  const valid: { candidate: Candidate; object: ManifestObject }[] = [];
+  for (const c of candidates) {
+    const { kind, name } = identityOf(c.data);
+    // Counted even when the Namespace document is invalid: its own errors say what is wrong.
+    if (kind === 'Namespace' && name !== undefined) declaredNamespaces.add(name);
+
+    const key = identityKey(c.data);
+    const first = key === undefined ? undefined : firstDefinition.get(key);
+    if (key !== undefined && !first) firstDefinition.set(key, c);
+    if (first) {
+      const { file, line, column } = first.source;
+      report(c, 'DUPLICATE', `duplicate ${describeObject(c.data)}, also defined at ${file}:${line}:${column}`);
+    }
+
+    const { object, issues } = validateManifest(c.data);
+    for (const issue of issues) report(c, issue.code, issue.message, issue.pointer, issue.at);
+    if (object && !first) valid.push({ candidate: c, object });
+  }
+
+  const objects: LoadedManifest[] = [];
+  for (const { candidate, object } of valid) {
+    if (object.kind === 'Deployment' && !declaredNamespaces.has(object.metadata.namespace)) {
+      const message = `namespace "${object.metadata.namespace}" is not declared by any Namespace manifest`;
+      report(candidate, 'NAMESPACE_NOT_DECLARED', message, '/metadata/namespace');
+      continue;
+    }
+    objects.push({ manifest: object, ...candidate.source });
+  }
+  objects.sort(compareObjects);
+  errors.sort(compareErrors);
+  return { objects, errors };
+}

@@ -1,0 +1,74 @@
+/**
+ * Applies the schemas' defaults to valid documents, giving the manifest objects the rest of Gantry
+ * uses. The values here mirror the `default` keywords in schemas/*.schema.json; a unit test walks
+ * the schemas to keep the two in agreement.
+ *
+ * Adding a default to the pod template changes the template hash of every deployment (and so rolls
+ * them all), because hashes are taken over the normalized template.
+ */
+import type { Container, Deployment, DeploymentStrategy, Namespace } from '../../schemas/generated/index.ts';
+import { DEFAULT_NAMESPACE } from './types.ts';
+import type { ContainerObject, DeploymentObject, NamespaceObject, StrategyObject } from './types.ts';
+
+const DEFAULT_MAX_SURGE = '25%';
+const DEFAULT_MAX_UNAVAILABLE = '25%';
+
+export function normalizeNamespace(input: Namespace): NamespaceObject {
+  // A copy: YAML aliases make several places share one object, and callers may mutate.
+  const ns = structuredClone(input);
+  return {
+    ...ns,
+    metadata: { ...ns.metadata, labels: ns.metadata.labels ?? {}, annotations: ns.metadata.annotations ?? {} },
+    spec: ns.spec ?? {},
+  };
+}
+
+function normalizeStrategy(strategy: DeploymentStrategy | undefined): StrategyObject {
+  if (strategy?.type === 'Recreate') return { ...strategy, type: 'Recreate' };
+  return {
+    ...strategy,
+    type: 'RollingUpdate',
+    rollingUpdate: {
+      ...strategy?.rollingUpdate,
+      maxSurge: strategy?.rollingUpdate?.maxSurge ?? DEFAULT_MAX_SURGE,
+      maxUnavailable: strategy?.rollingUpdate?.maxUnavailable ?? DEFAULT_MAX_UNAVAILABLE,
+    },
+  };
+}
+
+function normalizeContainer(c: Container): ContainerObject {
+  return { ...c, args: c.args ?? [], env: c.env ?? [], ports: c.ports ?? [] };
+}
+
+export function normalizeDeployment(input: Deployment): DeploymentObject {
+  const d = structuredClone(input);
+  const { template } = d.spec;
+  const [first, ...rest] = template.spec.containers;
+  return {
+    ...d,
+    metadata: {
+      ...d.metadata,
+      namespace: d.metadata.namespace ?? DEFAULT_NAMESPACE,
+      labels: d.metadata.labels ?? {},
+      annotations: d.metadata.annotations ?? {},
+    },
+    spec: {
+      ...d.spec,
+      replicas: d.spec.replicas ?? 1,
+      // Without a selector, a deployment owns the instances that carry all of its template's labels.
+      selector: d.spec.selector ?? { matchLabels: { ...template.metadata.labels } },
+      strategy: normalizeStrategy(d.spec.strategy),
+      template: {
+        ...template,
+        metadata: { ...template.metadata, annotations: template.metadata.annotations ?? {} },
+        spec: {
+          ...template.spec,
+          containers: [normalizeContainer(first), ...rest.map(normalizeContainer)],
+          nodeSelector: template.spec.nodeSelector ?? {},
+          restartPolicy: template.spec.restartPolicy ?? 'Always',
+          terminationGracePeriodSeconds: template.spec.terminationGracePeriodSeconds ?? 10,
+        },
+      },
+    },
+  };
+}

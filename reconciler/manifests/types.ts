@@ -1,0 +1,89 @@
+/**
+ * Manifests as the rest of Gantry sees them: the types generated from schemas/ with every default
+ * applied, so consumers never repeat a default. Defaults live in the schemas (`default`) and are
+ * applied by normalize.ts; a unit test checks the two agree.
+ */
+import type {
+  Annotations,
+  Container,
+  ContainerPort,
+  Deployment,
+  DeploymentMetadata,
+  DeploymentSpec,
+  EnvVar,
+  Labels,
+  Namespace,
+  NamespaceMetadata,
+  NamespaceSpec,
+  PodSpec,
+  PodTemplate,
+  TemplateMetadata,
+} from '../../schemas/generated/index.ts';
+
+export const API_VERSION = 'gantry.dev/v1';
+/** Kinds in the order they are applied and listed: namespaces before what they contain. */
+export const KINDS = ['Namespace', 'Deployment'] as const;
+export type ManifestKind = (typeof KINDS)[number];
+export const DEFAULT_NAMESPACE = 'default';
+
+export type RestartPolicy = NonNullable<PodSpec['restartPolicy']>;
+
+export interface NamespaceObject extends Namespace {
+  metadata: NamespaceMetadata & { labels: Labels; annotations: Annotations };
+  spec: NamespaceSpec;
+}
+
+export interface ContainerObject extends Container {
+  args: string[];
+  env: EnvVar[];
+  ports: ContainerPort[];
+}
+
+export interface PodSpecObject extends PodSpec {
+  containers: [ContainerObject, ...ContainerObject[]];
+  nodeSelector: Record<string, string>;
+  restartPolicy: RestartPolicy;
+  terminationGracePeriodSeconds: number;
+}
+
+export interface PodTemplateObject extends PodTemplate {
+  metadata: TemplateMetadata & { annotations: Annotations };
+  spec: PodSpecObject;
+}
+
+/** maxSurge and maxUnavailable: a count, or a percentage of replicas such as "25%". */
+export type IntOrPercent = number | string;
+
+export type StrategyObject =
+  | { type: 'RollingUpdate'; rollingUpdate: { maxSurge: IntOrPercent; maxUnavailable: IntOrPercent } }
+  | { type: 'Recreate' };
+
+export interface DeploymentSpecObject extends DeploymentSpec {
+  replicas: number;
+  selector: { matchLabels: Labels };
+  strategy: StrategyObject;
+  template: PodTemplateObject;
+}
+
+export interface DeploymentObject extends Deployment {
+  metadata: DeploymentMetadata & { namespace: string; labels: Labels; annotations: Annotations };
+  spec: DeploymentSpecObject;
+}
+
+/** A valid manifest with defaults applied; `kind` tells which. */
+export type ManifestObject = NamespaceObject | DeploymentObject;
+
+/** Where a manifest was written: the start of its document (1-based line and column). */
+export interface SourceLocation {
+  file: string;
+  line: number;
+  column: number;
+}
+
+/**
+ * A valid manifest and where it was written. The manifest is kept apart from its location so it is
+ * exactly what the user wrote plus defaults (what gets stored, compared and hashed).
+ */
+export interface LoadedManifest<M extends ManifestObject = ManifestObject> extends SourceLocation {
+  manifest: M;
+}

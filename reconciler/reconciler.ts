@@ -1,0 +1,109 @@
+import type { FastifyInstance } from 'fastify';
+import type { Redis } from 'ioredis';
+import { startApi } from './api/server.ts';
+import { reconcileDeployment } from './controller/deployment-reconciler.ts';
+import { SourceSync } from './controller/source-sync.ts';
+import { WorkQueue } from './controller/work-queue.ts';
+import { createGitSource, type GitSource, type SourceConfig } from './git/source.ts';
+import { Queues } from './queue/queues.ts';
+import { connectRedis } from './redis/connection.ts';
+import { createKeys, objectKey } from './redis/keys.ts';
+import { Scheduler } from './scheduler/scheduler.ts';
+import { Store } from './state/store.ts';
+import { VERSION } from './version.ts';
+
+/**
+ * The reconciler process: Git source -> desired state, deployment controller, scheduler, API.
+ *
+ * Triggers, all of them hints: the source's watcher (chokidar on refs, or the poll for a remote),
+ * POST /api/v1/sync, and messages on the changes channel (agents' status reports, node joins).
+ * A periodic resync re-enqueues every deployment and pending instance, so anything a lost hint
+ * failed to announce is caught within `resyncMs`.
+ */
+
+export interface ReconcilerOptions {
+  redisUrl: string;
+  prefix?: string;
+  source: SourceConfig;
+  apiHost?: string;
+  /** 0 picks a free port. */
+  apiPort?: number;
+  resyncMs?: number;
+  nodeReadyMs?: number;
+  maxFileBytes?: number;
+  log?: (line: string) => void;
+}
+
+export interface ReconcilerHandle {
+  url: string;
+  sync: SourceSync;
+  queue: WorkQueue;
+  store: Store;
+  stop(): Promise<void>;
+}
+
+export async function startReconciler(opts: ReconcilerOptions): Promise<ReconcilerHandle> {
+  const log = opts.log ?? (() => {});
+  const keys = createKeys(opts.prefix);
+  const redis: Redis = connectRedis(opts.redisUrl, 'gantry-reconciler');
+  const sub: Redis = connectRedis(opts.redisUrl, 'gantry-reconciler-sub');
+  const store = new Store(redis, keys);
+  const queues = new Queues(redis, keys);
+  const nodeReadyMs = opts.nodeReadyMs ?? 20_000;
+  const resyncMs = opts.resyncMs ?? 10_000;
+
+  const scheduler = new Scheduler({ redisUrl: opts.redisUrl, store, queues, keys, nodeReadyMs, log });
+  const queue = new WorkQueue((key) => reconcileDeployment({ store, queues, log }, key), {
+    onError: (key, err, retryIn) => log(`reconcile ${key} failed (retry in ${retryIn} ms): ${err instanceof Error ? err.message : String(err)}`),
+  });
+  const source: GitSource = createGitSource(opts.source);
+  const sync = new SourceSync({ store, source, branch: opts.source.branch, maxFileBytes: opts.maxFileBytes, enqueue: (k) => queue.add(k), log });
+
+  await sub.subscribe(keys.changesChannel);
+  sub.on('message', (_channel: string, message: string) => {
+    if (message.startsWith('node/')) {
+      scheduler.invalidate();
+      void scheduler.retryPending().catch((err) => log(`scheduler: ${err.message}`));
+    } else if (message.includes('/')) {
+      queue.add(message);
+    }
+  });
+
+  const resync = async () => {
+    // Deployments in Git, plus any that only instances still name (pruned, not yet drained).
+    const keysToSync = new Set(await store.deploymentKeys());
+    for (const i of await store.readAllInstances()) keysToSync.add(objectKey(i.record.namespace, i.record.deployment));
+    for (const k of keysToSync) queue.add(k);
+    await scheduler.retryPending();
+  };
+  const safe = (what: string, p: Promise<unknown>) => p.catch((err) => log(`${what}: ${err instanceof Error ? err.message : String(err)}`));
+
+  scheduler.start();
+  const { app, url }: { app: FastifyInstance; url: string } = await startApi(
+    { store, sync, nodeReadyMs, version: VERSION },
+    { host: opts.apiHost ?? '127.0.0.1', port: opts.apiPort ?? 7070 },
+  );
+  source.watch(() => void safe('sync', sync.sync()));
+  const timer = setInterval(() => void safe('resync', resync()), resyncMs);
+  timer.unref();
+  await safe('sync', sync.sync());
+  await safe('resync', resync());
+  log(`reconciler: API on ${url}, source ${source.describe()}`);
+
+  return {
+    url,
+    sync,
+    queue,
+    store,
+    async stop() {
+      clearInterval(timer);
+      queue.stop();
+      await source.close();
+      await app.close();
+      await scheduler.stop();
+      await queues.close();
+      sub.disconnect();
+      redis.disconnect();
+    },
+  };
+}

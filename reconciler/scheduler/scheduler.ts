@@ -1,0 +1,176 @@
+import { Worker } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { InstanceRecord } from '../model.ts';
+import { connectRedis } from '../redis/connection.ts';
+import { QUEUE_SCHEDULE, type Keys } from '../redis/keys.ts';
+import type { Queues, ScheduleJob } from '../queue/queues.ts';
+import { recordEvent } from '../state/events.ts';
+import type { Store, StoredNode } from '../state/store.ts';
+import { selectNode, type NodeView } from './select-node.ts';
+import { instanceGroup } from '../plan/compute-plan.ts';
+
+/**
+ * The scheduler: a BullMQ worker that places pending instances on nodes.
+ *
+ * A job only names an instance; the handler re-reads it and does nothing if it is bound or gone.
+ * Binding goes through the bind-instance Lua script, which re-checks capacity inside Redis, so
+ * several schedulers (or a stale node snapshot here) can never over-commit a node: a lost race
+ * just moves on to the next-ranked node.
+ */
+
+export interface SchedulerOptions {
+  redisUrl: string;
+  store: Store;
+  queues: Queues;
+  keys: Keys;
+  /** A node whose last heartbeat is older than this is not ready. */
+  nodeReadyMs?: number;
+  concurrency?: number;
+  /** How long a node snapshot may be reused between placements. */
+  snapshotMs?: number;
+  log?: (line: string) => void;
+}
+
+export type ScheduleOutcome = 'bound' | 'pending' | 'gone';
+
+export class Scheduler {
+  private worker?: Worker<ScheduleJob>;
+  private workerConnection?: Redis;
+  private snapshot?: { at: number; nodes: StoredNode[] };
+  private readonly chains = new Map<string, Promise<void>>();
+  private readonly nodeReadyMs: number;
+  private readonly snapshotMs: number;
+
+  constructor(private readonly opts: SchedulerOptions) {
+    this.nodeReadyMs = opts.nodeReadyMs ?? 20_000;
+    this.snapshotMs = opts.snapshotMs ?? 500;
+  }
+
+  start(): void {
+    this.workerConnection = connectRedis(this.opts.redisUrl, 'gantry-scheduler');
+    this.worker = new Worker<ScheduleJob>(QUEUE_SCHEDULE, async (job) => this.scheduleOne(job.data.instanceId), {
+      connection: this.workerConnection,
+      prefix: this.opts.keys.bullPrefix,
+      concurrency: this.opts.concurrency ?? 4,
+    });
+    this.worker.on('error', (err) => this.opts.log?.(`scheduler: ${err.message}`));
+  }
+
+  async stop(): Promise<void> {
+    await this.worker?.close();
+    this.workerConnection?.disconnect();
+  }
+
+  /** Forget the node snapshot (a node joined, left or freed room). */
+  invalidate(): void {
+    this.snapshot = undefined;
+  }
+
+  /** Re-enqueue every pending instance: called when nodes change and on the periodic resync. */
+  async retryPending(): Promise<number> {
+    const { store, keys, queues } = this.opts;
+    const ids = await store.redis.smembers(keys.pendingInstances);
+    const insts = await store.readInstances(ids);
+    for (const i of insts) if (!i.record.node) await queues.enqueueSchedule(i.record.id, i.record.uid);
+    return insts.length;
+  }
+
+  private async nodes(fresh: boolean): Promise<StoredNode[]> {
+    const now = Date.now();
+    if (fresh || !this.snapshot || now - this.snapshot.at > this.snapshotMs) {
+      this.snapshot = { at: now, nodes: await this.opts.store.readNodes() };
+    }
+    return this.snapshot.nodes;
+  }
+
+  /**
+   * Places one instance. Placements of one deployment are serialized in this process so that each
+   * sees where its siblings went (spread); different deployments are placed concurrently.
+   */
+  async scheduleOne(instanceId: string): Promise<ScheduleOutcome> {
+    const key = instanceGroup(instanceId);
+    const prev = this.chains.get(key) ?? Promise.resolve();
+    const run = prev.then(() => this.place(instanceId));
+    const tail = run.then(() => undefined, () => undefined);
+    this.chains.set(key, tail);
+    void tail.then(() => {
+      if (this.chains.get(key) === tail) this.chains.delete(key);
+    });
+    return run;
+  }
+
+  private async place(instanceId: string): Promise<ScheduleOutcome> {
+    const { store, keys } = this.opts;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const [inst] = await store.readInstances([instanceId]);
+      if (!inst) return 'gone';
+      if (inst.record.node) return 'bound';
+      const rec = inst.record;
+      const nodes = await this.nodes(attempt > 0);
+      const views = await this.views(rec, nodes);
+      const placement = selectNode(rec, views);
+      if ('reason' in placement) {
+        if (rec.pendingReason !== placement.reason) {
+          const next: InstanceRecord = { ...rec, pendingReason: placement.reason };
+          if ((await store.scripts.compareAndSet(keys.instance(rec.id), inst.raw, JSON.stringify(next))) === 1) {
+            await recordEvent(store.redis, keys, { type: 'Warning', reason: 'FailedScheduling', object: `instance/${rec.id}`, message: placement.reason });
+            await this.publishChange(rec);
+          }
+        }
+        return 'pending';
+      }
+      let raced = false;
+      for (const nodeName of placement.ranked) {
+        const next: InstanceRecord = { ...rec, node: nodeName, boundAt: Date.now() };
+        delete next.pendingReason;
+        const res = await store.scripts.bindInstance(
+          [keys.instance(rec.id), keys.node(nodeName), keys.nodeAlloc(nodeName), keys.nodeInstances(nodeName), keys.pendingInstances],
+          inst.raw,
+          JSON.stringify(next),
+          rec.id,
+          rec.cpuMilli,
+          rec.memoryBytes,
+        );
+        if (res === 1) {
+          const cached = nodes.find((n) => n.record.name === nodeName);
+          if (cached) {
+            cached.alloc.cpuMilli += rec.cpuMilli;
+            cached.alloc.memoryBytes += rec.memoryBytes;
+            cached.alloc.instances += 1;
+          }
+          await this.opts.queues.enqueueNode(nodeName, 'start', rec.id, rec.uid);
+          await recordEvent(store.redis, keys, { type: 'Normal', reason: 'Scheduled', object: `instance/${rec.id}`, message: `bound to ${nodeName}` });
+          await this.publishChange(rec);
+          return 'bound';
+        }
+        if (res === 0) {
+          raced = true; // the record moved under us: re-read it
+          break;
+        }
+        // Node full, cordoned or gone since the snapshot: try the next one.
+      }
+      if (!raced) this.invalidate();
+    }
+    return 'pending';
+  }
+
+  private async views(rec: InstanceRecord, nodes: StoredNode[]): Promise<NodeView[]> {
+    const siblings = await this.opts.store.redis.smembers(this.opts.keys.deploymentInstances(rec.namespace, rec.deployment));
+    const perNode = new Map<string, number>();
+    if (siblings.length > 1) {
+      const insts = await this.opts.store.readInstances(siblings.filter((s) => s !== rec.id));
+      for (const i of insts) if (i.record.node) perNode.set(i.record.node, (perNode.get(i.record.node) ?? 0) + 1);
+    }
+    const now = Date.now();
+    return nodes.map((n) => ({
+      record: n.record,
+      alloc: n.alloc,
+      ready: now - n.heartbeatAt <= this.nodeReadyMs,
+      sameDeployment: perNode.get(n.record.name) ?? 0,
+    }));
+  }
+
+  private async publishChange(rec: InstanceRecord): Promise<void> {
+    await this.opts.store.redis.publish(this.opts.keys.changesChannel, `${rec.namespace}/${rec.deployment}`);
+  }
+}

@@ -1,0 +1,69 @@
+import type { InstanceRecord, NodeAllocation, NodeRecord } from '../model.ts';
+
+/**
+ * The scheduler's pure decision: filter the nodes an instance may go to, then score them.
+ *
+ * Filters, in order (the first one a node fails is its reason): node ready, not cordoned, offers
+ * the runtime, nodeSelector matches, CPU fits, memory fits. Scores: fewest instances of the same
+ * deployment first (spread), then least allocated (mean free share of CPU and memory), then name.
+ */
+
+export interface NodeView {
+  record: NodeRecord;
+  alloc: NodeAllocation;
+  ready: boolean;
+  /** Instances of the deployment being placed that are already bound to this node. */
+  sameDeployment: number;
+}
+
+export type Placement = { node: string; ranked: string[] } | { reason: string };
+
+const REASONS = {
+  notReady: 'node not ready',
+  cordoned: 'node cordoned',
+  runtime: 'runtime not offered',
+  selector: 'node selector mismatch',
+  cpu: 'insufficient cpu',
+  memory: 'insufficient memory',
+} as const;
+type ReasonKey = keyof typeof REASONS;
+
+export function filterNode(inst: Pick<InstanceRecord, 'runtime' | 'nodeSelector' | 'cpuMilli' | 'memoryBytes'>, n: NodeView): ReasonKey | undefined {
+  if (!n.ready) return 'notReady';
+  if (n.record.cordoned) return 'cordoned';
+  if (!n.record.runtimes.includes(inst.runtime)) return 'runtime';
+  for (const [k, v] of Object.entries(inst.nodeSelector)) {
+    if (n.record.labels[k] !== v) return 'selector';
+  }
+  if (n.alloc.cpuMilli + inst.cpuMilli > n.record.cpuMilli) return 'cpu';
+  if (n.alloc.memoryBytes + inst.memoryBytes > n.record.memoryBytes) return 'memory';
+  return undefined;
+}
+
+function freeShare(n: NodeView): number {
+  const cpu = n.record.cpuMilli > 0 ? (n.record.cpuMilli - n.alloc.cpuMilli) / n.record.cpuMilli : 0;
+  const mem = n.record.memoryBytes > 0 ? (n.record.memoryBytes - n.alloc.memoryBytes) / n.record.memoryBytes : 0;
+  return (cpu + mem) / 2;
+}
+
+export function selectNode(inst: Pick<InstanceRecord, 'runtime' | 'nodeSelector' | 'cpuMilli' | 'memoryBytes'>, nodes: NodeView[]): Placement {
+  const fits: NodeView[] = [];
+  const counts = new Map<ReasonKey, number>();
+  for (const n of nodes) {
+    const why = filterNode(inst, n);
+    if (why) counts.set(why, (counts.get(why) ?? 0) + 1);
+    else fits.push(n);
+  }
+  if (fits.length === 0) return { reason: unschedulableReason(nodes.length, counts) };
+  fits.sort((a, b) => a.sameDeployment - b.sameDeployment || freeShare(b) - freeShare(a) || (a.record.name < b.record.name ? -1 : 1));
+  return { node: fits[0]!.record.name, ranked: fits.map((n) => n.record.name) };
+}
+
+/** `0/3 nodes available: 2 insufficient memory, 1 node selector mismatch` */
+export function unschedulableReason(total: number, counts: Map<ReasonKey, number>): string {
+  if (total === 0) return '0/0 nodes available: no nodes registered';
+  const parts = [...counts.entries()]
+    .sort((a, b) => b[1] - a[1] || (REASONS[a[0]] < REASONS[b[0]] ? -1 : 1))
+    .map(([k, c]) => `${c} ${REASONS[k]}`);
+  return `0/${total} nodes available: ${parts.join(', ')}`;
+}

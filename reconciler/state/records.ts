@@ -1,0 +1,84 @@
+import type { ContainerSpec, RestartPolicy, Runtime } from '../model.ts';
+
+/** What every instance of one template revision shares; the planner stamps ids and ordinals. */
+export interface InstanceTemplate {
+  labels: Record<string, string>;
+  containers: ContainerSpec[];
+  cpuMilli: number;
+  memoryBytes: number;
+  nodeSelector: Record<string, string>;
+  restartPolicy: RestartPolicy;
+  runtime: Runtime;
+  terminationGracePeriodSeconds: number;
+}
+
+export type IntOrPercent = number | string;
+
+/** A desired deployment as stored in Redis: the manifest's meaning, resolved, plus its origin. */
+export interface DeploymentRecord {
+  namespace: string;
+  name: string;
+  /** Commit the manifest was read from. */
+  commit: string;
+  /** Manifest file (repo-relative) and line, for messages. */
+  file: string;
+  line: number;
+  /** Bumped whenever the spec changes (not when only the commit does). */
+  generation: number;
+  /** Hash of the spec, to tell whether the generation must move. */
+  specHash: string;
+  replicas: number;
+  selector: Record<string, string>;
+  strategy: { type: 'RollingUpdate' | 'Recreate'; maxSurge: IntOrPercent; maxUnavailable: IntOrPercent };
+  templateHash: string;
+  template: InstanceTemplate;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+export interface NamespaceRecord {
+  name: string;
+  commit: string;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason: string;
+  message: string;
+  lastTransitionTime: number;
+}
+
+export interface DeploymentStatus {
+  namespace: string;
+  name: string;
+  replicas: number;
+  desiredReplicas: number;
+  updatedReplicas: number;
+  readyReplicas: number;
+  availableReplicas: number;
+  pendingReplicas: number;
+  observedCommit: string;
+  observedGeneration: number;
+  templateHash: string;
+  conditions: Condition[];
+  updatedAt: number;
+}
+
+export interface SourceStatus {
+  source: string;
+  branch: string;
+  /** Commit currently applied (the last good one). */
+  lastAppliedCommit?: string;
+  lastAppliedAt?: number;
+  /** Last commit looked at, good or not. */
+  lastAttemptedCommit?: string;
+  lastAttemptedAt?: number;
+  /** Set while the newest commit is rejected; cleared by the next good commit. */
+  rejectedCommit?: string;
+  lastError?: string;
+  errors?: string[];
+  lastFetchError?: string;
+}

@@ -1,0 +1,95 @@
+import { isReady, type ActualInstance } from '../plan/compute-plan.ts';
+import type { Condition, DeploymentRecord, DeploymentStatus, IntOrPercent, SourceStatus } from '../state/records.ts';
+
+/**
+ * Pure computation of a deployment's status from its desired record and its instances.
+ *
+ * Conditions follow Kubernetes' Deployment:
+ * - Available: True when at least replicas - maxUnavailable instances are ready.
+ * - Progressing: True while converging (ReplicaSetUpdating) or once done (NewReplicaSetAvailable);
+ *   False with reason InstancesPending when replicas cannot be placed.
+ * - SourceRejected (negative polarity, present only when True): the newest commit was rejected, so
+ *   this deployment still runs what the last good commit said.
+ */
+
+export const CONDITION_AVAILABLE = 'Available';
+export const CONDITION_PROGRESSING = 'Progressing';
+export const CONDITION_SOURCE_REJECTED = 'SourceRejected';
+
+/** Kubernetes' rounding: surge rounds up, unavailable rounds down. */
+export function resolveIntOrPercent(value: IntOrPercent, total: number, roundUp: boolean): number {
+  if (typeof value === 'number') return value;
+  const pct = Number.parseInt(value, 10);
+  const exact = (pct * total) / 100;
+  return roundUp ? Math.ceil(exact) : Math.floor(exact);
+}
+
+export function computeDeploymentStatus(
+  desired: DeploymentRecord,
+  instances: ActualInstance[],
+  source: SourceStatus | undefined,
+  previous: DeploymentStatus | undefined,
+  now: number,
+): DeploymentStatus {
+  const updated = instances.filter((i) => i.record.templateHash === desired.templateHash);
+  const ready = instances.filter(isReady);
+  const updatedReady = updated.filter(isReady);
+  const pending = instances.filter((i) => !i.record.node);
+  const maxUnavailable = resolveIntOrPercent(desired.strategy.maxUnavailable, desired.replicas, false);
+
+  const conditions: Condition[] = [];
+  const availableOk = ready.length >= desired.replicas - maxUnavailable;
+  conditions.push({
+    type: CONDITION_AVAILABLE,
+    status: availableOk ? 'True' : 'False',
+    reason: availableOk ? 'MinimumReplicasAvailable' : 'MinimumReplicasUnavailable',
+    message: `${ready.length}/${desired.replicas} replicas ready (maxUnavailable ${maxUnavailable})`,
+    lastTransitionTime: now,
+  });
+
+  const done = updatedReady.length === desired.replicas && instances.length === desired.replicas;
+  const stuck = pending.find((i) => i.record.pendingReason);
+  conditions.push(
+    done
+      ? { type: CONDITION_PROGRESSING, status: 'True', reason: 'NewReplicaSetAvailable', message: `revision ${desired.templateHash} of commit ${short(desired.commit)} is available`, lastTransitionTime: now }
+      : stuck
+        ? { type: CONDITION_PROGRESSING, status: 'False', reason: 'InstancesPending', message: `${pending.length} instance(s) pending: ${stuck.record.pendingReason}`, lastTransitionTime: now }
+        : { type: CONDITION_PROGRESSING, status: 'True', reason: 'ReplicaSetUpdating', message: `${updatedReady.length}/${desired.replicas} instances of revision ${desired.templateHash} ready, ${instances.length - updated.length} old instance(s) left`, lastTransitionTime: now },
+  );
+
+  if (source?.rejectedCommit) {
+    conditions.push({
+      type: CONDITION_SOURCE_REJECTED,
+      status: 'True',
+      reason: 'InvalidManifests',
+      message: `commit ${short(source.rejectedCommit)} rejected, still running ${short(desired.commit)}: ${source.lastError ?? ''}`,
+      lastTransitionTime: now,
+    });
+  }
+
+  // Keep transition times stable while a condition's status does not change.
+  for (const c of conditions) {
+    const before = previous?.conditions.find((p) => p.type === c.type);
+    if (before && before.status === c.status) c.lastTransitionTime = before.lastTransitionTime;
+  }
+
+  return {
+    namespace: desired.namespace,
+    name: desired.name,
+    replicas: instances.length,
+    desiredReplicas: desired.replicas,
+    updatedReplicas: updated.length,
+    readyReplicas: ready.length,
+    availableReplicas: ready.length,
+    pendingReplicas: pending.length,
+    observedCommit: desired.commit,
+    observedGeneration: desired.generation,
+    templateHash: desired.templateHash,
+    conditions,
+    updatedAt: now,
+  };
+}
+
+export function short(sha: string | undefined): string {
+  return sha ? sha.slice(0, 7) : '-';
+}
