@@ -24,7 +24,6 @@ const dataDirOption = () => new Option('--data-dir <dir>', 'where Gantry keeps i
 const program = new Command('gantry')
   .description('Gantry: a declarative GitOps reconciler, scheduler and node agent')
   .version(VERSION, '-V, --version')
-  .showHelpAfterError('(run gantry --help for usage)')
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) });
 

@@ -40,7 +40,7 @@ export async function runReconciler(o: {
 }): Promise<void> {
   const log = createLogger('reconciler');
   const repo = /^https?:\/\//.test(o.repo) ? o.repo : resolve(o.repo);
-  log(`starting: redis ${redactUrl(o.redis)}, prefix ${o.prefix}`);
+  log(`starting: redis ${redactUrl(o.redis)}, key prefix ${o.prefix}`);
   const handle = await startReconciler({
     redisUrl: o.redis,
     prefix: o.prefix,
@@ -74,7 +74,6 @@ export async function runAgent(o: {
     heartbeatMs: o.heartbeat,
     log,
   });
-  log(`node ${o.node} registered (redis ${redactUrl(o.redis)})`);
   onShutdown(async () => {
     log(o.stopInstancesOnExit ? 'stopping with its instances' : 'stopping (instances keep running)');
     await handle.stop({ stopInstances: !!o.stopInstancesOnExit });

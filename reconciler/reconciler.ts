@@ -88,7 +88,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   timer.unref();
   await safe('sync', sync.sync());
   await safe('resync', resync());
-  log(`reconciler: API on ${url}, source ${source.describe()}`);
+  log(`API on ${url}, following ${source.describe()}`);
 
   return {
     url,

@@ -113,7 +113,7 @@ export async function describeInstances(store: Store, filter: { namespace?: stri
         commit: r.commit,
         node: r.node ?? null,
         phase: live?.phase ?? 'Pending',
-        reason: live?.reason ?? (r.node ? 'Assigned' : r.pendingReason ? 'Unschedulable' : 'Scheduling'),
+        reason: live ? (live.reason ?? null) : r.node ? 'Assigned' : r.pendingReason ? 'Unschedulable' : 'Scheduling',
         message: live?.message ?? r.pendingReason ?? null,
         pid: live?.pid ?? null,
         exitCode: live?.exitCode ?? null,

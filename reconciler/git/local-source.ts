@@ -109,7 +109,7 @@ export class LocalGitSource implements GitSource {
     // such replacement as a change (measured: 30 of 60 commits). chokidar still earns its
     // keep by watching new ref directories and a packed-refs that appears later.
     watcher.on('raw', (_event, filename, details) => {
-      if (!process.env.NORAW && isRawRefEvent(gitdir, filename, details)) this.hints.debounce(DEBOUNCE_MS);
+      if (isRawRefEvent(gitdir, filename, details)) this.hints.debounce(DEBOUNCE_MS);
     });
     watcher.on('all', () => this.hints.debounce(DEBOUNCE_MS));
     // The branch may have moved between the caller's last resolve() and the watcher being

@@ -29,16 +29,18 @@ export function container(overrides: Partial<ContainerSpec> = {}): ContainerSpec
   };
 }
 
-/** A valid InstanceRecord bound to `node`, by default running the echo server. */
+/** A valid InstanceRecord bound to `node`, by default running the echo server (a fresh id each call). */
 export function instanceRecord(node: string, overrides: Partial<InstanceRecord> = {}): InstanceRecord {
   const ordinal = overrides.ordinal ?? 0;
   const containers = overrides.containers ?? [container()];
+  // Random, so that ids (and the processes found by them) never collide across concurrent test runs.
+  const templateHash = randomUUID().slice(0, 8);
   return {
-    id: `default.web-abc123-${ordinal}`,
+    id: `default.web-${templateHash}-${ordinal}`,
     uid: randomUUID(),
     namespace: 'default',
     deployment: 'web',
-    templateHash: 'abc123',
+    templateHash,
     ordinal,
     commit: '0000000000000000000000000000000000000000',
     labels: { app: 'web' },
