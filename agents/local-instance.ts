@@ -104,14 +104,18 @@ export class LocalInstance {
     const now = Date.now();
     const due = this.problem ? [] : this.containers.filter((c) => c.nextStartAt !== undefined && c.nextStartAt <= now);
     if (due.length > 0) {
-      if (this.containers.every((c) => c.last === undefined && c.startError === undefined)) {
-        this.transient = 'Pending';
+      try {
+        if (this.containers.every((c) => c.last === undefined && c.startError === undefined)) {
+          this.transient = 'Pending';
+          await report(this.status());
+        }
+        this.transient = 'Starting';
         await report(this.status());
+        for (const c of due) await this.start(c);
+      } finally {
+        // Even when a report fails (Redis away), the phase must follow the processes again.
+        this.transient = undefined;
       }
-      this.transient = 'Starting';
-      await report(this.status());
-      for (const c of due) await this.start(c);
-      this.transient = undefined;
       this.persist();
     }
     this.armBackoffTimer();
@@ -249,8 +253,9 @@ export class LocalInstance {
     if (this.transient) return { phase: this.transient };
     const waiting = this.containers.find((c) => c.proc === undefined && c.nextStartAt !== undefined);
     if (waiting) {
-      const inSeconds = Math.max(0, Math.round((waiting.nextStartAt! - Date.now()) / 1000));
-      return { phase: 'Failed', reason: 'BackOff', message: `${describeEnd(waiting)}; restarting in ${inSeconds}s` };
+      // The delay, not a countdown: the message must not change between two looks at the same state.
+      const delay = backoffMs(waiting.restarts) / 1000;
+      return { phase: 'Failed', reason: 'BackOff', message: `${describeEnd(waiting)}; back-off ${delay}s before restarting` };
     }
     if (this.containers.some((c) => c.proc)) return { phase: 'Running' };
     const failed = this.containers.find((c) => c.exitCode !== 0);

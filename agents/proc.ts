@@ -8,6 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 
 interface ProcStat {
   state: string;
+  ppid: number;
   pgrp: number;
   /** Field 22: start time in clock ticks since boot; with the pid it names one process forever. */
   startTime: number;
@@ -23,7 +24,7 @@ function readStat(pid: number): ProcStat | undefined {
   // Field 2 (comm) is in parentheses and may itself contain spaces or ')': split after the last ')'.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // rest[0] is field 3.
-  return { state: rest[0]!, pgrp: Number(rest[2]), startTime: Number(rest[19]) };
+  return { state: rest[0]!, ppid: Number(rest[1]), pgrp: Number(rest[2]), startTime: Number(rest[19]) };
 }
 
 const hasProc = (() => {
@@ -61,6 +62,31 @@ export function isGroupAlive(pgid: number): boolean {
     if (stat && stat.pgrp === pgid && stat.state !== 'Z' && stat.state !== 'X') return true;
   }
   return false;
+}
+
+/**
+ * True once `pid` has a live child that exec'd a program of its own. A child that was forked but
+ * has not exec'd yet still has its parent's command line.
+ */
+export function hasExecedChild(pid: number): boolean {
+  if (!hasProc) return true;
+  const parentCmdline = readCmdline(pid);
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    const stat = readStat(Number(entry));
+    if (!stat || stat.ppid !== pid || stat.state === 'Z') continue;
+    const cmdline = readCmdline(Number(entry));
+    if (cmdline !== undefined && cmdline !== parentCmdline) return true;
+  }
+  return false;
+}
+
+function readCmdline(pid: number): string | undefined {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'latin1');
+  } catch {
+    return undefined;
+  }
 }
 
 /** kill(pid, 0): does something with this pid (or group, when negative) exist? */

@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:net';
 import { constants } from 'node:os';
 import type { ContainerSpec, PortSpec, PortStatus } from '../reconciler/model.ts';
 import { exitFilePath, logPath, type ContainerState } from './instance-dir.ts';
-import { isGroupAlive, isProcessAlive, processStartTime, signalGroup } from './proc.ts';
+import { hasExecedChild, isGroupAlive, isProcessAlive, processStartTime, signalGroup } from './proc.ts';
 
 /**
  * The process runtime: each container is one process group, started detached so that it outlives
@@ -165,6 +165,11 @@ export async function stopProcessGroup(
 ): Promise<void> {
   const leaderRecycled = isProcessAlive(target.pid) && !isProcessAlive(target.pid, target.startTime);
   if (leaderRecycled || !isGroupAlive(target.pgid)) return;
+  // A SIGTERM that lands while the wrapper is starting the command is lost: before the fork the
+  // shell defers its trap and then starts the command anyway; between fork and exec the child
+  // still has the shell's handler, which exec discards. So a just-started container is first given
+  // a moment to reach its command.
+  await pollUntil(() => !isProcessAlive(target.pid, target.startTime) || hasExecedChild(target.pid), 2_000);
   signalGroup(target.pgid, 'SIGTERM');
   if (await pollUntil(() => !isGroupAlive(target.pgid), graceMs)) return;
   signalGroup(target.pgid, 'SIGKILL');

@@ -44,24 +44,28 @@ export interface SourceSyncDeps {
 
 export class SourceSync {
   private running?: Promise<SyncResult>;
-  private again = false;
+  private queued?: Promise<SyncResult>;
 
   constructor(private readonly deps: SourceSyncDeps) {}
 
-  /** Syncs now, or right after the sync in flight; resolves with the result of a sync that began after the call. */
+  /**
+   * Syncs now, or, when a sync is in flight, once right after it: every caller gets the result of
+   * a sync that began after its call, and any number of calls meanwhile share one follow-up.
+   */
   sync(): Promise<SyncResult> {
-    if (this.running) {
-      this.again = true;
-      return this.running.then(() => this.sync());
+    if (!this.running) {
+      this.running = this.syncOnce().finally(() => {
+        this.running = undefined;
+      });
+      return this.running;
     }
-    this.running = this.syncOnce().finally(() => {
-      this.running = undefined;
-      if (this.again) {
-        this.again = false;
-        void this.sync();
-      }
-    });
-    return this.running;
+    this.queued ??= this.running
+      .catch(() => undefined)
+      .then(() => {
+        this.queued = undefined;
+        return this.sync();
+      });
+    return this.queued;
   }
 
   /** Reads and validates the branch head without applying it. */

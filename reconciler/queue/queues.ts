@@ -20,7 +20,9 @@ export const JOB_OPTIONS: JobsOptions = {
   attempts: 5,
   backoff: { type: 'exponential', delay: 200 },
   removeOnComplete: true,
-  removeOnFail: { count: 1000 },
+  // Failed jobs are dropped too: a kept one would swallow later adds of the same id, and the
+  // state they pointed at is re-checked by the periodic resync anyway.
+  removeOnFail: true,
 };
 
 export function scheduleJobId(instanceId: string, uid: string): string {

@@ -143,15 +143,18 @@ export class AgentWorld {
 
   /** Stops every agent and every process it started, then drops the data dir. */
   async cleanup(): Promise<void> {
-    for (const agent of this.agents.splice(0)) await agent.stop({ stopInstances: true });
-    // An agent stopped with the default (or a failed test) may leave processes behind.
-    for (const id of listInstanceIds(this.dataDir, this.node)) {
-      const state = readInstanceState(this.instanceDir(id));
-      for (const c of state?.containers ?? []) await stopProcessGroup(c, 0);
+    try {
+      for (const agent of this.agents.splice(0)) await agent.stop({ stopInstances: true });
+    } finally {
+      // An agent stopped with the default (or a failed test) may leave processes behind.
+      for (const id of listInstanceIds(this.dataDir, this.node)) {
+        const state = readInstanceState(this.instanceDir(id));
+        for (const c of state?.containers ?? []) await stopProcessGroup(c, 0);
+      }
+      await this.queue.close();
+      await this.redis.quit();
+      rmSync(this.dataDir, { recursive: true, force: true });
     }
-    await this.queue.close();
-    await this.redis.quit();
-    rmSync(this.dataDir, { recursive: true, force: true });
   }
 }
 

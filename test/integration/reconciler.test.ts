@@ -1,0 +1,133 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Queue } from 'bullmq';
+import { connectRedis } from '../../reconciler/redis/connection.ts';
+import { createKeys, QUEUE_SCHEDULE } from '../../reconciler/redis/keys.ts';
+import { startReconciler, type ReconcilerHandle } from '../../reconciler/reconciler.ts';
+import { reconcileDeployment } from '../../reconciler/controller/deployment-reconciler.ts';
+import { Queues } from '../../reconciler/queue/queues.ts';
+import { Store } from '../../reconciler/state/store.ts';
+import { readEvents } from '../../reconciler/state/events.ts';
+import { createRepo, type TestRepo } from '../helpers/git-repo.ts';
+import { freshPrefix, testRedis } from '../helpers/redis.ts';
+import { waitFor } from '../helpers/wait.ts';
+
+/** The reconciler in process, against real Redis and a real repository, with no agents. */
+
+const deploymentYaml = (name: string, replicas: number, extra = '') => `apiVersion: gantry.dev/v1
+kind: Deployment
+metadata:
+  name: ${name}
+spec:
+  replicas: ${replicas}
+  template:
+    metadata:
+      labels: { app: ${name} }
+    spec:
+      containers:
+        - name: main
+          command: ["sleep", "1000"]${extra}
+`;
+
+let url: string;
+let repo: TestRepo;
+let dataDir: string;
+let rec: ReconcilerHandle;
+const prefix = freshPrefix();
+const keys = createKeys(prefix);
+const redis = () => rec.store.redis;
+
+before(async () => {
+  url = (await testRedis()).url;
+  dataDir = mkdtempSync(join(tmpdir(), 'gantry-rec-'));
+  repo = await createRepo();
+  await repo.commitFiles({ 'deploy/a.yaml': deploymentYaml('a', 2), 'deploy/b.yaml': deploymentYaml('b', 1), 'other/ignored.yaml': 'not: [valid' }, 'two deployments');
+  rec = await startReconciler({ redisUrl: url, prefix, source: { repo: repo.dir, branch: 'main', subPath: 'deploy', dataDir }, apiPort: 0, resyncMs: 60_000 });
+});
+
+after(async () => {
+  await rec?.stop();
+  await repo?.cleanup();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('a commit becomes desired state with its commit, and pending instances with schedule jobs', async () => {
+  await rec.queue.idle();
+  const deployments = await rec.store.readDeployments();
+  assert.deepEqual(deployments.map((d) => [d.namespace, d.name, d.replicas, d.file]), [['default', 'a', 2, 'deploy/a.yaml'], ['default', 'b', 1, 'deploy/b.yaml']]);
+  const head = (await (await fetch(`${rec.url}/api/v1/status`)).json()) as { source: { lastAppliedCommit: string } };
+  assert.ok(deployments.every((d) => d.commit === head.source.lastAppliedCommit));
+  const instances = await waitFor(async () => {
+    const all = await rec.store.readAllInstances();
+    return all.length === 3 ? all : undefined;
+  }, { what: '3 instances' });
+  assert.deepEqual(instances.map((i) => i.record.id), ['default.a-' + deployments[0]!.templateHash + '-0', 'default.a-' + deployments[0]!.templateHash + '-1', 'default.b-' + deployments[1]!.templateHash + '-0']);
+  // No nodes: every instance is pending with a reason, visible in status.
+  await waitFor(async () => (await rec.store.readAllInstances()).every((i) => i.record.pendingReason === '0/0 nodes available: no nodes registered'), { what: 'pending reasons' });
+  const status = await waitFor(() => rec.store.readDeploymentStatus('default', 'a'), { what: 'status of a' });
+  assert.equal(status.observedCommit, head.source.lastAppliedCommit);
+  assert.equal(status.observedGeneration, 1);
+});
+
+test('reconciling twice in a row changes nothing and enqueues nothing new', async () => {
+  await rec.queue.idle();
+  const conn = connectRedis(url);
+  const scheduleQueue = new Queue(QUEUE_SCHEDULE, { connection: conn, prefix: keys.bullPrefix });
+  const jobsBefore = (await scheduleQueue.getJobs(['waiting', 'active', 'completed', 'delayed', 'failed'])).map((j) => j.id).sort();
+  const before = (await rec.store.readAllInstances()).map((i) => i.raw);
+  const queues = new Queues(redis(), keys);
+  await reconcileDeployment({ store: rec.store, queues }, 'default/a');
+  await reconcileDeployment({ store: rec.store, queues }, 'default/a');
+  const jobsAfter = (await scheduleQueue.getJobs(['waiting', 'active', 'completed', 'delayed', 'failed'])).map((j) => j.id).sort();
+  assert.deepEqual(jobsAfter, jobsBefore);
+  assert.deepEqual((await rec.store.readAllInstances()).map((i) => i.raw), before);
+  await queues.close();
+  await scheduleQueue.close();
+  conn.disconnect();
+});
+
+test('POST /api/v1/sync applies a new commit at once; an unchanged head reports unchanged', async () => {
+  const sha = await repo.commitFiles({ 'deploy/a.yaml': deploymentYaml('a', 3) }, 'scale a');
+  const res = (await (await fetch(`${rec.url}/api/v1/sync`, { method: 'POST' })).json()) as { outcome: string; commit: string };
+  assert.equal(res.commit, sha);
+  assert.ok(res.outcome === 'applied' || res.outcome === 'unchanged', res.outcome); // the watcher may have been first
+  const again = (await (await fetch(`${rec.url}/api/v1/sync`, { method: 'POST' })).json()) as { outcome: string };
+  assert.equal(again.outcome, 'unchanged');
+  await waitFor(async () => (await rec.store.readDeploymentInstances('default', 'a')).length === 3, { what: 'a scaled to 3' });
+  const a = await rec.store.readDeployment('default', 'a');
+  assert.equal(a!.generation, 2);
+});
+
+test('a rejected commit changes nothing; duplicates name both files; the next good commit applies', async () => {
+  const before = await rec.store.readDeployments();
+  const bad = await repo.commitFiles({ 'deploy/c.yaml': deploymentYaml('a', 1) }, 'duplicate a');
+  const res = (await (await fetch(`${rec.url}/api/v1/sync`, { method: 'POST' })).json()) as { outcome: string; errors: string[] };
+  const status = await waitFor(async () => {
+    const s = await rec.store.readSourceStatus();
+    return s?.rejectedCommit === bad ? s : undefined;
+  }, { what: 'rejection' });
+  assert.ok(res.outcome === 'rejected' || res.outcome === 'unchanged');
+  assert.equal(status.errors!.length, 1);
+  assert.match(status.errors![0]!, /^deploy\/c\.yaml:1:1 Deployment default\/a: duplicate Deployment default\/a, also defined at deploy\/a\.yaml:1:1/);
+  assert.deepEqual(await rec.store.readDeployments(), before);
+  const events = await readEvents(redis(), keys, { object: 'source' });
+  assert.ok(events.some((e) => e.reason === 'CommitRejected' && e.message.includes('deploy/c.yaml')));
+
+  const good = await repo.commitFiles({ 'deploy/c.yaml': null, 'deploy/b.yaml': null }, 'fix, and remove b');
+  await waitFor(async () => (await rec.store.readSourceStatus())?.lastAppliedCommit === good, { what: 'good commit applied' });
+  const s = await rec.store.readSourceStatus();
+  assert.equal(s!.rejectedCommit, undefined);
+  await waitFor(async () => (await rec.store.readDeploymentInstances('default', 'b')).length === 0, { what: 'b pruned' });
+  assert.deepEqual((await rec.store.readDeployments()).map((d) => d.name), ['a']);
+});
+
+test('the resync re-creates an instance whose record was deleted out of band', async () => {
+  const [victim] = await rec.store.readDeploymentInstances('default', 'a');
+  await rec.store.deleteInstance(victim!);
+  rec.queue.add('default/a');
+  const back = await waitFor(async () => (await rec.store.readDeploymentInstances('default', 'a')).find((i) => i.record.id === victim!.record.id), { what: 'instance recreated' });
+  assert.notEqual(back.record.uid, victim!.record.uid);
+});
