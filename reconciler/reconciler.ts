@@ -53,7 +53,16 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   const resyncMs = opts.resyncMs ?? 10_000;
 
   const scheduler = new Scheduler({ redisUrl: opts.redisUrl, store, queues, keys, nodeReadyMs, log });
-  const queue = new WorkQueue((key) => reconcileDeployment({ store, queues, log }, key), {
+  // Coalesces "a node freed room" into one retry of the pending instances per tick.
+  let retrySoon: NodeJS.Immediate | undefined;
+  const onCapacityFreed = () => {
+    retrySoon ??= setImmediate(() => {
+      retrySoon = undefined;
+      scheduler.invalidate();
+      void scheduler.retryPending().catch((err) => log(`scheduler: ${err.message}`));
+    });
+  };
+  const queue = new WorkQueue((key) => reconcileDeployment({ store, queues, onCapacityFreed, log }, key), {
     onError: (key, err, retryIn) => log(`reconcile ${key} failed (retry in ${retryIn} ms): ${err instanceof Error ? err.message : String(err)}`),
   });
   const source: GitSource = createGitSource(opts.source);

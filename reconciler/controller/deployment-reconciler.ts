@@ -18,6 +18,8 @@ import type { ReconcileOutcome } from './work-queue.ts';
 export interface DeploymentReconcilerDeps {
   store: Store;
   queues: Queues;
+  /** Called when a bound instance was deleted: its node has room again for pending ones. */
+  onCapacityFreed?: () => void;
   log?: (line: string) => void;
 }
 
@@ -62,7 +64,10 @@ export async function reconcileDeployment(deps: DeploymentReconcilerDeps, key: s
       const inst = byId.get(action.id)!;
       if (!(await store.deleteInstance(inst))) throw new Error(`instance ${action.id} changed while deleting it; retrying`);
       changed = true;
-      if (inst.record.node) await queues.enqueueNode(inst.record.node, 'stop', inst.record.id, inst.record.uid);
+      if (inst.record.node) {
+        await queues.enqueueNode(inst.record.node, 'stop', inst.record.id, inst.record.uid);
+        deps.onCapacityFreed?.();
+      }
       await recordEvent(store.redis, store.keys, { type: 'Normal', reason: 'Deleted', object: `deployment/${key}`, message: `instance ${action.id} deleted (${action.reason})` });
     }
   }

@@ -23,8 +23,9 @@ redis.call('SREM', KEYS[2], ARGV[2])
 redis.call('SREM', KEYS[3], ARGV[2])
 redis.call('SREM', KEYS[4], ARGV[2])
 if ARGV[5] == '1' and redis.call('SREM', KEYS[6], ARGV[2]) == 1 then
-  redis.call('HINCRBY', KEYS[5], 'cpuMilli', -tonumber(ARGV[3]))
-  redis.call('HINCRBY', KEYS[5], 'memoryBytes', -tonumber(ARGV[4]))
+  -- 0 - x, not -x: -0 would reach Redis as "-0", which HINCRBY rejects.
+  redis.call('HINCRBY', KEYS[5], 'cpuMilli', 0 - tonumber(ARGV[3]))
+  redis.call('HINCRBY', KEYS[5], 'memoryBytes', 0 - tonumber(ARGV[4]))
   redis.call('HINCRBY', KEYS[5], 'instances', -1)
 end
 return 1

@@ -45,7 +45,7 @@ before(async () => {
   dataDir = mkdtempSync(join(tmpdir(), 'gantry-rec-'));
   repo = await createRepo();
   await repo.commitFiles({ 'deploy/a.yaml': deploymentYaml('a', 2), 'deploy/b.yaml': deploymentYaml('b', 1), 'other/ignored.yaml': 'not: [valid' }, 'two deployments');
-  rec = await startReconciler({ redisUrl: url, prefix, source: { repo: repo.dir, branch: 'main', subPath: 'deploy', dataDir }, apiPort: 0, resyncMs: 60_000 });
+  rec = await startReconciler({ redisUrl: url, prefix, source: { repo: repo.dir, branch: 'main', subPath: 'deploy', dataDir }, apiPort: 0, resyncMs: 60_000, log: process.env.GANTRY_TEST_VERBOSE ? console.log : undefined });
 });
 
 after(async () => {
@@ -130,4 +130,38 @@ test('the resync re-creates an instance whose record was deleted out of band', a
   rec.queue.add('default/a');
   const back = await waitFor(async () => (await rec.store.readDeploymentInstances('default', 'a')).find((i) => i.record.id === victim!.record.id), { what: 'instance recreated' });
   assert.notEqual(back.record.uid, victim!.record.uid);
+});
+
+test('a replica that fits nowhere stays pending with a reason, and is placed as soon as room is freed', async () => {
+  const withCpu = (name: string, replicas: number) => deploymentYaml(name, replicas, '\n          resources: { cpu: 500m }');
+  const n = 'n1';
+  await redis()
+    .multi()
+    .set(keys.node(n), JSON.stringify({ name: n, cpuMilli: 1000, memoryBytes: 1024 ** 3, labels: {}, runtimes: ['process'], address: '127.0.0.1', registeredAt: Date.now() }))
+    .sadd(keys.nodes, n)
+    .set(keys.nodeHeartbeat(n), String(Date.now() + 3_600_000))
+    .publish(keys.changesChannel, `node/${n}`)
+    .exec();
+  await repo.commitFiles({ 'deploy/big.yaml': withCpu('big', 2), 'deploy/late.yaml': withCpu('late', 1) }, 'big and late');
+  // big's two replicas fill the node (whichever is placed first); one replica is left pending.
+  const stuck = await waitFor(async () => {
+    const all = [...(await rec.store.readDeploymentInstances('default', 'big')), ...(await rec.store.readDeploymentInstances('default', 'late'))];
+    const pending = all.filter((i) => !i.record.node);
+    return all.length === 3 && pending.length === 1 && pending[0]!.record.pendingReason ? pending[0] : undefined;
+  }, { what: 'one pending replica' });
+  assert.equal(stuck.record.pendingReason, '0/1 nodes available: 1 insufficient cpu');
+  const status = await waitFor(async () => {
+    const s = await rec.store.readDeploymentStatus('default', stuck.record.deployment);
+    return s?.conditions.some((c) => c.reason === 'InstancesPending') ? s : undefined;
+  }, { what: 'InstancesPending condition' });
+  assert.match(status.conditions.find((c) => c.type === 'Progressing')!.message, /insufficient cpu/);
+
+  // Free room by scaling the other deployment down: no node event, no resync (60 s): the freed
+  // capacity alone must get the pending replica placed.
+  const other = stuck.record.deployment === 'big' ? 'late' : 'big';
+  const files = other === 'big' ? { 'deploy/big.yaml': withCpu('big', 0) } : { 'deploy/late.yaml': null };
+  await repo.commitFiles(files, 'free room');
+  await waitFor(async () => (await rec.store.readInstances([stuck.record.id]))[0]?.record.node === n, { what: 'pending replica placed' });
+  const alloc = await redis().hgetall(keys.nodeAlloc(n));
+  assert.ok(Number(alloc.cpuMilli) <= 1000);
 });

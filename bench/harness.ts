@@ -1,0 +1,81 @@
+/**
+ * What every benchmark shares: its shape, the figures it reports, and cleanup that runs whether it
+ * succeeds, fails or the run is interrupted (Ctrl-C).
+ */
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startRedisServer, type RedisServerHandle } from '../reconciler/redis/redis-server.ts';
+
+/** One line of the final table. */
+export interface Figure {
+  name: string;
+  value: number;
+  unit: string;
+  /** Digits after the decimal point in the table (default: 0 for values >= 100, else 1). */
+  digits?: number;
+}
+
+export interface BenchContext {
+  /** A line of detail under the benchmark's heading. */
+  log(line: string): void;
+  /** Registers cleanup; run in reverse order when the benchmark ends, fails or is interrupted. */
+  defer(fn: () => unknown): void;
+}
+
+export interface Benchmark {
+  /** Short, unique: `npm run bench -- <substring>` selects by it. */
+  name: string;
+  description: string;
+  run(ctx: BenchContext): Promise<Figure[]>;
+}
+
+/** A temporary directory removed by the context's cleanup. */
+export function tempDir(ctx: BenchContext, label: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `gantry-bench-${label}-`));
+  ctx.defer(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** A private redis-server in a temporary directory, stopped (then the directory removed) by cleanup. */
+export async function benchRedis(ctx: BenchContext): Promise<RedisServerHandle> {
+  const dir = tempDir(ctx, 'redis');
+  const redis = await startRedisServer({ dir });
+  ctx.defer(async () => {
+    const stopped = redis.stop();
+    const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), 5_000).unref());
+    if ((await Promise.race([stopped, timeout])) === 'timeout') redis.process.kill('SIGKILL');
+  });
+  return redis;
+}
+
+/** A key prefix no other run uses. */
+export function freshPrefix(): string {
+  return `bench${randomUUID().slice(0, 8)}`;
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Forces a full GC when the runtime allows it (see run.ts), so memory figures start clean. */
+export function collectGarbage(): void {
+  (globalThis as { gc?: () => void }).gc?.();
+}
+
+/** Cleanups run in reverse order of registration; a failing one does not stop the others. */
+export class Deferred {
+  private readonly fns: (() => unknown)[] = [];
+  add(fn: () => unknown): void {
+    this.fns.push(fn);
+  }
+  async runAll(onError: (err: unknown) => void): Promise<void> {
+    while (this.fns.length > 0) {
+      const fn = this.fns.pop()!;
+      try {
+        await fn();
+      } catch (err) {
+        onError(err);
+      }
+    }
+  }
+}
