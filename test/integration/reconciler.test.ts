@@ -159,7 +159,7 @@ test('a replica that fits nowhere stays pending with a reason, and is placed as 
   // Free room by scaling the other deployment down: no node event, no resync (60 s): the freed
   // capacity alone must get the pending replica placed.
   const other = stuck.record.deployment === 'big' ? 'late' : 'big';
-  const files = other === 'big' ? { 'deploy/big.yaml': withCpu('big', 0) } : { 'deploy/late.yaml': null };
+  const files: Record<string, string | null> = other === 'big' ? { 'deploy/big.yaml': withCpu('big', 0) } : { 'deploy/late.yaml': null };
   await repo.commitFiles(files, 'free room');
   await waitFor(async () => (await rec.store.readInstances([stuck.record.id]))[0]?.record.node === n, { what: 'pending replica placed' });
   const alloc = await redis().hgetall(keys.nodeAlloc(n));
