@@ -10,7 +10,7 @@ import { median } from './stats.ts';
 
 const DEPLOYMENTS = 10_000;
 const FILES = 100;
-const RUNS = 3;
+const RUNS = 2;
 
 const mb = (bytes: number) => bytes / (1024 * 1024);
 

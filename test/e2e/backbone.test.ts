@@ -78,12 +78,18 @@ before(async () => {
   prefix = freshPrefix();
   dataDir = mkdtempSync(join(tmpdir(), 'gantry-e2e-'));
   repo = await createRepo();
-  await repo.commitFiles({ 'namespaces.yaml': NAMESPACE, 'apps/web.yaml': web(3), 'README.md': '# not a manifest' }, 'web: 3 replicas');
+  await repo.commitFiles({ 'namespaces.yaml': NAMESPACE, 'README.md': '# not a manifest' }, 'namespace');
   const port = await freePort();
   api = `http://127.0.0.1:${port}`;
   procs.push(spawnGantry(['reconciler', '--redis', redisUrl, '--prefix', prefix, '--repo', repo.dir, '--port', String(port), '--data-dir', dataDir, '--resync', '2s']));
   startAgent('node-1');
   startAgent('node-2');
+  // Both nodes first: replicas committed while only one node is up would all (rightly) go there.
+  await waitFor(async () => {
+    const res = await fetch(api + '/api/v1/nodes').catch(() => undefined);
+    const nodes = res?.ok ? ((await res.json()) as { items: { ready: boolean }[] }).items : [];
+    return nodes.length === 2 && nodes.every((n) => n.ready);
+  }, { timeoutMs: 30_000, what: 'two ready nodes' });
 });
 
 after(async () => {
@@ -97,6 +103,7 @@ after(async () => {
 });
 
 test('a commit of 3 replicas runs 3 processes across 2 nodes, each answering HTTP on its reported port', async () => {
+  await repo.commitFiles({ 'apps/web.yaml': web(3) }, 'web: 3 replicas');
   const live = await waitFor(async () => {
     const r = await running();
     return r.length === 3 ? r : undefined;
