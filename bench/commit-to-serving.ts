@@ -182,6 +182,12 @@ export const commitToServing: Benchmark = {
 
     // Start-up (not timed): the first commit fully serving.
     const tStart = performance.now();
+    for (;;) {
+      for (const p of procs) if (p.child.exitCode !== null) throw new Error(`a gantry process exited (${p.child.exitCode}):\n${p.output().slice(-2000)}`);
+      if ((await fetch(`${api}/healthz`).then((r) => r.ok, () => false))) break;
+      if (performance.now() - tStart > STEP_TIMEOUT_MS) throw new Error(`the API did not come up:\n${procs[0]!.output().slice(-2000)}`);
+      await sleep(50);
+    }
     await waitServing(performance.now(), '-', 3, greeting).catch((err: Error) => {
       throw new Error(`${err.message}\n${procs.map((p) => p.output().slice(-1500)).join('\n---\n')}`);
     });
