@@ -79,6 +79,10 @@ interface Stages {
   running?: number;
   /** All wanted replicas answer HTTP with the commit's greeting (the figure). */
   serving?: number;
+  /** Fewest listed replicas answering HTTP (either greeting) seen by any poll meanwhile. */
+  minAnswering?: number;
+  /** How long (ms) no listed replica answered at all. */
+  outageMs?: number;
 }
 
 export const commitToServing: Benchmark = {
@@ -134,6 +138,8 @@ export const commitToServing: Benchmark = {
     /** Polls every ~5 ms until `want` replicas answer with `greeting`; stage times relative to t0. */
     const waitServing = async (t0: number, sha: string, want: number, g: string, wantNew = want): Promise<Stages> => {
       const stages: Stages = {};
+      let lastPoll: number | undefined;
+      let lastAnswering: number | undefined;
       const deadline = t0 + STEP_TIMEOUT_MS;
       for (;;) {
         const items = await listInstances();
@@ -144,6 +150,15 @@ export const commitToServing: Benchmark = {
         if (stages.running === undefined && ofCommit.filter((i) => i.phase === 'Running').length >= wantNew) stages.running = now();
         const bodies = await Promise.all(items.map(async (i) => [i.id, await answerOf(i)] as const));
         const serving = new Set(bodies.filter(([id, b]) => b === `${id} ${g}`).map(([id]) => id));
+        // Listed replicas that answer at all (old or new greeting): what a client following the API could reach.
+        const answering = bodies.filter(([, b]) => b !== undefined).length;
+        stages.minAnswering = Math.min(stages.minAnswering ?? Infinity, answering);
+        // Time during which no listed replica answered, between polls (so within ~one poll period).
+        const t = now();
+        if (answering === 0 && lastPoll !== undefined && lastAnswering === 0) stages.outageMs = (stages.outageMs ?? 0) + (t - lastPoll);
+        stages.outageMs ??= 0;
+        lastPoll = t;
+        lastAnswering = answering;
         if (serving.size >= want) {
           stages.serving = now();
           return stages;
@@ -236,6 +251,11 @@ export const commitToServing: Benchmark = {
     ctx.log(`  first new instance listed  ${formatSummary(created)}`);
     ctx.log(`  all 3 new ones Running     ${formatSummary(running)}`);
     ctx.log(`  all 3 answer new greeting  ${formatSummary(serving)}`);
+    const dips = template.filter((s) => s.minAnswering! < 3);
+    const minAnswering = Math.min(...template.map((s) => s.minAnswering!));
+    const outage = summarize(template.map((s) => s.outageMs!));
+    ctx.log(`  during the rollout, fewer than 3 listed replicas answered in ${dips.length}/${template.length} commits (fewest: ${minAnswering})`);
+    ctx.log(`  no listed replica answering  ${formatSummary(outage)}`);
     if (SCALE_PAIRS > 0) {
       ctx.log(`scale 3 -> 4, 4th answers (ms)   ${formatSummary(upS)}`);
       ctx.log(`scale 4 -> 3, 4th gone (ms)      ${formatSummary(downS)}`);
@@ -244,6 +264,8 @@ export const commitToServing: Benchmark = {
       { name: 'commit -> 3 replicas answering (template) p50', value: serving.p50, unit: 'ms' },
       { name: 'commit -> 3 replicas answering (template) p95', value: serving.p95, unit: 'ms' },
       { name: 'commit -> 3 new instances Running (API) p50', value: running.p50, unit: 'ms' },
+      { name: 'rollouts with < 3 replicas answering', value: dips.length, unit: `of ${template.length}`, digits: 0 },
+      { name: 'rollout: no replica answering p50', value: outage.p50, unit: 'ms' },
       ...(SCALE_PAIRS > 0
         ? [
             { name: 'commit -> 4th replica answering (scale up) p50', value: upS.p50, unit: 'ms' },
