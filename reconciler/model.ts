@@ -15,6 +15,8 @@ export interface PortSpec {
 export interface ContainerSpec {
   name: string;
   image?: string;
+  /** Only with an image; IfNotPresent when the manifest does not say. */
+  imagePullPolicy?: 'IfNotPresent' | 'Always' | 'Never';
   command: string[];
   args: string[];
   env: { name: string; value: string }[];
@@ -102,6 +104,8 @@ export interface NodeRecord {
   /** Address at which the node's instances answer (host ports are published there). */
   address: string;
   agentPid?: number;
+  /** Port of the agent's log endpoint on `address` (GET /logs/<instanceId>?follow=&tail=&container=). */
+  logsPort?: number;
   registeredAt: number;
   cordoned?: boolean;
 }

@@ -40,7 +40,7 @@ export function toDeploymentRecord(d: Deployment, commit: string, file: string, 
   const t = spec.template;
   const containers: ContainerSpec[] = t.spec.containers.map((c) => ({
     name: c.name,
-    ...(c.image !== undefined ? { image: c.image } : {}),
+    ...(c.image !== undefined ? { image: c.image, imagePullPolicy: c.imagePullPolicy ?? 'IfNotPresent' } : {}),
     command: c.command ?? [],
     args: c.args ?? [],
     env: c.env ?? [],

@@ -195,6 +195,10 @@ export interface Container {
   ports?: ContainerPort[];
   resources?: Resources;
   /**
+   * When the agent pulls the image: IfNotPresent (the default when there is an image), Always, or Never (the image must already be on the node).
+   */
+  imagePullPolicy?: "IfNotPresent" | "Always" | "Never";
+  /**
    * Working directory of the process.
    */
   workingDir?: string;
