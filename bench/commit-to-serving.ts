@@ -6,8 +6,10 @@
  * test/e2e/backbone.test.ts starts them.
  */
 import { request } from 'node:http';
+import { readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { readInstanceState } from '../agents/instance-dir.ts';
 import type { InstanceView } from '../reconciler/api/views.ts';
 import { freePort } from '../reconciler/redis/redis-server.ts';
 import { spawnGantry, type GantryProcess } from '../test/helpers/gantry-process.ts';
@@ -102,7 +104,7 @@ export const commitToServing: Benchmark = {
     const api = `http://127.0.0.1:${port}`;
     const procs: GantryProcess[] = [];
     const pids = new Set<number>();
-    ctx.defer(() => stopAll(procs, pids));
+    ctx.defer(() => stopAll(procs, pids, dataDir));
     // --parent-pid: they also stop if this process dies without running its cleanup.
     const parent = ['--parent-pid', String(process.pid)];
     procs.push(spawnGantry(['reconciler', '--redis', redis.url, '--prefix', prefix, '--repo', repo.dir, '--port', String(port), '--data-dir', dataDir, '--resync', '2s', ...parent]));
@@ -277,20 +279,49 @@ export const commitToServing: Benchmark = {
   },
 };
 
-/** SIGTERM (agents stop their instances), then SIGKILL whatever is left, instances included. */
-async function stopAll(procs: GantryProcess[], pids: Set<number>): Promise<void> {
+/**
+ * SIGTERM (agents stop their instances), SIGKILL after 5 s (an agent whose Redis is gone never
+ * finishes stopping), then SIGKILL every process still running in the data dir: instances the API
+ * reported, ones in the agents' state files, and any other process whose cwd lies there (Linux).
+ */
+async function stopAll(procs: GantryProcess[], pids: Set<number>, dataDir: string): Promise<void> {
   await Promise.all(
     procs.map(async (p) => {
-      const timer = setTimeout(() => p.child.kill('SIGKILL'), 10_000);
+      const timer = setTimeout(() => p.child.kill('SIGKILL'), 5_000);
       await p.stop('SIGTERM');
       clearTimeout(timer);
     }),
   );
-  for (const pid of pids) {
+  const candidates = new Set(pids);
+  const agentsDir = join(dataDir, 'agents');
+  for (const node of safeReaddir(agentsDir)) {
+    for (const id of safeReaddir(join(agentsDir, node, 'instances'))) {
+      const state = readInstanceState(join(agentsDir, node, 'instances', id));
+      for (const c of state?.containers ?? []) candidates.add(c.pid).add(c.pgid);
+    }
+  }
+  for (const entry of safeReaddir('/proc')) if (/^\d+$/.test(entry)) candidates.add(Number(entry));
+  const root = realpathSync(dataDir);
+  for (const pid of candidates) {
+    let cwd: string;
     try {
-      process.kill(-pid, 'SIGKILL'); // instances run in their own process group
+      cwd = readlinkSync(`/proc/${pid}/cwd`);
+    } catch {
+      continue; // gone, or not ours to look at
+    }
+    if (!cwd.startsWith(root + '/')) continue; // only processes started for this run
+    try {
+      process.kill(pid, 'SIGKILL');
     } catch {
       // already gone
     }
+  }
+}
+
+function safeReaddir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
   }
 }

@@ -62,20 +62,27 @@ export function collectGarbage(): void {
   (globalThis as { gc?: () => void }).gc?.();
 }
 
-/** Cleanups run in reverse order of registration; a failing one does not stop the others. */
+/**
+ * Cleanups run in reverse order of registration; a failing one does not stop the others. `runAll`
+ * runs them once: a second caller (the benchmark's finally and a Ctrl-C handler) waits for the same run.
+ */
 export class Deferred {
   private readonly fns: (() => unknown)[] = [];
+  private running?: Promise<void>;
   add(fn: () => unknown): void {
     this.fns.push(fn);
   }
-  async runAll(onError: (err: unknown) => void): Promise<void> {
-    while (this.fns.length > 0) {
-      const fn = this.fns.pop()!;
-      try {
-        await fn();
-      } catch (err) {
-        onError(err);
+  runAll(onError: (err: unknown) => void): Promise<void> {
+    this.running ??= (async () => {
+      while (this.fns.length > 0) {
+        const fn = this.fns.pop()!;
+        try {
+          await fn();
+        } catch (err) {
+          onError(err);
+        }
       }
-    }
+    })();
+    return this.running;
   }
 }

@@ -36,12 +36,14 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     if (interrupted) process.exit(130);
     interrupted = true;
     console.error(`\n${sig}: cleaning up`);
+    // The same cleanup run the benchmark's finally waits for; exit only once it is done.
     void (current?.runAll((err) => console.error(`cleanup: ${String(err)}`)) ?? Promise.resolve()).finally(() => process.exit(130));
   });
 }
 
 const results: { bench: string; figures: Figure[]; error?: string; seconds: number }[] = [];
 for (const b of selected) {
+  if (interrupted) break;
   console.log(`\n== ${b.name}: ${b.description}`);
   const deferred = new Deferred();
   current = deferred;
@@ -76,4 +78,5 @@ console.log(`\n${'name'.padEnd(w0)}  ${'figure'.padStart(w1)}  unit`);
 console.log(`${'-'.repeat(w0)}  ${'-'.repeat(w1)}  ${'-'.repeat(12)}`);
 for (const [n, v, u] of rows) console.log(`${n.padEnd(w0)}  ${v.padStart(w1)}  ${u}`);
 console.log(`(total ${results.reduce((s, r) => s + r.seconds, 0).toFixed(0)} s)`);
-process.exit(results.some((r) => r.error) ? 1 : 0);
+if (interrupted) await new Promise((r) => setTimeout(r, 60_000)); // the signal handler exits once cleanup is done
+process.exit(interrupted ? 130 : results.some((r) => r.error) ? 1 : 0);

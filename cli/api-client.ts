@@ -32,3 +32,25 @@ export async function callApi<T>(base: string, path: string, init: { method?: st
   }
   return body as T;
 }
+
+/** Streams a text response (logs) to `out` until the server ends it or the process is stopped. */
+export async function streamApi(base: string, path: string, out: NodeJS.WritableStream): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetch(new URL(path, base));
+  } catch {
+    throw new ApiError(`cannot reach the Gantry API at ${base} (is \`gantry up\` or \`gantry reconciler\` running? set --api or GANTRY_API)`);
+  }
+  if (!res.ok) {
+    const text = await res.text();
+    let msg = `HTTP ${res.status}`;
+    try {
+      msg = (JSON.parse(text) as { error?: string }).error ?? msg;
+    } catch {
+      // not JSON: keep the status
+    }
+    throw new ApiError(msg, res.status);
+  }
+  if (!res.body) return;
+  for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) out.write(chunk);
+}

@@ -23,6 +23,12 @@ export function positiveInt(value: string): number {
   return n;
 }
 
+export function nonNegativeInt(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || !Number.isSafeInteger(n)) throw new InvalidArgumentError(`expected a non-negative integer, got ${JSON.stringify(value)}`);
+  return n;
+}
+
 export function cpuMilli(value: string): number {
   try {
     const milli = parseCpu(/^\d+(\.\d+)?$/.test(value) ? Number(value) : value);

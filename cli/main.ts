@@ -2,8 +2,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { resolve } from 'node:path';
 import { VERSION } from '../reconciler/version.ts';
 import { validateDirectory } from '../reconciler/manifests/index.ts';
-import { ApiError, DEFAULT_API, callApi } from './api-client.ts';
-import { cpuMilli, durationMs, labels, memoryBytes, nodeName, outputFormat, port } from './args.ts';
+import { ApiError, DEFAULT_API, callApi, streamApi } from './api-client.ts';
+import { cpuMilli, durationMs, labels, memoryBytes, nodeName, nonNegativeInt, outputFormat, port } from './args.ts';
 import { render } from './format.ts';
 import { runAgent, runReconciler } from './serve.ts';
 import { runUp } from './up.ts';
@@ -106,6 +106,22 @@ program
     const q = o.namespace && k !== 'nodes' ? `?namespace=${encodeURIComponent(o.namespace)}` : '';
     const { items } = await callApi<{ items: unknown[] }>(o.api, `/api/v1/${k}${q}`);
     console.log(render(k, items, o.output));
+  });
+
+program
+  .command('logs')
+  .description('print (and with -f, follow) the output of an instance')
+  .argument('<instance>', 'instance id (gantry get instances)')
+  .option('-f, --follow', 'keep streaming new output')
+  .addOption(new Option('--tail <lines>', 'only the last N lines').argParser(nonNegativeInt))
+  .option('-c, --container <name>', 'only this container of the instance')
+  .addOption(apiOption())
+  .action(async (id: string, o) => {
+    const q = new URLSearchParams();
+    if (o.follow) q.set('follow', '1');
+    if (o.tail !== undefined) q.set('tail', String(o.tail));
+    if (o.container) q.set('container', o.container);
+    await streamApi(o.api, `/api/v1/instances/${encodeURIComponent(id)}/logs?${q}`, process.stdout);
   });
 
 program

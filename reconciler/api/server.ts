@@ -3,6 +3,7 @@ import type { SourceSync } from '../controller/source-sync.ts';
 import { readEvents } from '../state/events.ts';
 import type { Store } from '../state/store.ts';
 import { describeDeployments, describeInstances, describeNodes } from './views.ts';
+import { proxyInstanceLogs, type LogsQuery } from './logs-proxy.ts';
 
 /**
  * The reconciler's HTTP API (fastify). Read endpoints render Redis state; POST /api/v1/sync fetches
@@ -55,6 +56,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.get<{ Querystring: { namespace?: string; deployment?: string } }>('/api/v1/instances', async (req) => {
     return { items: await describeInstances(store, req.query) };
   });
+
+  app.get<{ Params: { id: string }; Querystring: LogsQuery }>('/api/v1/instances/:id/logs', (req, reply) => proxyInstanceLogs(store, req, reply));
 
   app.get<{ Querystring: { limit?: string; for?: string } }>('/api/v1/events', async (req) => {
     const limit = Math.min(1000, Math.max(1, Number(req.query.limit ?? 100) || 100));
