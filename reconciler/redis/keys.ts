@@ -25,8 +25,8 @@
  *   source                          hash    source status (see SourceStatus)
  *   deployment-status:<ns>:<name>   string  JSON DeploymentStatus
  *   events                          stream  bounded event log
- *   channel:changes                 pubsub  "<ns>/<name>" of a deployment whose actual state moved
- *   lock:reconciler                 string  single-reconciler lease
+ *   channel:changes                 pubsub  "<ns>/<name>" of a deployment whose actual state moved,
+ *                                           or "node/<name>" when a node registered
  * BullMQ keeps its own keys under `<prefix>:bull`.
  */
 
@@ -92,7 +92,6 @@ export function createKeys(prefix: string = DEFAULT_PREFIX) {
     source: k('source'),
     events: k('events'),
     changesChannel: k('channel', 'changes'),
-    reconcilerLock: k('lock', 'reconciler'),
   };
 }
 
