@@ -33,7 +33,9 @@ let current: Deferred | undefined;
 let interrupted = false;
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
-    if (interrupted) process.exit(130);
+    // Ctrl-C reaches this process twice (from the terminal, and relayed by tsx): only the first
+    // counts. Cleanup has its own time limits, so it always ends.
+    if (interrupted) return;
     interrupted = true;
     console.error(`\n${sig}: cleaning up`);
     // The same cleanup run the benchmark's finally waits for; exit only once it is done.

@@ -8,10 +8,9 @@ import type { DeploymentRecord } from '../state/records.ts';
  * is deterministic: planning twice against the same state gives the same ids, and planning against
  * the state a plan produced gives no actions at all (which is what makes the reconcile idempotent).
  *
- * Replacement after a template change: new instances are created for every ordinal, and old ones
- * are stopped as new ones become ready, never leaving fewer ready old+new than the old ones gave.
- * (The rollout issue replaces this with maxSurge/maxUnavailable pacing.) Recreate stops all old
- * instances first and only then creates new ones.
+ * Replacement after a template change follows the strategy. RollingUpdate is paced by readiness
+ * within maxSurge/maxUnavailable, as Kubernetes does. Recreate deletes all old instances first and
+ * creates new ones once none is left.
  */
 
 export interface ActualInstance {
@@ -66,22 +65,51 @@ export function computePlan(desired: DeploymentRecord | undefined, actual: Actua
     return actions;
   }
 
-  for (let ordinal = 0; ordinal < desired.replicas; ordinal++) {
-    if (!have.has(ordinal)) actions.push({ type: 'create', id: instanceId(desired.namespace, desired.name, hash, ordinal), ordinal, templateHash: hash });
+  const missing: number[] = [];
+  for (let ordinal = 0; ordinal < desired.replicas; ordinal++) if (!have.has(ordinal)) missing.push(ordinal);
+  const create = (ordinal: number) => actions.push({ type: 'create', id: instanceId(desired.namespace, desired.name, hash, ordinal), ordinal, templateHash: hash });
+
+  if (desired.strategy.type === 'Recreate' || old.length === 0) {
+    // Nothing to replace (first rollout, scaling, or Recreate once the old ones are gone).
+    missing.forEach(create);
+    return actions;
   }
 
-  // Old instances: keep as many ready ones as are still needed to make up the replica count with
-  // the ready new ones; ones that are not ready serve nothing and go at once.
-  const readyNew = current.filter((i) => i.record.ordinal < desired.replicas && isReady(i)).length;
-  let keep = Math.max(0, desired.replicas - readyNew);
-  for (const inst of old) {
-    if (keep > 0 && isReady(inst)) {
-      keep--;
-      continue;
+  // RollingUpdate, paced as Kubernetes does: never more than replicas + maxSurge instances, never
+  // fewer than replicas - maxUnavailable ready ones.
+  const { maxSurge, maxUnavailable } = rollingBounds(desired);
+  const kept = current.filter((i) => i.record.ordinal < desired.replicas);
+  const total = kept.length + old.length;
+  const room = Math.max(0, desired.replicas + maxSurge - total);
+  missing.slice(0, room).forEach(create);
+
+  // Old instances that are not ready serve nothing: they go at once. Ready ones go while enough
+  // ready instances remain.
+  let readyTotal = kept.filter(isReady).length + old.filter(isReady).length;
+  const minReady = desired.replicas - maxUnavailable;
+  for (const inst of [...old].sort((a, b) => Number(isReady(a)) - Number(isReady(b)) || byId(a, b))) {
+    if (!isReady(inst)) {
+      actions.push({ type: 'delete', id: inst.record.id, reason: 'superseded' });
+    } else if (readyTotal - 1 >= minReady) {
+      readyTotal--;
+      actions.push({ type: 'delete', id: inst.record.id, reason: 'replaced' });
     }
-    actions.push({ type: 'delete', id: inst.record.id, reason: isReady(inst) ? 'replaced' : 'superseded' });
   }
   return actions;
+}
+
+/** An int-or-percent of `total`; Kubernetes rounds surge up and unavailable down. */
+export function resolveIntOrPercent(value: number | string, total: number, roundUp: boolean): number {
+  if (typeof value === 'number') return value;
+  const exact = (Number.parseInt(value, 10) * total) / 100;
+  return roundUp ? Math.ceil(exact) : Math.floor(exact);
+}
+
+/** maxSurge and maxUnavailable as counts; both 0 would never progress, so surge becomes 1. */
+export function rollingBounds(desired: DeploymentRecord): { maxSurge: number; maxUnavailable: number } {
+  const maxSurge = resolveIntOrPercent(desired.strategy.maxSurge, desired.replicas, true);
+  const maxUnavailable = resolveIntOrPercent(desired.strategy.maxUnavailable, desired.replicas, false);
+  return maxSurge === 0 && maxUnavailable === 0 ? { maxSurge: 1, maxUnavailable: 0 } : { maxSurge, maxUnavailable };
 }
 
 function cmp(a: string, b: string): number {

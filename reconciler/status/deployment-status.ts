@@ -1,5 +1,5 @@
-import { isReady, type ActualInstance } from '../plan/compute-plan.ts';
-import type { Condition, DeploymentRecord, DeploymentStatus, IntOrPercent, SourceStatus } from '../state/records.ts';
+import { isReady, resolveIntOrPercent, type ActualInstance } from '../plan/compute-plan.ts';
+import type { Condition, DeploymentRecord, DeploymentStatus, SourceStatus } from '../state/records.ts';
 
 /**
  * Pure computation of a deployment's status from its desired record and its instances.
@@ -15,14 +15,6 @@ import type { Condition, DeploymentRecord, DeploymentStatus, IntOrPercent, Sourc
 export const CONDITION_AVAILABLE = 'Available';
 export const CONDITION_PROGRESSING = 'Progressing';
 export const CONDITION_SOURCE_REJECTED = 'SourceRejected';
-
-/** Kubernetes' rounding: surge rounds up, unavailable rounds down. */
-export function resolveIntOrPercent(value: IntOrPercent, total: number, roundUp: boolean): number {
-  if (typeof value === 'number') return value;
-  const pct = Number.parseInt(value, 10);
-  const exact = (pct * total) / 100;
-  return roundUp ? Math.ceil(exact) : Math.floor(exact);
-}
 
 export function computeDeploymentStatus(
   desired: DeploymentRecord,
