@@ -10,11 +10,16 @@ import { startReconciler } from '../reconciler/reconciler.ts';
  * process is left behind.
  */
 
+/** How long a clean stop may take (instances' grace periods included) before the process just exits. */
+const STOP_TIMEOUT_MS = 30_000;
+
 function onShutdown(stop: () => Promise<void>, parentPid?: string): void {
   let stopping = false;
   const shutdown = () => {
-    if (stopping) return;
+    // A second signal, or a stop stuck on an unreachable Redis, must not leave the process behind.
+    if (stopping) process.exit(1);
     stopping = true;
+    setTimeout(() => process.exit(1), STOP_TIMEOUT_MS).unref();
     stop().then(
       () => process.exit(0),
       () => process.exit(1),

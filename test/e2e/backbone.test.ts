@@ -9,7 +9,7 @@ import { createRepo, type TestRepo } from '../helpers/git-repo.ts';
 import { spawnGantry, type GantryProcess } from '../helpers/gantry-process.ts';
 import { freshPrefix, testRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { httpGet, pidAlive } from '../helpers/agent-fixtures.ts';
+import { httpGet, pidAlive, processGroupsOf } from '../helpers/agent-fixtures.ts';
 
 /**
  * The whole path on real parts: a Git commit -> reconciler process -> Redis/BullMQ -> two agent
@@ -67,7 +67,7 @@ const instances = async () => (await get<{ items: InstanceView[] }>('/api/v1/ins
 const running = async () => (await instances()).filter((i) => i.phase === 'Running');
 
 function startAgent(node: string): GantryProcess {
-  const p = spawnGantry(['agent', '--node', node, '--redis', redisUrl, '--prefix', prefix, '--data-dir', dataDir, '--cpu', '2', '--memory', '1Gi', '--heartbeat', '1s']);
+  const p = spawnGantry(['agent', '--node', node, '--redis', redisUrl, '--prefix', prefix, '--data-dir', dataDir, '--cpu', '2', '--memory', '1Gi', '--heartbeat', '1s', '--stop-instances-on-exit']);
   agents.set(node, p);
   procs.push(p);
   return p;
@@ -124,17 +124,19 @@ test('a commit of 3 replicas runs 3 processes across 2 nodes, each answering HTT
   assert.deepEqual(nodes.map((n) => [n.name, n.ready]), [['node-1', true], ['node-2', true]]);
 });
 
-test('an agent restarted while its instances run adopts them: nothing restarts or duplicates', async () => {
+test('an agent killed while its instances run is restarted and adopts them: nothing restarts or duplicates', async () => {
   const before = await running();
   const onNode1 = before.filter((i) => i.node === 'node-1');
   assert.ok(onNode1.length > 0);
-  const code = await agents.get('node-1')!.stop('SIGTERM');
-  assert.equal(code, 0);
+  // SIGKILL: the agent gets no chance to stop anything, as in a crash.
+  await agents.get('node-1')!.stop('SIGKILL');
   for (const i of onNode1) assert.ok(pidAlive(i.pid!), `instance ${i.id} kept running while its agent was down`);
   startAgent('node-1');
   await waitFor(async () => (await get<{ items: { name: string; ready: boolean }[] }>('/api/v1/nodes')).items.every((n) => n.ready), { what: 'nodes ready' });
-  // Give the new agent a full resync pass, then compare.
-  await waitFor(async () => agents.get('node-1')!.output().length > 0, { what: 'agent output' });
+  // The new agent has looked at every instance of its node once it logged their adoption.
+  const restarted = agents.get('node-1')!;
+  await waitFor(() => onNode1.every((i) => restarted.output().includes(`adopted ${i.id}`)), { what: 'adoption by the new agent' });
+  for (const i of onNode1) assert.equal(processGroupsOf(i.id).size, 1, `one copy of ${i.id}`);
   const afterRestart = await waitFor(async () => {
     const r = await running();
     return r.length === 3 ? r : undefined;
