@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import type { Deployment, Namespace } from '../../schemas/generated/index.ts';
 import { parseCpu, parseMemory } from '../manifests/quantity.ts';
-import { templateHash } from '../manifests/template-hash.ts';
+import { canonicalJson, templateHash } from '../manifests/template-hash.ts';
 import type { ContainerSpec } from '../model.ts';
 import type { DeploymentRecord, NamespaceRecord } from '../state/records.ts';
 
@@ -23,16 +23,8 @@ export interface LoadedObject {
   line: number;
 }
 
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
-  if (value && typeof value === 'object') {
-    return `{${Object.keys(value as object).sort().map((k) => `${JSON.stringify(k)}:${canonical((value as Record<string, unknown>)[k])}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
 export function specHash(spec: unknown): string {
-  return createHash('sha256').update(canonical(spec)).digest('hex').slice(0, 16);
+  return createHash('sha256').update(canonicalJson(spec)).digest('hex').slice(0, 16);
 }
 
 export function toDeploymentRecord(d: Deployment, commit: string, file: string, line: number, previous?: DeploymentRecord): DeploymentRecord {

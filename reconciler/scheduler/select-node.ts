@@ -55,8 +55,10 @@ export function selectNode(inst: Pick<InstanceRecord, 'runtime' | 'nodeSelector'
     else fits.push(n);
   }
   if (fits.length === 0) return { reason: unschedulableReason(nodes.length, counts) };
-  fits.sort((a, b) => a.sameDeployment - b.sameDeployment || freeShare(b) - freeShare(a) || (a.record.name < b.record.name ? -1 : 1));
-  return { node: fits[0]!.record.name, ranked: fits.map((n) => n.record.name) };
+  // Scores computed once per node, not in the comparator: this runs against every node.
+  const scored = fits.map((n) => ({ n, spread: n.sameDeployment, free: freeShare(n) }));
+  scored.sort((a, b) => a.spread - b.spread || b.free - a.free || (a.n.record.name < b.n.record.name ? -1 : 1));
+  return { node: scored[0]!.n.record.name, ranked: scored.map((s) => s.n.record.name) };
 }
 
 /** `0/3 nodes available: 2 insufficient memory, 1 node selector mismatch` */
