@@ -3,6 +3,7 @@ import { closeSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { constants } from 'node:os';
 import type { ContainerSpec, PortSpec, PortStatus } from '../reconciler/model.ts';
+import type { ExitInfo, RunningContainer } from './container-runtime.ts';
 import { exitFilePath, logPath, type ContainerState } from './instance-dir.ts';
 import { hasExecedChild, isGroupAlive, isProcessAlive, processStartTime, signalGroup } from './proc.ts';
 
@@ -20,22 +21,14 @@ import { hasExecedChild, isGroupAlive, isProcessAlive, processStartTime, signalG
  */
 const WRAPPER = 'trap : TERM; "$@"; echo $? > "$GANTRY_EXIT_FILE"';
 
-export interface ExitInfo {
-  /** Undefined when nothing recorded it (the wrapper itself was SIGKILLed while the agent was away). */
-  exitCode?: number;
-  finishedAt: number;
-}
+export type { ExitInfo } from './container-runtime.ts';
 
 /** A container process the agent watches, whether it spawned it or adopted it. */
-export interface ContainerProcess {
+export interface ContainerProcess extends RunningContainer {
   readonly pid: number;
   /** The process group (== pid: the wrapper shell leads its own group). */
   readonly pgid: number;
   readonly startTime?: number;
-  /** Called once when the process ends, unless unwatch() came first. */
-  onExit(listener: (exit: ExitInfo) => void): void;
-  /** Stops watching: used before a deliberate stop, and when the agent leaves processes running. */
-  unwatch(): void;
 }
 
 class WatchedProcess implements ContainerProcess {
@@ -66,6 +59,11 @@ class WatchedProcess implements ContainerProcess {
   unwatch(): void {
     this.listener = undefined;
     this.detach();
+  }
+
+  stop(graceMs: number): Promise<void> {
+    this.unwatch();
+    return stopProcessGroup(this, graceMs);
   }
 
   /** The wrapper ended; `fallbackCode` is what wait() said, when we are its parent. */

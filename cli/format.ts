@@ -28,7 +28,7 @@ export function render(kind: 'nodes' | 'deployments' | 'instances', items: unkno
       ['NAME', 'STATUS', 'CPU', 'MEMORY', 'INSTANCES', 'RUNTIMES', 'LABELS', 'HEARTBEAT'],
       (items as NodeView[]).map((n) => [
         n.name,
-        (n.ready ? 'Ready' : 'NotReady') + (n.cordoned ? ',SchedulingDisabled' : ''),
+        n.state + (n.cordoned ? ',SchedulingDisabled' : ''),
         `${formatCpu(n.allocatedCpuMilli)}/${formatCpu(n.cpuMilli)}`,
         `${formatMemory(n.allocatedMemoryBytes)}/${formatMemory(n.memoryBytes)}`,
         String(n.instances),

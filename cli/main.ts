@@ -55,7 +55,8 @@ program
   .addOption(new Option('--port <port>', 'API port').argParser(port).default(7070))
   .addOption(new Option('--poll-interval <duration>', 'how often a remote repository is fetched').argParser(durationMs).default(60_000, '60s'))
   .addOption(new Option('--resync <duration>', 'how often everything is re-checked').argParser(durationMs).default(10_000, '10s'))
-  .addOption(new Option('--node-ready-timeout <duration>', 'heartbeat age after which a node is not ready').argParser(durationMs).default(20_000, '20s'))
+  .addOption(new Option('--node-ready-timeout <duration>', 'heartbeat age after which a node is NotReady').argParser(durationMs).default(20_000, '20s'))
+  .addOption(new Option('--eviction-timeout <duration>', 'how long a node stays NotReady before its instances are rescheduled').argParser(durationMs).default(30_000, '30s'))
   .addOption(new Option('--parent-pid <pid>').hideHelp())
   .action(async (o) => runReconciler(o));
 
@@ -106,6 +107,18 @@ program
     const q = o.namespace && k !== 'nodes' ? `?namespace=${encodeURIComponent(o.namespace)}` : '';
     const { items } = await callApi<{ items: unknown[] }>(o.api, `/api/v1/${k}${q}`);
     console.log(render(k, items, o.output));
+  });
+
+program
+  .command('node')
+  .description('cordon or uncordon a node (a cordoned node takes no new placements)')
+  .argument('<action>', 'cordon | uncordon')
+  .argument('<node>', 'node name')
+  .addOption(apiOption())
+  .action(async (action: string, node: string, o) => {
+    if (action !== 'cordon' && action !== 'uncordon') throw new CommanderError(EXIT_USAGE, 'gantry.usage', `error: unknown node action ${JSON.stringify(action)}: expected cordon or uncordon`);
+    await callApi(o.api, `/api/v1/nodes/${encodeURIComponent(node)}/${action}`, { method: 'POST', body: {} });
+    console.log(`node/${node} ${action}ed`);
   });
 
 program

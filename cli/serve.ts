@@ -41,7 +41,7 @@ function onShutdown(stop: () => Promise<void>, parentPid?: string): void {
 
 export async function runReconciler(o: {
   redis: string; prefix: string; dataDir: string; repo: string; branch: string; path: string; tokenEnv: string;
-  host: string; port: number; pollInterval: number; resync: number; nodeReadyTimeout: number; parentPid?: string;
+  host: string; port: number; pollInterval: number; resync: number; nodeReadyTimeout: number; evictionTimeout: number; parentPid?: string;
 }): Promise<void> {
   const log = createLogger('reconciler');
   const repo = /^https?:\/\//.test(o.repo) ? o.repo : resolve(o.repo);
@@ -54,6 +54,7 @@ export async function runReconciler(o: {
     apiPort: o.port,
     resyncMs: o.resync,
     nodeReadyMs: o.nodeReadyTimeout,
+    evictionMs: o.evictionTimeout,
     log,
   });
   onShutdown(async () => {

@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { startApi } from './api/server.ts';
 import { reconcileDeployment } from './controller/deployment-reconciler.ts';
 import { SourceSync } from './controller/source-sync.ts';
+import { checkNodes } from './controller/node-lifecycle.ts';
 import { WorkQueue } from './controller/work-queue.ts';
 import { createGitSource, type GitSource, type SourceConfig } from './git/source.ts';
 import { Queues } from './queue/queues.ts';
@@ -29,7 +30,12 @@ export interface ReconcilerOptions {
   /** 0 picks a free port. */
   apiPort?: number;
   resyncMs?: number;
+  /** A node silent this long is NotReady (default 20 s). */
   nodeReadyMs?: number;
+  /** A NotReady node's instances are rescheduled after this much more (default 30 s). */
+  evictionMs?: number;
+  /** How often node heartbeats are checked (default 1 s). */
+  nodeCheckMs?: number;
   maxFileBytes?: number;
   log?: (line: string) => void;
 }
@@ -95,6 +101,14 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   source.watch(() => void safe('sync', sync.sync()));
   const timer = setInterval(() => void safe('resync', resync()), resyncMs);
   timer.unref();
+  const timings = { graceMs: nodeReadyMs, evictionMs: opts.evictionMs ?? 30_000 };
+  let checking = false;
+  const nodeTimer = setInterval(() => {
+    if (checking) return;
+    checking = true;
+    void safe('node check', checkNodes({ store, timings, enqueue: (k) => queue.add(k), log })).finally(() => (checking = false));
+  }, opts.nodeCheckMs ?? 1000);
+  nodeTimer.unref();
   await safe('sync', sync.sync());
   await safe('resync', resync());
   log(`API on ${url}, following ${source.describe()}`);
@@ -106,6 +120,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
     store,
     async stop() {
       clearInterval(timer);
+      clearInterval(nodeTimer);
       queue.stop();
       await source.close();
       await app.close();

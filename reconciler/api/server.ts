@@ -4,6 +4,7 @@ import { readEvents } from '../state/events.ts';
 import type { Store } from '../state/store.ts';
 import { describeDeployments, describeInstances, describeNodes } from './views.ts';
 import { proxyInstanceLogs, type LogsQuery } from './logs-proxy.ts';
+import { setCordoned } from './node-admin.ts';
 
 /**
  * The reconciler's HTTP API (fastify). Read endpoints render Redis state; POST /api/v1/sync fetches
@@ -52,6 +53,15 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
 
   app.get('/api/v1/nodes', async () => ({ items: await describeNodes(store, deps.nodeReadyMs) }));
+
+  app.post<{ Params: { name: string; action: string } }>('/api/v1/nodes/:name/:action', async (req, reply) => {
+    const { name, action } = req.params;
+    if (action !== 'cordon' && action !== 'uncordon') return reply.status(404).send({ error: `unknown node action ${JSON.stringify(action)}: cordon or uncordon`, code: 'NOT_FOUND' });
+    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name)) return reply.status(400).send({ error: `invalid node name ${JSON.stringify(name)}`, code: 'INVALID_NAME' });
+    const node = await setCordoned(store, name, action === 'cordon');
+    if (!node) return reply.status(404).send({ error: `node ${name} not found`, code: 'NOT_FOUND' });
+    return { name, cordoned: !!node.cordoned };
+  });
 
   app.get<{ Querystring: { namespace?: string; deployment?: string } }>('/api/v1/instances', async (req) => {
     return { items: await describeInstances(store, req.query) };

@@ -49,6 +49,8 @@ export async function describeDeployments(store: Store, namespace?: string): Pro
 export interface NodeView {
   name: string;
   ready: boolean;
+  /** Ready, NotReady (no heartbeat for the grace period) or Evicted (its instances were moved). */
+  state: string;
   cordoned: boolean;
   address: string;
   labels: Record<string, string>;
@@ -63,9 +65,11 @@ export interface NodeView {
 
 export async function describeNodes(store: Store, nodeReadyMs: number): Promise<NodeView[]> {
   const now = Date.now();
-  return (await store.readNodes()).map((n) => ({
+  const [nodes, lifecycle] = await Promise.all([store.readNodes(), store.redis.hgetall(store.keys.nodeLifecycle)]);
+  return nodes.map((n) => ({
     name: n.record.name,
     ready: now - n.heartbeatAt <= nodeReadyMs,
+    state: now - n.heartbeatAt <= nodeReadyMs ? 'Ready' : lifecycle[n.record.name] ? (JSON.parse(lifecycle[n.record.name]!) as { state: string }).state : 'NotReady',
     cordoned: !!n.record.cordoned,
     address: n.record.address,
     labels: n.record.labels,

@@ -21,6 +21,7 @@
  *   node-heartbeat:<name>           string  last heartbeat, ms since epoch
  *   node-alloc:<name>               hash    cpuMilli, memoryBytes, instances: what is bound there
  *   node-instances:<name>           set     instance ids bound to that node
+ *   node-lifecycle                  hash    name -> JSON NodeLifecycle (Ready/NotReady/Evicted), by the reconciler
  * Status and events:
  *   source                          hash    source status (see SourceStatus)
  *   deployment-status:<ns>:<name>   string  JSON DeploymentStatus
@@ -88,6 +89,7 @@ export function createKeys(prefix: string = DEFAULT_PREFIX) {
     nodeHeartbeat: (name: string) => k('node-heartbeat', assertKeyPart(name, 'node name')),
     nodeAlloc: (name: string) => k('node-alloc', assertKeyPart(name, 'node name')),
     nodeInstances: (name: string) => k('node-instances', assertKeyPart(name, 'node name')),
+    nodeLifecycle: k('node-lifecycle'),
 
     source: k('source'),
     events: k('events'),

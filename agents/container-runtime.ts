@@ -1,0 +1,52 @@
+/**
+ * What LocalInstance needs from a runtime, whichever runs the container: the process driver
+ * (image-less containers) or the Docker driver (containers with an image). Restart policy, backoff
+ * and status live above this line and are the same for both.
+ */
+
+export interface ExitInfo {
+  /** Undefined when nothing recorded it (killed while the agent was away, removed out of band). */
+  exitCode?: number;
+  finishedAt: number;
+  /** Why it ended, when the runtime knows more than the code says: `OOMKilled`. */
+  reason?: string;
+}
+
+/** A container the agent watches, whether it started it or adopted it. */
+export interface RunningContainer {
+  /** Host pid (the wrapper shell of a process; the container's init for Docker). */
+  readonly pid?: number;
+  /** Docker only: the engine's container id. */
+  readonly containerId?: string;
+  /** Called once when the container ends, unless unwatch() came first. */
+  onExit(listener: (exit: ExitInfo) => void): void;
+  /** Stops watching: used before a deliberate stop, and when the agent leaves containers running. */
+  unwatch(): void;
+  /** Graceful stop: SIGTERM, up to `graceMs`, then SIGKILL; gone (Docker: removed) afterwards. */
+  stop(graceMs: number): Promise<void>;
+  /**
+   * Looks at the container again. For runtimes whose exit notifications can be lost (the Docker
+   * events stream reconnecting), so that every resync catches an exit nobody announced.
+   */
+  recheck?(): Promise<void>;
+}
+
+/**
+ * Reasons a container could not be started. `waiting` ones mean it never ran and will be retried
+ * with backoff without counting a restart (an image that cannot be pulled yet, an engine that does
+ * not answer); the others count as a failed run, which the restart policy then handles.
+ */
+export type StartFailure = 'ImagePullFailed' | 'ErrImageNeverPull' | 'RuntimeUnavailable' | 'StartFailed';
+
+export class StartError extends Error {
+  constructor(
+    readonly reason: StartFailure,
+    message: string,
+  ) {
+    super(message);
+  }
+
+  get waiting(): boolean {
+    return this.reason !== 'StartFailed';
+  }
+}

@@ -1,0 +1,150 @@
+import Docker from 'dockerode';
+import { LABELS, nodeFilter } from './docker-labels.ts';
+
+/**
+ * The agent's connection to the Docker Engine: the client, the "does it answer" probe that decides
+ * whether the node offers the docker runtime, the listing of this node's containers by label, and
+ * one events stream that tells the agent when a container dies instead of one long poll per
+ * container.
+ */
+
+/** DOCKER_HOST (unix://, tcp:// with DOCKER_TLS_VERIFY/DOCKER_CERT_PATH) or /var/run/docker.sock, as the docker CLI does. */
+export function connectDocker(): Docker {
+  return new Docker();
+}
+
+export type EngineProbe = { ok: true; version: string } | { ok: false; error: string };
+
+/** Asks the engine for its version, with a short timeout: a hung socket must not hold up a resync. */
+export async function probeEngine(docker: Docker, timeoutMs = 2_000): Promise<EngineProbe> {
+  try {
+    const v = await docker.version({ abortSignal: AbortSignal.timeout(timeoutMs) } as object);
+    return { ok: true, version: v.Version };
+  } catch (err) {
+    return { ok: false, error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** A container this node's agent manages, as the engine lists it. */
+export interface ManagedContainer {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  /** created, running, exited, dead, ... */
+  state: string;
+}
+
+export function instanceOf(c: ManagedContainer): string | undefined {
+  return c.labels[LABELS.instance];
+}
+
+/** Every container labelled for this node (or for one instance on it), running or not. */
+export async function listManaged(docker: Docker, node: string, instanceId?: string): Promise<ManagedContainer[]> {
+  const list = await docker.listContainers({ all: true, filters: { label: nodeFilter(node, instanceId) } });
+  return list.map((c) => ({ id: c.Id, name: (c.Names[0] ?? '').replace(/^\//, ''), labels: c.Labels ?? {}, state: c.State }));
+}
+
+export interface ContainerEvent {
+  action: 'die' | 'oom' | 'destroy';
+  id: string;
+  /** From `die`: the engine reports the code in the event itself, which survives a `docker rm -f`. */
+  exitCode?: number;
+}
+
+/**
+ * One `GET /events` stream filtered to this node's containers, dispatching die/oom/destroy to the
+ * watcher of each container id. It reconnects after an error; events lost in between are caught
+ * by the agent's resync, which rechecks every container it watches.
+ */
+export class DockerEvents {
+  private readonly watchers = new Map<string, (ev: ContainerEvent) => void>();
+  private stream?: NodeJS.ReadableStream & { destroy?: () => void };
+  private reconnectTimer?: NodeJS.Timeout;
+  private closed = false;
+
+  constructor(
+    private readonly docker: Docker,
+    private readonly node: string,
+    private readonly log: (line: string) => void,
+    private readonly reconnectMs = 1_000,
+  ) {}
+
+  /** Resolves once the stream is connected (or failed to; it keeps retrying). */
+  async start(): Promise<void> {
+    await this.connect();
+  }
+
+  watch(id: string, fn: (ev: ContainerEvent) => void): void {
+    this.watchers.set(id, fn);
+  }
+
+  unwatch(id: string): void {
+    this.watchers.delete(id);
+  }
+
+  private async connect(): Promise<void> {
+    if (this.closed) return;
+    let stream: NodeJS.ReadableStream & { destroy?: () => void };
+    try {
+      stream = await this.docker.getEvents({ filters: { type: ['container'], event: ['die', 'oom', 'destroy'], label: nodeFilter(this.node) } });
+    } catch (err) {
+      this.retry(`docker events: ${err instanceof Error ? err.message : err}`);
+      return;
+    }
+    if (this.closed) {
+      stream.destroy?.();
+      return;
+    }
+    this.stream = stream;
+    let buffered = '';
+    stream.on('data', (chunk: Buffer | string) => {
+      buffered += chunk.toString();
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        this.dispatch(buffered.slice(0, nl));
+        buffered = buffered.slice(nl + 1);
+      }
+    });
+    let ended = false;
+    const onEnd = (why: string) => {
+      if (ended) return;
+      ended = true;
+      if (this.stream === stream) this.stream = undefined;
+      this.retry(why);
+    };
+    stream.on('error', (err: Error) => onEnd(`docker events: ${err.message}`));
+    stream.on('end', () => onEnd('docker events stream ended'));
+    stream.on('close', () => onEnd('docker events stream closed'));
+  }
+
+  private dispatch(line: string): void {
+    if (!line.trim()) return;
+    let ev: { Action?: string; status?: string; id?: string; Actor?: { ID?: string; Attributes?: Record<string, string> } };
+    try {
+      ev = JSON.parse(line);
+    } catch {
+      return;
+    }
+    const action = ev.Action ?? ev.status;
+    const id = ev.Actor?.ID ?? ev.id;
+    if (!id || (action !== 'die' && action !== 'oom' && action !== 'destroy')) return;
+    const code = ev.Actor?.Attributes?.exitCode;
+    this.watchers.get(id)?.({ action, id, ...(code !== undefined && /^\d+$/.test(code) ? { exitCode: Number(code) } : {}) });
+  }
+
+  private retry(why: string): void {
+    if (this.closed) return;
+    this.log(`${why}; reconnecting`);
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => void this.connect(), this.reconnectMs);
+    this.reconnectTimer.unref();
+  }
+
+  close(): void {
+    this.closed = true;
+    clearTimeout(this.reconnectTimer);
+    this.stream?.destroy?.();
+    this.stream = undefined;
+    this.watchers.clear();
+  }
+}

@@ -1,0 +1,145 @@
+import type Docker from 'dockerode';
+import { StartError } from './container-runtime.ts';
+
+/**
+ * Makes an image present on the engine according to imagePullPolicy (IfNotPresent, Always,
+ * Never), reporting progress as events. A failure is a StartError that the instance retries with
+ * backoff: it never throws anything else, so a bad image can never take the agent down.
+ */
+
+export type PullPolicy = 'IfNotPresent' | 'Always' | 'Never';
+
+export interface PullEvent {
+  type: 'Normal' | 'Warning';
+  reason: 'Pulling' | 'Pulled' | 'ImagePullFailed';
+  message: string;
+}
+
+/** Progress events are at most this frequent per pull: enough to see it move, not a flood. */
+const PROGRESS_EVERY_MS = 5_000;
+
+interface Pull {
+  done: Promise<void>;
+  listeners: Set<(ev: PullEvent) => void>;
+}
+
+export class ImagePuller {
+  /** One pull per image at a time: three replicas starting together share it. */
+  private readonly inflight = new Map<string, Pull>();
+
+  constructor(private readonly docker: Docker) {}
+
+  async ensure(image: string, policy: PullPolicy, report: (ev: PullEvent) => void): Promise<void> {
+    if (policy !== 'Always' && (await this.isPresent(image))) return;
+    if (policy === 'Never') {
+      throw new StartError('ErrImageNeverPull', `ErrImageNeverPull: image ${image} is not present on the node and imagePullPolicy is Never`);
+    }
+    let pull = this.inflight.get(image);
+    if (!pull) {
+      const listeners = new Set<(ev: PullEvent) => void>();
+      const done = this.pull(image, (ev) => listeners.forEach((l) => l(ev))).finally(() => this.inflight.delete(image));
+      pull = { done, listeners };
+      this.inflight.set(image, pull);
+    } else {
+      report({ type: 'Normal', reason: 'Pulling', message: `waiting for the pull of image ${image} already in progress` });
+    }
+    pull.listeners.add(report);
+    try {
+      await pull.done;
+    } finally {
+      pull.listeners.delete(report);
+    }
+  }
+
+  private async isPresent(image: string): Promise<boolean> {
+    try {
+      await this.docker.getImage(image).inspect();
+      return true;
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) return false;
+      throw new StartError('RuntimeUnavailable', `inspecting image ${image}: ${engineMessage(err)}`);
+    }
+  }
+
+  private async pull(image: string, report: (ev: PullEvent) => void): Promise<void> {
+    const started = Date.now();
+    // Listeners are added right after this call returns; let them see the first event.
+    await Promise.resolve();
+    report({ type: 'Normal', reason: 'Pulling', message: `pulling image ${image}` });
+    try {
+      const stream = await this.docker.pull(image);
+      await followPull(stream, (progress) => report({ type: 'Normal', reason: 'Pulling', message: `pulling image ${image}: ${progress}` }));
+    } catch (err) {
+      const message = engineMessage(err);
+      report({ type: 'Warning', reason: 'ImagePullFailed', message: `failed to pull image ${image}: ${message}` });
+      throw new StartError('ImagePullFailed', `ImagePullFailed: ${message}`);
+    }
+    report({ type: 'Normal', reason: 'Pulled', message: `pulled image ${image} in ${((Date.now() - started) / 1000).toFixed(1)}s` });
+  }
+}
+
+interface PullMessage {
+  id?: string;
+  status?: string;
+  error?: string;
+  errorDetail?: { message?: string };
+  progressDetail?: { current?: number; total?: number };
+}
+
+/**
+ * Reads the engine's JSON-lines pull stream to its end. Errors arrive in the stream itself (an
+ * `error` line after a 200), which dockerode's followProgress does not treat as a failure.
+ */
+function followPull(stream: NodeJS.ReadableStream, progress: (summary: string) => void): Promise<void> {
+  const layers = new Map<string, { current: number; total: number; done: boolean }>();
+  let lastReport = Date.now();
+  let failure: string | undefined;
+  let buffered = '';
+  return new Promise<void>((resolve, reject) => {
+    const onLine = (line: string) => {
+      if (!line.trim()) return;
+      let msg: PullMessage;
+      try {
+        msg = JSON.parse(line) as PullMessage;
+      } catch {
+        return;
+      }
+      if (msg.error || msg.errorDetail?.message) failure ??= msg.errorDetail?.message ?? msg.error;
+      if (msg.id && msg.progressDetail?.total) {
+        layers.set(msg.id, { current: msg.progressDetail.current ?? 0, total: msg.progressDetail.total, done: false });
+      } else if (msg.id && /complete|already exists/i.test(msg.status ?? '')) {
+        const layer = layers.get(msg.id) ?? { current: 0, total: 0, done: true };
+        layers.set(msg.id, { ...layer, current: layer.total, done: true });
+      }
+      if (Date.now() - lastReport >= PROGRESS_EVERY_MS && layers.size > 0) {
+        lastReport = Date.now();
+        const all = [...layers.values()];
+        const mb = (n: number) => (n / 1e6).toFixed(1);
+        progress(`${all.filter((l) => l.done).length}/${all.length} layers, ${mb(all.reduce((s, l) => s + l.current, 0))} of ${mb(all.reduce((s, l) => s + l.total, 0))} MB`);
+      }
+    };
+    stream.on('data', (chunk: Buffer | string) => {
+      buffered += chunk.toString();
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        onLine(buffered.slice(0, nl));
+        buffered = buffered.slice(nl + 1);
+      }
+    });
+    stream.once('error', reject);
+    stream.once('end', () => {
+      onLine(buffered);
+      if (failure !== undefined) reject(new Error(failure));
+      else resolve();
+    });
+  });
+}
+
+/** The engine's own words, without dockerode's "(HTTP code 500) server error - " wrapping. */
+export function engineMessage(err: unknown): string {
+  const e = err as { json?: { message?: string } | null; message?: string };
+  if (e?.json?.message) return e.json.message.trim();
+  return String(e?.message ?? err)
+    .replace(/^\(HTTP code \d+\)[^-]*- /, '')
+    .trim();
+}

@@ -1,0 +1,83 @@
+import { objectKey } from '../redis/keys.ts';
+import { recordEvent } from '../state/events.ts';
+import type { Store } from '../state/store.ts';
+
+/**
+ * Node lifecycle, as Kubernetes' node lifecycle controller does it: a node whose agent has not
+ * heartbeated for `graceMs` is NotReady (the scheduler stops placing there); after `evictionMs`
+ * more, its instances are evicted: their records are deleted (releasing the node's resources), so
+ * the deployment controller recreates them (same ids, new uids) and the scheduler places them on
+ * nodes that are ready. An agent that comes back finds its instances bound elsewhere, or gone, and
+ * stops its stale copies.
+ */
+
+export type NodeState = 'Ready' | 'NotReady' | 'Evicted';
+
+export interface NodeLifecycle {
+  state: NodeState;
+  /** When the node entered this state. */
+  since: number;
+  lastHeartbeat: number;
+}
+
+export interface LifecycleTimings {
+  graceMs: number;
+  evictionMs: number;
+}
+
+/** Pure: the state a node should be in, from its last heartbeat. */
+export function nodeState(lastHeartbeat: number, now: number, t: LifecycleTimings): NodeState {
+  const silent = now - lastHeartbeat;
+  if (silent <= t.graceMs) return 'Ready';
+  return silent > t.graceMs + t.evictionMs ? 'Evicted' : 'NotReady';
+}
+
+export interface NodeLifecycleDeps {
+  store: Store;
+  timings: LifecycleTimings;
+  /** Enqueue a deployment's reconcile. */
+  enqueue: (key: string) => void;
+  log?: (line: string) => void;
+}
+
+/** One pass over all nodes; run it every second or so. Idempotent. */
+export async function checkNodes(deps: NodeLifecycleDeps, now = Date.now()): Promise<void> {
+  const { store, timings } = deps;
+  const k = store.keys;
+  const [nodes, stored] = await Promise.all([store.readNodes(), store.redis.hgetall(k.nodeLifecycle)]);
+  for (const n of nodes) {
+    const name = n.record.name;
+    const previous = stored[name] ? (JSON.parse(stored[name]!) as NodeLifecycle) : undefined;
+    const state = nodeState(n.heartbeatAt, now, timings);
+    if (state === 'Evicted') await evictInstances(deps, name, now - n.heartbeatAt);
+    if (previous?.state === state) continue;
+    await store.redis.hset(k.nodeLifecycle, name, JSON.stringify({ state, since: now, lastHeartbeat: n.heartbeatAt } satisfies NodeLifecycle));
+    const silentS = Math.round((now - n.heartbeatAt) / 1000);
+    if (state === 'Ready') {
+      if (previous) await recordEvent(store.redis, k, { type: 'Normal', reason: 'NodeReady', object: `node/${name}`, message: `node ${name} is ready again` });
+    } else if (state === 'NotReady') {
+      await recordEvent(store.redis, k, { type: 'Warning', reason: 'NodeNotReady', object: `node/${name}`, message: `no heartbeat from node ${name} for ${silentS}s: no new placements there` });
+      deps.log?.(`node ${name} is NotReady (no heartbeat for ${silentS}s)`);
+    } else {
+      await recordEvent(store.redis, k, { type: 'Warning', reason: 'NodeLost', object: `node/${name}`, message: `no heartbeat from node ${name} for ${silentS}s: its instances are rescheduled` });
+      deps.log?.(`node ${name} is lost (no heartbeat for ${silentS}s): evicting its instances`);
+    }
+  }
+}
+
+async function evictInstances(deps: NodeLifecycleDeps, node: string, silentMs: number): Promise<void> {
+  const { store } = deps;
+  const ids = await store.redis.smembers(store.keys.nodeInstances(node));
+  for (const inst of await store.readInstances(ids)) {
+    if (inst.record.node !== node) continue;
+    if (!(await store.deleteInstance(inst))) continue; // changed meanwhile: the next pass sees it
+    const key = objectKey(inst.record.namespace, inst.record.deployment);
+    await recordEvent(store.redis, store.keys, {
+      type: 'Warning',
+      reason: 'Evicted',
+      object: `deployment/${key}`,
+      message: `instance ${inst.record.id} evicted from node ${node} (no heartbeat for ${Math.round(silentMs / 1000)}s): rescheduling`,
+    });
+    deps.enqueue(key);
+  }
+}
