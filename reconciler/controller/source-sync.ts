@@ -3,7 +3,7 @@ import { loadManifests } from '../manifests/index.ts';
 import { buildDesiredState, diffDesired, type DesiredState, type DesiredDiff } from '../desired/desired-state.ts';
 import { objectKey } from '../redis/keys.ts';
 import { recordEvent } from '../state/events.ts';
-import type { SourceStatus } from '../state/records.ts';
+import type { DeploymentRecord, SourceStatus } from '../state/records.ts';
 import type { Store } from '../state/store.ts';
 import { short } from '../status/deployment-status.ts';
 
@@ -69,19 +69,20 @@ export class SourceSync {
   }
 
   /** Reads and validates the branch head without applying it. */
-  async preview(ref?: string): Promise<{ commit: string; desired?: DesiredState; errors: string[] }> {
+  async preview(ref?: string, current?: DeploymentRecord[]): Promise<{ commit: string; desired?: DesiredState; errors: string[] }> {
     const commit = ref ?? (await this.deps.source.resolve());
     const files = await this.deps.source.read(commit);
     const loaded = loadManifests(files.files, { maxFileBytes: this.deps.maxFileBytes });
     if (loaded.errors.length > 0) return { commit: files.commit, errors: loaded.errors.map((e) => e.toString()) };
-    return { commit: files.commit, desired: buildDesiredState(loaded.objects, files.commit, await this.deps.store.readDeployments()), errors: [] };
+    return { commit: files.commit, desired: buildDesiredState(loaded.objects, files.commit, current ?? (await this.deps.store.readDeployments())), errors: [] };
   }
 
   /** What syncing the branch head (or `ref`) would change, without changing anything. */
   async diffHead(ref?: string): Promise<HeadDiff> {
-    const p = await this.preview(ref);
+    const current = await this.deps.store.readDeployments();
+    const p = await this.preview(ref, current);
     if (!p.desired) return { commit: p.commit, valid: false, errors: p.errors, summary: 'invalid', added: [], changed: [], removed: [] };
-    const d = diffDesired(await this.deps.store.readDeployments(), p.desired);
+    const d = diffDesired(current, p.desired);
     const name = (r: { namespace: string; name: string }) => `${r.namespace}/${r.name}`;
     return {
       commit: p.commit,
@@ -115,7 +116,8 @@ export class SourceSync {
       return { outcome: 'unchanged', commit };
     }
 
-    const preview = await this.preview(commit);
+    const current = await store.readDeployments();
+    const preview = await this.preview(commit, current);
     const base: SourceStatus = { ...prev, source: source.describe(), branch: this.deps.branch, lastAttemptedCommit: commit, lastAttemptedAt: now, lastFetchError: undefined };
     if (!preview.desired) {
       const errors = preview.errors;
@@ -127,7 +129,6 @@ export class SourceSync {
     }
 
     const desired = preview.desired;
-    const current = await store.readDeployments();
     const diff = diffDesired(current, desired);
     const k = store.keys;
     const status: SourceStatus = { ...base, lastAppliedCommit: commit, lastAppliedAt: now, rejectedCommit: undefined, errors: undefined, lastError: undefined };
