@@ -3,7 +3,7 @@ import type { Deployment, Namespace } from '../../schemas/generated/index.ts';
 import { parseCpu, parseMemory } from '../manifests/quantity.ts';
 import { canonicalJson, templateHash } from '../manifests/template-hash.ts';
 import type { ContainerSpec } from '../model.ts';
-import type { DeploymentRecord, NamespaceRecord } from '../state/records.ts';
+import type { CanaryStep, DeploymentRecord, NamespaceRecord } from '../state/records.ts';
 
 /**
  * Desired state: what one commit's validated manifests mean, as records ready for Redis.
@@ -57,7 +57,12 @@ export function toDeploymentRecord(d: Deployment, commit: string, file: string, 
       type: spec.strategy?.type ?? 'RollingUpdate',
       maxSurge: spec.strategy?.rollingUpdate?.maxSurge ?? '25%',
       maxUnavailable: spec.strategy?.rollingUpdate?.maxUnavailable ?? '25%',
+      ...(spec.strategy?.steps ? { steps: spec.strategy.steps.map(toCanaryStep) } : {}),
     },
+    minReadySeconds: spec.minReadySeconds ?? 0,
+    revisionHistoryLimit: spec.revisionHistoryLimit ?? 10,
+    progressDeadlineSeconds: spec.progressDeadlineSeconds ?? 600,
+    rollback: spec.rollback ?? 'auto',
     templateHash: templateHash(d),
     template: {
       labels: t.metadata.labels,
@@ -72,6 +77,14 @@ export function toDeploymentRecord(d: Deployment, commit: string, file: string, 
     labels: d.metadata.labels ?? {},
     annotations: d.metadata.annotations ?? {},
   };
+}
+
+function toCanaryStep(step: { setWeight?: number; pause?: { duration?: string } }): CanaryStep {
+  if (step.setWeight !== undefined) return { setWeight: step.setWeight };
+  const d = step.pause?.duration;
+  if (!d) return { pause: {} };
+  const n = Number.parseInt(d, 10);
+  return { pause: { durationMs: n * (d.endsWith('h') ? 3_600_000 : d.endsWith('m') ? 60_000 : 1000) } };
 }
 
 export function buildDesiredState(objects: LoadedObject[], commit: string, current: DeploymentRecord[]): DesiredState {

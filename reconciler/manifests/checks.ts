@@ -92,10 +92,16 @@ function isZero(v: IntOrPercent | undefined): boolean {
 
 function checkStrategy(d: Deployment, issues: ManifestIssue[]): void {
   const strategy = d.spec.strategy;
+  if (strategy?.steps && strategy.type !== 'Canary') {
+    issues.push(invalid('/spec/strategy/steps', 'must only be set when the strategy type is Canary', true));
+  }
+  if (strategy?.type === 'Canary' && !strategy.steps) {
+    issues.push(invalid('/spec/strategy', "must have required property 'steps' when the strategy type is Canary", true));
+  }
   if (!strategy?.rollingUpdate) return;
   const pointer = '/spec/strategy/rollingUpdate';
-  if (strategy.type === 'Recreate') {
-    issues.push(invalid(pointer, 'must not be set when the strategy type is Recreate', true));
+  if (strategy.type === 'Recreate' || strategy.type === 'Canary') {
+    issues.push(invalid(pointer, `must not be set when the strategy type is ${strategy.type}`, true));
     return;
   }
   const { maxSurge, maxUnavailable } = strategy.rollingUpdate;

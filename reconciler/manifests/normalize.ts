@@ -25,6 +25,8 @@ export function normalizeNamespace(input: Namespace): NamespaceObject {
 
 function normalizeStrategy(strategy: DeploymentStrategy | undefined): StrategyObject {
   if (strategy?.type === 'Recreate') return { ...strategy, type: 'Recreate' };
+  // Canary without steps is rejected by checks.ts; a single full step keeps the type total here.
+  if (strategy?.type === 'Canary') return { ...strategy, type: 'Canary', steps: strategy.steps ?? [{ setWeight: 100 }] };
   return {
     ...strategy,
     type: 'RollingUpdate',
@@ -58,6 +60,10 @@ export function normalizeDeployment(input: Deployment): DeploymentObject {
       // Without a selector, a deployment owns the instances that carry all of its template's labels.
       selector: d.spec.selector ?? { matchLabels: { ...template.metadata.labels } },
       strategy: normalizeStrategy(d.spec.strategy),
+      minReadySeconds: d.spec.minReadySeconds ?? 0,
+      revisionHistoryLimit: d.spec.revisionHistoryLimit ?? 10,
+      progressDeadlineSeconds: d.spec.progressDeadlineSeconds ?? 600,
+      rollback: d.spec.rollback ?? 'auto',
       template: {
         ...template,
         metadata: { ...template.metadata, annotations: template.metadata.annotations ?? {} },

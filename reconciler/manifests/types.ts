@@ -5,6 +5,7 @@
  */
 import type {
   Annotations,
+  CanaryStep,
   Container,
   ContainerPort,
   Deployment,
@@ -56,12 +57,17 @@ export type IntOrPercent = number | string;
 
 export type StrategyObject =
   | { type: 'RollingUpdate'; rollingUpdate: { maxSurge: IntOrPercent; maxUnavailable: IntOrPercent } }
-  | { type: 'Recreate' };
+  | { type: 'Recreate' }
+  | { type: 'Canary'; steps: [CanaryStep, ...CanaryStep[]] };
 
 export interface DeploymentSpecObject extends DeploymentSpec {
   replicas: number;
   selector: { matchLabels: Labels };
   strategy: StrategyObject;
+  minReadySeconds: number;
+  revisionHistoryLimit: number;
+  progressDeadlineSeconds: number;
+  rollback: 'auto' | 'none';
   template: PodTemplateObject;
 }
 

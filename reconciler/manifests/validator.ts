@@ -57,6 +57,7 @@ export const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
     "must be a label value: letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
   '^[A-Za-z_][A-Za-z0-9_]*$': "must be letters, digits and '_', not starting with a digit",
   '^[0-9]+%$': 'must be a count or a percentage such as "25%"',
+  '^[0-9]+(s|m|h)$': 'must be a duration such as "30s", "5m" or "1h"',
   '^([0-9]+m|[0-9]+(\\.[0-9]+)?)$': 'must be a cpu quantity such as "250m", "1" or "0.5"',
   '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$': 'must be a memory quantity such as "128974848", "64Mi" or "1G"',
 };

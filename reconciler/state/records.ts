@@ -1,5 +1,8 @@
 import type { ContainerSpec, RestartPolicy, Runtime } from '../model.ts';
 
+/** One canary step: `{ setWeight }` or `{ pause: { durationMs? } }` (no duration: until promoted). */
+export type CanaryStep = { setWeight: number } | { pause: { durationMs?: number } };
+
 /** What every instance of one template revision shares; the planner stamps ids and ordinals. */
 export interface InstanceTemplate {
   labels: Record<string, string>;
@@ -29,7 +32,11 @@ export interface DeploymentRecord {
   specHash: string;
   replicas: number;
   selector: Record<string, string>;
-  strategy: { type: 'RollingUpdate' | 'Recreate'; maxSurge: IntOrPercent; maxUnavailable: IntOrPercent };
+  strategy: { type: 'RollingUpdate' | 'Recreate' | 'Canary'; maxSurge: IntOrPercent; maxUnavailable: IntOrPercent; steps?: CanaryStep[] };
+  minReadySeconds: number;
+  revisionHistoryLimit: number;
+  progressDeadlineSeconds: number;
+  rollback: 'auto' | 'none';
   templateHash: string;
   template: InstanceTemplate;
   labels: Record<string, string>;

@@ -64,17 +64,29 @@ export interface DeploymentSpec {
   selector?: LabelSelector;
   strategy?: DeploymentStrategy;
   /**
-   * Seconds a new instance must run without failing before it counts as available.
+   * Seconds a new instance must be ready before it counts as available.
+   *
+   * @default 0
    */
   minReadySeconds?: number;
   /**
    * How many old template revisions to remember.
+   *
+   * @default 10
    */
   revisionHistoryLimit?: number;
   /**
-   * Seconds a rollout may go without progress before it is reported as stalled.
+   * Seconds a rollout may go without progress before it is marked failed (ProgressDeadlineExceeded).
+   *
+   * @default 600
    */
   progressDeadlineSeconds?: number;
+  /**
+   * What happens when a rollout fails: auto returns to the last good revision (and does not retry the failed one until Git changes the deployment again); none leaves it failed.
+   *
+   * @default "auto"
+   */
+  rollback?: "auto" | "none";
   template: PodTemplate;
 }
 /**
@@ -88,12 +100,18 @@ export interface LabelSelector {
  */
 export interface DeploymentStrategy {
   /**
-   * RollingUpdate replaces instances a few at a time; Recreate stops all old instances before starting new ones.
+   * RollingUpdate replaces instances a few at a time; Recreate stops all old instances before starting new ones; Canary moves a share of the replicas to the new revision step by step.
    *
    * @default "RollingUpdate"
    */
-  type?: "RollingUpdate" | "Recreate";
+  type?: "RollingUpdate" | "Recreate" | "Canary";
   rollingUpdate?: RollingUpdateStrategy;
+  /**
+   * Canary steps, in order. Only allowed when the strategy type is Canary.
+   *
+   * @minItems 1
+   */
+  steps?: [CanaryStep, ...CanaryStep[]];
 }
 /**
  * Bounds of a rolling update. Only allowed when the strategy type is RollingUpdate.
@@ -111,6 +129,25 @@ export interface RollingUpdateStrategy {
    * @default "25%"
    */
   maxUnavailable?: IntOrPercent;
+}
+/**
+ * One canary step: set the share of replicas on the new revision, or pause.
+ */
+export interface CanaryStep {
+  /**
+   * Percentage of the replicas that run the new revision (rounded up).
+   */
+  setWeight?: number;
+  pause?: CanaryPause;
+}
+/**
+ * Wait: for a duration, or, without one, until `gantry rollout promote`.
+ */
+export interface CanaryPause {
+  /**
+   * How long to wait, such as 30s, 5m or 1h.
+   */
+  duration?: string;
 }
 /**
  * What each instance runs. Any change to it starts a rollout.

@@ -11,6 +11,8 @@ export type {
   LabelSelector,
   DeploymentStrategy,
   RollingUpdateStrategy,
+  CanaryStep,
+  CanaryPause,
   PodTemplate,
   TemplateMetadata,
   PodSpec,

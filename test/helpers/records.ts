@@ -17,6 +17,10 @@ export function deployment(over: Partial<DeploymentRecord> = {}): DeploymentReco
     replicas: 3,
     selector: { app: 'web' },
     strategy: { type: 'RollingUpdate', maxSurge: '25%', maxUnavailable: '25%' },
+    minReadySeconds: 0,
+    revisionHistoryLimit: 10,
+    progressDeadlineSeconds: 600,
+    rollback: 'auto',
     templateHash: 'h1',
     template: {
       labels: { app: 'web' },

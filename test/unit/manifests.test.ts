@@ -361,6 +361,10 @@ test('defaults are applied to a minimal deployment', () => {
           replicas: 1,
           selector: { matchLabels: { app: 'web' } },
           strategy: { type: 'RollingUpdate', rollingUpdate: { maxSurge: '25%', maxUnavailable: '25%' } },
+          minReadySeconds: 0,
+          revisionHistoryLimit: 10,
+          progressDeadlineSeconds: 600,
+          rollback: 'auto',
           template: {
             metadata: { labels: { app: 'web' }, annotations: {} },
             spec: {
