@@ -3,6 +3,8 @@ import type { Redis } from 'ioredis';
 import type { InstanceStatus, NodeRecord } from '../reconciler/model.ts';
 import { connectRedis } from '../reconciler/redis/connection.ts';
 import { createKeys, DEFAULT_PREFIX, nodeQueueName, type Keys } from '../reconciler/redis/keys.ts';
+import { recordEvent } from '../reconciler/state/events.ts';
+import type { ManagedContainer } from './docker-engine.ts';
 import {
   instanceDir,
   listInstanceIds,
@@ -13,13 +15,16 @@ import {
 import { KeyedMutex } from './keyed-mutex.ts';
 import { LocalInstance, type InstanceHost } from './local-instance.ts';
 import { DEFAULT_LOG_MAX_BYTES, rotateInstanceLogs } from './log-file.ts';
+import { startLogServer, type LogServer } from './log-server.ts';
+import { NodeDocker, ownerFromLabels } from './node-docker.ts';
 import { stopProcessGroup } from './process-driver.ts';
 import { StatusStore } from './status-store.ts';
 
 /**
- * The node agent: registers its node, heartbeats, and makes the processes on this node match the
- * instances bound to it in Redis. Jobs on the node's queue only say "look at instance X now";
- * the truth is always re-read from Redis, and a periodic resync catches whatever jobs were lost.
+ * The node agent: registers its node, heartbeats, and makes the processes and Docker containers
+ * on this node match the instances bound to it in Redis. Jobs on the node's queue only say "look
+ * at instance X now"; the truth is always re-read from Redis, and a periodic resync catches
+ * whatever jobs were lost.
  */
 
 export interface AgentOptions {
@@ -39,6 +44,13 @@ export interface AgentOptions {
   logMaxBytes?: number;
   /** Poll interval for processes adopted from a previous agent (default 500 ms). */
   adoptPollMs?: number;
+  /**
+   * Run containers with an image on the Docker Engine (DOCKER_HOST or /var/run/docker.sock) when it
+   * answers; probed at start and on every resync. false: this node never offers the docker runtime.
+   */
+  docker?: boolean;
+  /** Port of the log endpoint on `address` (default 0: any free port, recorded in the NodeRecord). */
+  logsPort?: number;
   log?: (line: string) => void;
 }
 
@@ -49,6 +61,13 @@ export interface AgentHandle {
 
 interface InstanceJob {
   instanceId: string;
+}
+
+interface HandleOptions {
+  /** This node's containers labelled for the instance, as listed at the start of a resync: any not claimed is a stray. */
+  seen?: ManagedContainer[];
+  /** Look again at containers whose end may have gone unannounced (resync). */
+  recheck?: boolean;
 }
 
 export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
@@ -76,6 +95,8 @@ class NodeAgent {
   private heartbeatTimer?: NodeJS.Timeout;
   private resyncTimer?: NodeJS.Timeout;
   private closing = false;
+  private readonly docker: NodeDocker;
+  private logServer?: LogServer;
 
   constructor(private readonly opts: AgentOptions) {
     this.keys = createKeys(opts.prefix ?? DEFAULT_PREFIX);
@@ -87,15 +108,31 @@ class NodeAgent {
     // BullMQ blocks on its connection; commands of the agent must not queue behind it.
     this.workerRedis = connectRedis(opts.redisUrl, `gantry-agent-${this.node}-worker`);
     this.store = new StatusStore(this.redis, this.keys, this.node);
+    this.docker = new NodeDocker(
+      { enabled: opts.docker !== false, node: this.node, address: this.address, dataDir: opts.dataDir, prefix: this.keys.prefix, logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES },
+      this.log,
+    );
     this.host = {
       node: this.node,
       address: this.address,
       adoptPollMs: opts.adoptPollMs ?? 500,
       poke: (id) => this.inBackground(this.handle(id)),
+      docker: () => this.docker.driverOrReason(),
+      event: (ev) => void recordEvent(this.redis, this.keys, ev).catch((err) => this.log(`recording an event failed: ${err}`)),
     };
   }
 
   async start(): Promise<void> {
+    await this.docker.probe();
+    this.logServer = await startLogServer({
+      address: this.address,
+      port: this.opts.logsPort ?? 0,
+      node: this.node,
+      dataDir: this.opts.dataDir,
+      lookup: (id) => this.instances.get(id),
+      docker: () => this.docker.client(),
+      log: this.log,
+    });
     await this.register();
     this.heartbeatTimer = setInterval(() => {
       this.redis.set(this.keys.nodeHeartbeat(this.node), String(Date.now())).catch((err) => this.log(`heartbeat failed: ${err}`));
@@ -108,7 +145,11 @@ class NodeAgent {
     this.worker.on('error', (err) => this.log(`queue worker error: ${err.message}`));
     // The first resync adopts what a previous agent left running; it runs while jobs flow.
     this.inBackground(this.resyncLoop());
-    this.log(`agent ${this.node} registered at ${this.address}`);
+    this.log(`agent ${this.node} registered at ${this.address} (runtimes ${this.runtimes().join(', ')}; logs on port ${this.logServer.port})`);
+  }
+
+  private runtimes(): NodeRecord['runtimes'] {
+    return this.docker.available ? ['process', 'docker'] : ['process'];
   }
 
   /** Writes the node record (keeping an operator's cordon), joins `nodes`, heartbeats, announces. */
@@ -123,9 +164,10 @@ class NodeAgent {
         cpuMilli: this.opts.cpuMilli,
         memoryBytes: this.opts.memoryBytes,
         labels: this.opts.labels ?? {},
-        runtimes: ['process'],
+        runtimes: this.runtimes(),
         address: this.address,
         agentPid: process.pid,
+        ...(this.logServer ? { logsPort: this.logServer.port } : {}),
         registeredAt: Date.now(),
         ...(cordoned ? { cordoned } : {}),
       };
@@ -140,27 +182,38 @@ class NodeAgent {
     await this.redis.publish(this.keys.changesChannel, `node/${this.node}`);
   }
 
-  private handle(id: string): Promise<void> {
-    return this.mutex.run(id, () => this.handleLocked(id));
+  private handle(id: string, opts: HandleOptions = {}): Promise<void> {
+    return this.mutex.run(id, () => this.handleLocked(id, opts));
   }
 
   /** Makes this node's copy of instance `id` match Redis: run it with the right uid, or remove it. */
-  private async handleLocked(id: string): Promise<void> {
+  private async handleLocked(id: string, opts: HandleOptions): Promise<void> {
     if (this.closing) return;
     const record = await this.store.readInstance(id);
     const wanted = record?.node === this.node ? record : undefined;
     const dir = instanceDir(this.opts.dataDir, this.node, id);
+    const docker = this.docker.usable();
     let local = this.instances.get(id);
-    let leftover: InstanceState | undefined;
+    let leftover: { namespace: string; deployment: string } | undefined;
+    /** Containers dealt with here (adopted or removed), so the stray sweep leaves them alone. */
+    const handled = new Set<string>();
     if (!local) {
       const state = readInstanceState(dir);
-      if (state && wanted && state.uid === wanted.uid) {
-        local = LocalInstance.adopt(wanted, dir, state, this.host);
+      // The engine, not the disk, says which containers exist: adoption works without the dir too.
+      const found = docker ? await docker.find(id, wanted?.containers ?? []) : [];
+      const mine = found.filter((f) => f.uid === wanted?.uid);
+      for (const f of found) handled.add(f.id);
+      if (wanted && (state?.uid === wanted.uid || mine.length > 0)) {
+        await Promise.all(found.filter((f) => !mine.includes(f)).map((f) => docker!.stopAndRemove(f.id, wanted.terminationGracePeriodSeconds)));
+        local = await LocalInstance.adopt(wanted, dir, state?.uid === wanted.uid ? state : undefined, mine, this.host);
         this.instances.set(id, local);
         this.log(`adopted ${id}`);
-      } else if (state) {
-        leftover = state;
-        await stopFromState(state);
+      } else {
+        if (state) {
+          leftover = state;
+          await stopFromState(state);
+        }
+        await Promise.all(found.map((f) => docker!.stopAndRemove(f.id, record?.terminationGracePeriodSeconds ?? 10)));
       }
     }
     if (local && local.uid !== wanted?.uid) {
@@ -171,8 +224,9 @@ class NodeAgent {
     }
     if (!wanted) {
       removeInstanceDir(dir);
-      const owner = local?.record ?? leftover ?? record;
+      const owner = local?.record ?? leftover ?? record ?? ownerFromLabels(opts.seen);
       if ((await this.store.deleteStatusIfMine(id)) && owner) await this.store.publishChange(owner.namespace, owner.deployment);
+      await this.docker.removeStrays(opts.seen, handled);
       return;
     }
     if (!this.instances.has(id)) {
@@ -183,7 +237,8 @@ class NodeAgent {
       this.log(`starting ${id} (uid ${wanted.uid})`);
     }
     const current = this.instances.get(id)!;
-    await current.converge((status) => this.report(current, status));
+    await current.converge((status) => this.report(current, status), { recheck: opts.recheck });
+    await this.docker.removeStrays(opts.seen, new Set([...handled, ...current.containerIds()]));
   }
 
   private async report(local: LocalInstance, status: InstanceStatus): Promise<void> {
@@ -198,12 +253,20 @@ class NodeAgent {
     }
   }
 
-  /** Every known instance, from Redis and from disk, handled again; then the log size cap. */
+  /**
+   * Every known instance, from Redis, from disk and from the engine's labels, handled again (and
+   * its containers rechecked); then the log size cap. A change in Docker's availability first
+   * re-registers the node, so the scheduler learns what it offers now.
+   */
   private async resync(): Promise<void> {
+    if (await this.docker.probe()) await this.register();
     const assigned = await this.redis.smembers(this.keys.nodeInstances(this.node));
     const onDisk = listInstanceIds(this.opts.dataDir, this.node);
-    const ids = new Set([...assigned, ...onDisk, ...this.instances.keys()]);
-    await Promise.all([...ids].map((id) => this.handle(id).catch((err) => this.log(`handling ${id} failed: ${err}`))));
+    const seen = await this.docker.listByInstance();
+    const ids = new Set([...assigned, ...onDisk, ...this.instances.keys(), ...(seen?.keys() ?? [])]);
+    await Promise.all(
+      [...ids].map((id) => this.handle(id, { recheck: true, seen: seen ? (seen.get(id) ?? []) : undefined }).catch((err) => this.log(`handling ${id} failed: ${err}`))),
+    );
     const maxBytes = this.opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
     for (const id of listInstanceIds(this.opts.dataDir, this.node)) {
       for (const file of rotateInstanceLogs(instanceDir(this.opts.dataDir, this.node, id), maxBytes)) {
@@ -235,9 +298,11 @@ class NodeAgent {
     clearTimeout(this.resyncTimer);
     await this.worker?.close();
     await Promise.allSettled([...this.background]);
+    await this.logServer?.close();
     if (opts.stopInstances) await this.stopAllInstances();
     else for (const local of this.instances.values()) local.release();
     this.instances.clear();
+    this.docker.close();
     await Promise.allSettled([this.redis.quit(), this.workerRedis.quit()]);
     this.log(`agent ${this.node} stopped`);
   }
@@ -262,6 +327,8 @@ class NodeAgent {
         }),
       ),
     );
+    // Containers of this node that no local instance knew (a previous agent's, strays).
+    await this.docker.removeAll();
   }
 }
 

@@ -1,5 +1,5 @@
 import Docker from 'dockerode';
-import { LABELS, nodeFilter } from './docker-labels.ts';
+import { inScope, LABELS, nodeFilter } from './docker-labels.ts';
 
 /**
  * The agent's connection to the Docker Engine: the client, the "does it answer" probe that decides
@@ -18,7 +18,9 @@ export type EngineProbe = { ok: true; version: string } | { ok: false; error: st
 /** Asks the engine for its version, with a short timeout: a hung socket must not hold up a resync. */
 export async function probeEngine(docker: Docker, timeoutMs = 2_000): Promise<EngineProbe> {
   try {
-    const v = await docker.version({ abortSignal: AbortSignal.timeout(timeoutMs) } as object);
+    // The typings lack the options argument that dockerode accepts (and passes on as the abort signal).
+    const version = docker.version.bind(docker) as unknown as (opts: { abortSignal: AbortSignal }) => Promise<Docker.DockerVersion>;
+    const v = await version({ abortSignal: AbortSignal.timeout(timeoutMs) });
     return { ok: true, version: v.Version };
   } catch (err) {
     return { ok: false, error: err instanceof Error ? err.message : String(err) };
@@ -38,10 +40,12 @@ export function instanceOf(c: ManagedContainer): string | undefined {
   return c.labels[LABELS.instance];
 }
 
-/** Every container labelled for this node (or for one instance on it), running or not. */
-export async function listManaged(docker: Docker, node: string, instanceId?: string): Promise<ManagedContainer[]> {
+/** Every container labelled for this node of this installation (or for one instance on it), running or not. */
+export async function listManaged(docker: Docker, node: string, scope: string, instanceId?: string): Promise<ManagedContainer[]> {
   const list = await docker.listContainers({ all: true, filters: { label: nodeFilter(node, instanceId) } });
-  return list.map((c) => ({ id: c.Id, name: (c.Names[0] ?? '').replace(/^\//, ''), labels: c.Labels ?? {}, state: c.State }));
+  return list
+    .filter((c) => inScope(c.Labels ?? {}, scope))
+    .map((c) => ({ id: c.Id, name: (c.Names[0] ?? '').replace(/^\//, ''), labels: c.Labels ?? {}, state: c.State }));
 }
 
 export interface ContainerEvent {
@@ -50,6 +54,9 @@ export interface ContainerEvent {
   /** From `die`: the engine reports the code in the event itself, which survives a `docker rm -f`. */
   exitCode?: number;
 }
+
+const RECONNECT_MIN_MS = 500;
+const RECONNECT_MAX_MS = 10_000;
 
 /**
  * One `GET /events` stream filtered to this node's containers, dispatching die/oom/destroy to the
@@ -61,16 +68,21 @@ export class DockerEvents {
   private stream?: NodeJS.ReadableStream & { destroy?: () => void };
   private reconnectTimer?: NodeJS.Timeout;
   private closed = false;
+  private connecting = false;
+  /** Doubles while the engine stays away (up to 10 s), so a node without a running engine stays quiet. */
+  private reconnectMs = RECONNECT_MIN_MS;
 
   constructor(
     private readonly docker: Docker,
     private readonly node: string,
     private readonly log: (line: string) => void,
-    private readonly reconnectMs = 1_000,
   ) {}
 
   /** Resolves once the stream is connected (or failed to; it keeps retrying). */
   async start(): Promise<void> {
+    if (this.stream || this.connecting) return;
+    clearTimeout(this.reconnectTimer);
+    this.reconnectMs = RECONNECT_MIN_MS;
     await this.connect();
   }
 
@@ -83,19 +95,23 @@ export class DockerEvents {
   }
 
   private async connect(): Promise<void> {
-    if (this.closed) return;
+    if (this.closed || this.stream || this.connecting) return;
     let stream: NodeJS.ReadableStream & { destroy?: () => void };
+    this.connecting = true;
     try {
       stream = await this.docker.getEvents({ filters: { type: ['container'], event: ['die', 'oom', 'destroy'], label: nodeFilter(this.node) } });
     } catch (err) {
       this.retry(`docker events: ${err instanceof Error ? err.message : err}`);
       return;
+    } finally {
+      this.connecting = false;
     }
     if (this.closed) {
       stream.destroy?.();
       return;
     }
     this.stream = stream;
+    this.reconnectMs = RECONNECT_MIN_MS;
     let buffered = '';
     stream.on('data', (chunk: Buffer | string) => {
       buffered += chunk.toString();
@@ -134,10 +150,12 @@ export class DockerEvents {
 
   private retry(why: string): void {
     if (this.closed) return;
-    this.log(`${why}; reconnecting`);
+    // Only the first failure after a working stream is news.
+    if (this.reconnectMs === RECONNECT_MIN_MS) this.log(`${why}; reconnecting`);
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => void this.connect(), this.reconnectMs);
     this.reconnectTimer.unref();
+    this.reconnectMs = Math.min(this.reconnectMs * 2, RECONNECT_MAX_MS);
   }
 
   close(): void {

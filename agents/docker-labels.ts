@@ -1,3 +1,5 @@
+import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
 import type { InstanceRecord } from '../reconciler/model.ts';
 
 /**
@@ -23,7 +25,25 @@ export const LABELS = {
   restarts: 'dev.gantry.restarts',
   /** terminationGracePeriodSeconds, so that a stray is stopped as gently as its instance was meant to be. */
   grace: 'dev.gantry.grace-seconds',
+  /** Which Gantry installation: see agentScope. */
+  scope: 'dev.gantry.scope',
 } as const;
+
+/**
+ * A short hash of the agent's data dir and Redis key prefix. Node names are unique within one
+ * cluster only: two installations sharing an engine (the test suite next to a `gantry up`, both
+ * with a node-1) must not adopt or remove each other's containers. A container without this label
+ * (made by hand, or by an older agent) counts as this node's.
+ */
+export function agentScope(dataDir: string, prefix: string): string {
+  return createHash('sha256').update(`${resolve(dataDir)}\0${prefix}`).digest('hex').slice(0, 12);
+}
+
+/** Whether a container labelled for this node belongs to this installation. */
+export function inScope(labels: Record<string, string>, scope: string): boolean {
+  const theirs = labels[LABELS.scope];
+  return theirs === undefined || theirs === scope;
+}
 
 /**
  * `gantry-<node>-<instanceId>-<container>`. Deterministic, so that a crash between create and
@@ -35,10 +55,11 @@ export function containerName(node: string, instanceId: string, container: strin
   return `gantry-${node}-${instanceId}-${container}`;
 }
 
-export function containerLabels(node: string, record: InstanceRecord, container: string, restarts: number): Record<string, string> {
+export function containerLabels(node: string, scope: string, record: InstanceRecord, container: string, restarts: number): Record<string, string> {
   return {
     [LABELS.managed]: 'true',
     [LABELS.node]: node,
+    [LABELS.scope]: scope,
     [LABELS.namespace]: record.namespace,
     [LABELS.deployment]: record.deployment,
     [LABELS.instance]: record.id,

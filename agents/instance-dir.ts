@@ -2,12 +2,14 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, w
 import { join } from 'node:path';
 import { assertKeyPart } from '../reconciler/redis/keys.ts';
 import type { PortStatus } from '../reconciler/model.ts';
+import type { ExitInfo } from './container-runtime.ts';
 
 /**
  * The on-disk layout of a node agent: `<dataDir>/agents/<node>/instances/<id>/` holds, per
  * instance, `state.json` (what the agent started, so that a restarted agent can adopt it) and per
  * container `<name>.log`, `<name>.log.1` (rotated) and `<name>.exit` (exit code of the last run,
- * written by the wrapper shell so that it survives the agent).
+ * written by the wrapper shell so that it survives the agent). For a Docker container `<name>.log`
+ * holds the last lines of each ended container (the running one's are on the engine).
  */
 
 export function instancesRoot(dataDir: string, node: string): string {
@@ -38,13 +40,29 @@ export interface ContainerState {
   startedAt: number;
 }
 
-/** `state.json`: enough to adopt or stop the processes of an instance after an agent restart. */
+/**
+ * One Docker container of an instance. The engine knows the running ones (by their labels); this
+ * remembers how the last one ended after it was removed, so that a restarted agent still applies
+ * the restart policy to it (a `Never` container that ended is not started again).
+ */
+export interface DockerContainerState {
+  name: string;
+  containerId?: string;
+  ports: PortStatus[];
+  restarts: number;
+  startedAt?: number;
+  exit?: ExitInfo;
+}
+
+/** `state.json`: enough to adopt or stop the containers of an instance after an agent restart. */
 export interface InstanceState {
   uid: string;
   namespace: string;
   deployment: string;
   terminationGracePeriodSeconds: number;
+  /** Processes (image-less containers). */
   containers: ContainerState[];
+  docker?: DockerContainerState[];
 }
 
 export function readInstanceState(dir: string): InstanceState | undefined {

@@ -1,20 +1,16 @@
 import { mkdirSync } from 'node:fs';
-import type { ContainerSpec, ContainerStatus, InstancePhase, InstanceRecord, InstanceStatus, PortStatus } from '../reconciler/model.ts';
-import { exitFilePath, writeInstanceState, type ContainerState, type InstanceState } from './instance-dir.ts';
-import {
-  adoptContainer,
-  allocateHostPorts,
-  readExitFile,
-  spawnContainer,
-  stopProcessGroup,
-  type ContainerProcess,
-  type ExitInfo,
-} from './process-driver.ts';
+import type { InstanceRecord, InstanceStatus } from '../reconciler/model.ts';
+import { StartError, type ExitInfo, type RunningContainer } from './container-runtime.ts';
+import type { DockerDriver, FoundContainer } from './docker-driver.ts';
+import { exitFilePath, writeInstanceState, type ContainerState, type DockerContainerState, type InstanceState } from './instance-dir.ts';
+import { backoffMs, instanceStatus, type ContainerRun } from './instance-status.ts';
+import { adoptContainer, allocateHostPorts, readExitFile, spawnContainer } from './process-driver.ts';
 
 /**
- * One instance as run on this node: its containers' processes, their restart policy and backoff,
- * and the InstanceStatus that follows from them. Not thread-safe on its own: the agent calls it
- * under the instance's mutex, except for process exits, which only record facts and then poke.
+ * One instance as run on this node: its containers (processes for image-less ones, Docker
+ * containers for those with an image), their restart policy and backoff, and the InstanceStatus
+ * that follows from them. Not thread-safe on its own: the agent calls it under the instance's
+ * mutex, except for container exits, which only record facts and then poke.
  */
 
 export interface InstanceHost {
@@ -22,32 +18,12 @@ export interface InstanceHost {
   address: string;
   /** Poll interval for processes adopted from a previous agent. */
   adoptPollMs: number;
-  /** Something changed outside of a handler (a process ended, a backoff expired): look again. */
+  /** Something changed outside of a handler (a container ended, a backoff expired): look again. */
   poke(id: string): void;
-}
-
-const BACKOFF_START_MS = 1_000;
-const BACKOFF_MAX_MS = 30_000;
-
-/** Delay before restart number `restarts + 1`: 1 s, 2 s, 4 s ... up to 30 s. */
-export function backoffMs(restarts: number): number {
-  return Math.min(BACKOFF_START_MS * 2 ** restarts, BACKOFF_MAX_MS);
-}
-
-interface ContainerRun {
-  spec: ContainerSpec;
-  /** Host ports, allocated at the first start and kept across restarts so that addresses stay put. */
-  ports: PortStatus[];
-  restarts: number;
-  /** The last process started, while it runs or after it ended (persisted for adoption). */
-  last?: ContainerState;
-  proc?: ContainerProcess;
-  startedAt?: number;
-  finishedAt?: number;
-  exitCode?: number;
-  startError?: string;
-  /** When to (re)start it; undefined: leave it as it is (running, or finished for good). */
-  nextStartAt?: number;
+  /** The Docker driver while the engine answers (and Docker is enabled); else why not. */
+  docker(): DockerDriver | string;
+  /** Records an event about an object (image pulls). */
+  event(ev: { type: 'Normal' | 'Warning'; reason: string; object: string; message: string }): void;
 }
 
 export type ReportStatus = (status: InstanceStatus) => Promise<void>;
@@ -56,11 +32,13 @@ export class LocalInstance {
   readonly id: string;
   readonly uid: string;
   private readonly containers: ContainerRun[];
-  /** A reason the instance cannot run at all on this runtime (no retry helps). */
+  /** A reason the instance cannot run at all (no retry helps). */
   private readonly problem?: { reason: string; message: string };
-  /** Phase while a (re)start is in progress, before the processes exist. */
+  /** Phase while a (re)start is in progress, before the containers exist. */
   private transient?: 'Pending' | 'Starting';
   private backoffTimer?: NodeJS.Timeout;
+  private released = false;
+  private persisted?: string;
 
   private constructor(
     readonly record: InstanceRecord,
@@ -69,7 +47,7 @@ export class LocalInstance {
   ) {
     this.id = record.id;
     this.uid = record.uid;
-    this.containers = record.containers.map((spec) => ({ spec, ports: [], restarts: 0, nextStartAt: 0 }));
+    this.containers = record.containers.map((spec) => ({ spec, ports: [], restarts: 0, ran: false, nextStartAt: 0 }));
     this.problem = runtimeProblem(record);
   }
 
@@ -79,33 +57,55 @@ export class LocalInstance {
   }
 
   /**
-   * Takes over what a previous agent started for the same uid: live processes are watched as they
-   * are (same pid, no restart); dead ones are reported with the code in their exit file, and the
-   * restart policy then applies.
+   * Takes over what a previous agent started for the same uid: live processes and containers are
+   * watched as they are (same pid or container id, no restart); ended ones are reported with the
+   * code recorded for them, and the restart policy then applies.
    */
-  static adopt(record: InstanceRecord, dir: string, state: InstanceState, host: InstanceHost): LocalInstance {
+  static async adopt(record: InstanceRecord, dir: string, state: InstanceState | undefined, found: FoundContainer[], host: InstanceHost): Promise<LocalInstance> {
     const inst = new LocalInstance(record, dir, host);
     for (const c of inst.containers) {
-      const saved = state.containers.find((s) => s.name === c.spec.name);
-      if (!saved) continue;
-      Object.assign(c, { ports: saved.ports, restarts: saved.restarts, last: saved, startedAt: saved.startedAt });
-      const proc = adoptContainer(dir, saved, host.adoptPollMs);
-      if (proc) inst.watch(c, proc);
-      else {
-        const recorded = readExitFile(exitFilePath(dir, c.spec.name));
-        inst.recordExit(c, { exitCode: recorded?.exitCode, finishedAt: recorded?.at ?? Date.now() });
-      }
+      if (c.spec.image) await inst.adoptDocker(c, found.find((f) => f.container === c.spec.name), state?.docker?.find((s) => s.name === c.spec.name));
+      else inst.adoptProcess(c, state?.containers.find((s) => s.name === c.spec.name));
     }
     return inst;
   }
 
-  /** Starts what should run now and arms the backoff timer for what should run later. */
-  async converge(report: ReportStatus): Promise<void> {
+  private adoptProcess(c: ContainerRun, saved: ContainerState | undefined): void {
+    if (!saved) return;
+    Object.assign(c, { ports: saved.ports, restarts: saved.restarts, last: saved, startedAt: saved.startedAt, ran: true });
+    const proc = adoptContainer(this.dir, saved, this.host.adoptPollMs);
+    if (proc) this.watch(c, proc);
+    else {
+      const recorded = readExitFile(exitFilePath(this.dir, c.spec.name));
+      this.recordExit(c, { exitCode: recorded?.exitCode, finishedAt: recorded?.at ?? Date.now() });
+    }
+  }
+
+  private async adoptDocker(c: ContainerRun, found: FoundContainer | undefined, saved: DockerContainerState | undefined): Promise<void> {
+    const docker = this.host.docker();
+    if (found && typeof docker !== 'string') {
+      Object.assign(c, { ports: found.ports, restarts: found.restarts, startedAt: found.startedAt, ran: true });
+      const adopted = await docker.adopt(found, this.dir);
+      if ('running' in adopted) this.watch(c, adopted.running);
+      else this.recordExit(c, adopted.exit);
+    } else if (saved) {
+      Object.assign(c, { ports: saved.ports, restarts: saved.restarts, startedAt: saved.startedAt, ran: true });
+      // Ended and removed before; or removed while no agent was watching, code unknown.
+      this.recordExit(c, saved.exit ?? { finishedAt: Date.now() });
+    }
+  }
+
+  /**
+   * Starts what should run now and arms the backoff timer for what should run later. With
+   * `recheck`, first looks at containers whose exits may have gone unannounced.
+   */
+  async converge(report: ReportStatus, opts: { recheck?: boolean } = {}): Promise<void> {
+    if (opts.recheck) await Promise.all(this.containers.map((c) => c.proc?.recheck?.()));
     const now = Date.now();
     const due = this.problem ? [] : this.containers.filter((c) => c.nextStartAt !== undefined && c.nextStartAt <= now);
     if (due.length > 0) {
       try {
-        if (this.containers.every((c) => c.last === undefined && c.startError === undefined)) {
+        if (this.containers.every((c) => !c.ran)) {
           this.transient = 'Pending';
           await report(this.status());
         }
@@ -113,45 +113,66 @@ export class LocalInstance {
         await report(this.status());
         for (const c of due) await this.start(c);
       } finally {
-        // Even when a report fails (Redis away), the phase must follow the processes again.
+        // Even when a report fails (Redis away), the phase must follow the containers again.
         this.transient = undefined;
       }
-      this.persist();
     }
+    this.persist();
     this.armBackoffTimer();
     await report(this.status());
   }
 
   private async start(c: ContainerRun): Promise<void> {
-    const hasRunBefore = c.last !== undefined || c.startError !== undefined;
-    Object.assign(c, { nextStartAt: undefined, exitCode: undefined, finishedAt: undefined, startError: undefined });
-    if (hasRunBefore) c.restarts++;
+    const countsAsRestart = c.ran;
+    Object.assign(c, { nextStartAt: undefined, exitCode: undefined, exitReason: undefined, finishedAt: undefined, startError: undefined });
     try {
       mkdirSync(this.dir, { recursive: true });
       if (c.ports.length === 0 && c.spec.ports.length > 0) {
         c.ports = await allocateHostPorts(this.host.address, c.spec.ports);
       }
-      const proc = await spawnContainer({
-        dir: this.dir,
-        container: c.spec,
-        ports: c.ports,
-        identity: {
-          GANTRY_INSTANCE_ID: this.id,
-          GANTRY_NODE: this.host.node,
-          GANTRY_NAMESPACE: this.record.namespace,
-          GANTRY_DEPLOYMENT: this.record.deployment,
-        },
-      });
-      c.startedAt = Date.now();
-      c.last = { name: c.spec.name, pid: proc.pid, pgid: proc.pgid, startTime: proc.startTime, ports: c.ports, restarts: c.restarts, startedAt: c.startedAt };
+      const identity = {
+        GANTRY_INSTANCE_ID: this.id,
+        GANTRY_NODE: this.host.node,
+        GANTRY_NAMESPACE: this.record.namespace,
+        GANTRY_DEPLOYMENT: this.record.deployment,
+      };
+      const restarts = countsAsRestart ? c.restarts + 1 : c.restarts;
+      let proc: RunningContainer;
+      if (c.spec.image) {
+        const docker = this.host.docker();
+        if (typeof docker === 'string') throw new StartError('RuntimeUnavailable', `container ${c.spec.name} has image ${c.spec.image}: ${docker}`);
+        proc = await docker.start({
+          record: this.record,
+          dir: this.dir,
+          container: c.spec,
+          ports: c.ports,
+          identity,
+          restarts,
+          report: (ev) => this.host.event({ ...ev, object: `instance/${this.id}` }),
+        });
+        c.last = undefined;
+      } else {
+        const spawned = await spawnContainer({ dir: this.dir, container: c.spec, ports: c.ports, identity });
+        proc = spawned;
+        c.last = { name: c.spec.name, pid: spawned.pid, pgid: spawned.pgid, startTime: spawned.startTime, ports: c.ports, restarts, startedAt: Date.now() };
+      }
+      Object.assign(c, { restarts, ran: true, waiting: undefined, startedAt: c.last?.startedAt ?? Date.now() });
       this.watch(c, proc);
     } catch (err) {
-      c.startError = err instanceof Error ? err.message : String(err);
+      const message = err instanceof Error ? err.message : String(err);
+      if (err instanceof StartError && err.waiting) {
+        // Never ran (no image yet, no engine): retry with backoff, without counting a restart.
+        const attempts = (c.waiting?.attempts ?? 0) + 1;
+        c.waiting = { reason: err.reason, message, attempts };
+        c.nextStartAt = Date.now() + backoffMs(attempts - 1);
+        return;
+      }
+      Object.assign(c, { restarts: countsAsRestart ? c.restarts + 1 : c.restarts, ran: true, waiting: undefined, startError: message });
       this.recordExit(c, { finishedAt: Date.now() });
     }
   }
 
-  private watch(c: ContainerRun, proc: ContainerProcess): void {
+  private watch(c: ContainerRun, proc: RunningContainer): void {
     c.proc = proc;
     c.nextStartAt = undefined;
     proc.onExit((exit) => {
@@ -164,6 +185,7 @@ export class LocalInstance {
 
   private recordExit(c: ContainerRun, exit: ExitInfo): void {
     c.exitCode = exit.exitCode;
+    c.exitReason = exit.reason;
     c.finishedAt = exit.finishedAt;
     // From the exit, not from now: a container that died long before an agent restart goes again at once.
     c.nextStartAt = this.wantsRestart(exit.exitCode, c.startError) ? exit.finishedAt + backoffMs(c.restarts) : undefined;
@@ -184,101 +206,85 @@ export class LocalInstance {
   private armBackoffTimer(): void {
     clearTimeout(this.backoffTimer);
     const waits = this.containers.map((c) => c.nextStartAt).filter((t): t is number => t !== undefined);
-    if (waits.length === 0 || this.problem) return;
+    if (waits.length === 0 || this.problem || this.released) return;
     this.backoffTimer = setTimeout(() => this.host.poke(this.id), Math.max(0, Math.min(...waits) - Date.now()));
     this.backoffTimer.unref();
   }
 
+  /** state.json, rewritten only when it changes (converge runs on every resync). */
   private persist(): void {
-    writeInstanceState(this.dir, {
+    const state: InstanceState = {
       uid: this.uid,
       namespace: this.record.namespace,
       deployment: this.record.deployment,
       terminationGracePeriodSeconds: this.record.terminationGracePeriodSeconds,
       containers: this.containers.flatMap((c) => (c.last ? [{ ...c.last, ports: c.ports, restarts: c.restarts }] : [])),
-    });
+      docker: this.containers.flatMap((c) =>
+        c.spec.image && c.ran
+          ? [{
+              name: c.spec.name,
+              ...(c.proc?.containerId ? { containerId: c.proc.containerId } : {}),
+              ports: c.ports,
+              restarts: c.restarts,
+              ...(c.startedAt !== undefined ? { startedAt: c.startedAt } : {}),
+              ...(!c.proc && c.finishedAt !== undefined ? { exit: { exitCode: c.exitCode, finishedAt: c.finishedAt, ...(c.exitReason ? { reason: c.exitReason } : {}) } } : {}),
+            }]
+          : [],
+      ),
+    };
+    const text = JSON.stringify(state);
+    if (text === this.persisted || !this.containers.some((c) => c.ran)) return;
+    writeInstanceState(this.dir, state);
+    this.persisted = text;
   }
 
-  /** Stops every process (SIGTERM, grace period, SIGKILL); the instance is done afterwards. */
+  /** Stops every container (SIGTERM, grace period, SIGKILL); the instance is done afterwards. */
   async stop(): Promise<void> {
+    const running = this.containers.flatMap((c) => (c.proc ? [c.proc] : []));
     this.release();
     const graceMs = (this.record.terminationGracePeriodSeconds ?? 10) * 1000;
-    await Promise.all(this.containers.map((c) => (c.last && c.proc ? stopProcessGroup(c.last, graceMs) : undefined)));
+    await Promise.all(running.map((p) => p.stop(graceMs)));
     for (const c of this.containers) c.proc = undefined;
   }
 
-  /** Stops watching and timing, leaving processes running for the next agent to adopt. */
+  /** Stops watching and timing, leaving containers running for the next agent to adopt. */
   release(): void {
+    this.released = true;
     clearTimeout(this.backoffTimer);
     for (const c of this.containers) c.proc?.unwatch();
   }
 
+  /** Engine ids of the Docker containers this instance runs (anything else labelled for it is a stray). */
+  containerIds(): Set<string> {
+    return new Set(this.containers.flatMap((c) => (c.proc?.containerId ? [c.proc.containerId] : [])));
+  }
+
+  /** For the log endpoint: which container, and where its output is now. */
+  logTarget(name?: string): { name: string; docker: boolean; containerId?: string } | undefined {
+    const c = name === undefined ? this.containers[0] : this.containers.find((x) => x.spec.name === name);
+    if (!c) return undefined;
+    return { name: c.spec.name, docker: !!c.spec.image, ...(c.proc?.containerId ? { containerId: c.proc.containerId } : {}) };
+  }
+
+  containerNames(): string[] {
+    return this.containers.map((c) => c.spec.name);
+  }
+
+  /** Still running something, or about to: a follower of its logs keeps waiting for output. */
+  isActive(): boolean {
+    return !this.released && (this.transient !== undefined || this.containers.some((c) => c.proc || c.nextStartAt !== undefined));
+  }
+
   status(): InstanceStatus {
-    const containers: ContainerStatus[] = this.containers.map((c) => ({
-      name: c.spec.name,
-      ...(c.proc ? { pid: c.proc.pid } : {}),
-      running: c.proc !== undefined,
-      ...(c.exitCode !== undefined ? { exitCode: c.exitCode } : {}),
-      restarts: c.restarts,
-      ports: c.ports,
-      ...(c.startedAt !== undefined ? { startedAt: c.startedAt } : {}),
-      ...(c.finishedAt !== undefined ? { finishedAt: c.finishedAt } : {}),
-    }));
-    const { phase, reason, message } = this.phase();
-    const ended = this.containers.filter((c) => c.finishedAt !== undefined);
-    const settled = phase === 'Exited' || phase === 'Failed';
-    const exitCode = (ended.find((c) => c.exitCode !== 0) ?? ended[0])?.exitCode;
-    const status: InstanceStatus = {
-      id: this.id,
-      uid: this.uid,
-      node: this.host.node,
-      phase,
-      ...(reason ? { reason } : {}),
-      ...(message ? { message } : {}),
-      hostIP: this.host.address,
-      ...(containers[0]?.pid !== undefined ? { pid: containers[0].pid } : {}),
-      ...(settled && exitCode !== undefined ? { exitCode } : {}),
-      restarts: this.containers.reduce((n, c) => n + c.restarts, 0),
-      ports: this.containers.flatMap((c) => c.ports),
-      containers,
-      ...(this.containers[0]?.startedAt !== undefined ? { startedAt: this.containers[0].startedAt } : {}),
-      ...(settled && ended.length > 0 ? { finishedAt: Math.max(...ended.map((c) => c.finishedAt!)) } : {}),
-      updatedAt: Date.now(),
-    };
-    return status;
-  }
-
-  private phase(): { phase: InstancePhase; reason?: string; message?: string } {
-    if (this.problem) return { phase: 'Failed', ...this.problem };
-    if (this.transient) return { phase: this.transient };
-    const waiting = this.containers.find((c) => c.proc === undefined && c.nextStartAt !== undefined);
-    if (waiting) {
-      // The delay, not a countdown: the message must not change between two looks at the same state.
-      const delay = backoffMs(waiting.restarts) / 1000;
-      return { phase: 'Failed', reason: 'BackOff', message: `${describeEnd(waiting)}; back-off ${delay}s before restarting` };
-    }
-    if (this.containers.some((c) => c.proc)) return { phase: 'Running' };
-    const failed = this.containers.find((c) => c.exitCode !== 0);
-    if (!failed) return { phase: 'Exited' };
-    return { phase: 'Failed', reason: failed.startError !== undefined ? 'StartFailed' : 'Error', message: describeEnd(failed) };
+    return instanceStatus({ id: this.id, uid: this.uid, node: this.host.node, hostIP: this.host.address, problem: this.problem, transient: this.transient, containers: this.containers });
   }
 }
 
-function describeEnd(c: ContainerRun): string {
-  if (c.startError !== undefined) return `container ${c.spec.name} failed to start: ${c.startError}`;
-  if (c.exitCode === undefined) return `container ${c.spec.name} ended with an unknown exit code`;
-  return `container ${c.spec.name} exited with code ${c.exitCode}`;
-}
-
-/** Why the process runtime cannot run this instance at all, if it cannot. */
+/** Why this instance cannot run at all, if it cannot (a missing image or engine is retried instead). */
 function runtimeProblem(record: InstanceRecord): { reason: string; message: string } | undefined {
-  const withImage = record.containers.find((c) => c.image);
-  if (record.runtime !== 'process' || withImage) {
-    const what = withImage ? `container ${withImage.name} has image ${withImage.image}` : `runtime ${record.runtime} requested`;
-    return { reason: 'RuntimeUnavailable', message: `${what}: this node runs only image-less containers as processes` };
-  }
-  const noCommand = record.containers.find((c) => c.command.length === 0);
-  if (noCommand) return { reason: 'NoCommand', message: `container ${noCommand.name} has no command` };
   if (record.containers.length === 0) return { reason: 'NoCommand', message: 'instance has no containers' };
+  // An image brings its own entrypoint; a process needs a command.
+  const noCommand = record.containers.find((c) => !c.image && c.command.length === 0);
+  if (noCommand) return { reason: 'NoCommand', message: `container ${noCommand.name} has no command` };
   return undefined;
 }

@@ -77,7 +77,7 @@ async function readOptional(file: string): Promise<string> {
   }
 }
 
-function lastLines(text: string, n: number): string {
+export function lastLines(text: string, n: number): string {
   if (n <= 0) return '';
   const lines = text.split('\n');
   // A trailing newline yields an empty last element that is not a line of its own.

@@ -7,6 +7,7 @@ import { cpuMilli, durationMs, labels, memoryBytes, nodeName, nonNegativeInt, ou
 import { render } from './format.ts';
 import { runAgent, runReconciler } from './serve.ts';
 import { runUp } from './up.ts';
+import { registerRolloutCommand } from './rollout.ts';
 
 /**
  * `gantry`: exit codes are 0 success, 1 failure, 2 usage error (bad command or argument, with a
@@ -108,6 +109,8 @@ program
     const { items } = await callApi<{ items: unknown[] }>(o.api, `/api/v1/${k}${q}`);
     console.log(render(k, items, o.output));
   });
+
+registerRolloutCommand(program, apiOption);
 
 program
   .command('node')

@@ -95,7 +95,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
 
   scheduler.start();
   const { app, url }: { app: FastifyInstance; url: string } = await startApi(
-    { store, sync, nodeReadyMs, version: VERSION },
+    { store, sync, nodeReadyMs, version: VERSION, enqueue: (k) => queue.add(k) },
     { host: opts.apiHost ?? '127.0.0.1', port: opts.apiPort ?? 7070 },
   );
   source.watch(() => void safe('sync', sync.sync()));

@@ -5,6 +5,7 @@ import type { Store } from '../state/store.ts';
 import { describeDeployments, describeInstances, describeNodes } from './views.ts';
 import { proxyInstanceLogs, type LogsQuery } from './logs-proxy.ts';
 import { setCordoned } from './node-admin.ts';
+import { registerRolloutRoutes } from './rollout-routes.ts';
 
 /**
  * The reconciler's HTTP API (fastify). Read endpoints render Redis state; POST /api/v1/sync fetches
@@ -16,6 +17,8 @@ export interface ApiDeps {
   sync: SourceSync;
   nodeReadyMs: number;
   version: string;
+  /** Enqueue a deployment's reconcile (after a rollout command). */
+  enqueue?: (key: string) => void;
 }
 
 export async function startApi(deps: ApiDeps, opts: { host: string; port: number }): Promise<{ app: FastifyInstance; url: string }> {
@@ -75,6 +78,8 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
 
   app.post('/api/v1/sync', async () => deps.sync.sync());
+
+  registerRolloutRoutes(app, deps);
 
   app.get('/api/v1/diff', async () => deps.sync.diffHead());
 

@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { InstanceRecord } from '../model.ts';
-import { computePlan, type PlanAction } from '../plan/compute-plan.ts';
+import { computePlan, computeSplitPlan, type PlanAction } from '../plan/compute-plan.ts';
+import { advanceRollout, type RolloutDecision } from '../rollout/advance-rollout.ts';
+import type { RolloutState } from '../rollout/rollout-state.ts';
 import type { Queues } from '../queue/queues.ts';
 import { parseObjectKey } from '../redis/keys.ts';
 import { recordEvent } from '../state/events.ts';
-import type { DeploymentRecord } from '../state/records.ts';
+import type { DeploymentRecord, InstanceTemplate } from '../state/records.ts';
 import type { Store, StoredInstance } from '../state/store.ts';
 import { computeDeploymentStatus } from '../status/deployment-status.ts';
 import type { ReconcileOutcome } from './work-queue.ts';
@@ -23,8 +25,8 @@ export interface DeploymentReconcilerDeps {
   log?: (line: string) => void;
 }
 
-export function newInstanceRecord(d: DeploymentRecord, action: Extract<PlanAction, { type: 'create' }>, now: number): InstanceRecord {
-  const t = d.template;
+export function newInstanceRecord(d: DeploymentRecord, action: Extract<PlanAction, { type: 'create' }>, now: number, template: InstanceTemplate = d.template): InstanceRecord {
+  const t = template;
   return {
     id: action.id,
     uid: randomBytes(6).toString('hex'),
@@ -48,14 +50,36 @@ export function newInstanceRecord(d: DeploymentRecord, action: Extract<PlanActio
 export async function reconcileDeployment(deps: DeploymentReconcilerDeps, key: string): Promise<ReconcileOutcome> {
   const { store, queues } = deps;
   const { namespace, name } = parseObjectKey(key);
-  const [desired, instances] = await Promise.all([store.readDeployment(namespace, name), store.readDeploymentInstances(namespace, name)]);
+  const rolloutKey = store.keys.rollout(namespace, name);
+  const [desired, instances, rolloutRaw] = await Promise.all([store.readDeployment(namespace, name), store.readDeploymentInstances(namespace, name), store.redis.get(rolloutKey)]);
+  const now = Date.now();
 
-  const actions = computePlan(desired, instances);
+  // What to converge to: Git's revision, or the one a rollout pin or canary step holds.
+  let actions: PlanAction[];
+  let decision: RolloutDecision | undefined;
+  const templates = new Map<string, InstanceTemplate>();
+  if (!desired) {
+    actions = computePlan(undefined, instances);
+  } else {
+    decision = advanceRollout(desired, rolloutRaw ? (JSON.parse(rolloutRaw) as RolloutState) : undefined, instances, now);
+    for (const r of decision.state.revisions) templates.set(r.templateHash, r.template);
+    const effective: DeploymentRecord = { ...desired, templateHash: decision.target.templateHash, template: decision.target.template };
+    if (decision.hold) actions = [];
+    else if (decision.stable && decision.canaryReplicas !== undefined) actions = computeSplitPlan(effective, decision.target.templateHash, decision.stable.templateHash, decision.canaryReplicas, instances);
+    else actions = computePlan(effective, instances, { now, minReadyMs: desired.minReadySeconds * 1000 });
+    // Saved before acting, and only if nobody (a rollout command) changed it since we read it.
+    const next = JSON.stringify(decision.state);
+    if (next !== rolloutRaw && (await store.scripts.compareAndSet(rolloutKey, rolloutRaw ?? '', next)) !== 1) {
+      throw new Error(`rollout state of ${key} changed while reconciling; retrying`);
+    }
+    for (const e of decision.events) await recordEvent(store.redis, store.keys, { ...e, object: `deployment/${key}` });
+  }
+
   const byId = new Map(instances.map((i) => [i.record.id, i]));
   let changed = false;
   for (const action of actions) {
     if (action.type === 'create') {
-      const record = newInstanceRecord(desired!, action, Date.now());
+      const record = newInstanceRecord(desired!, action, now, templates.get(action.templateHash));
       if (await store.createInstance(record)) {
         changed = true;
         await queues.enqueueSchedule(record.id, record.uid);
@@ -71,24 +95,24 @@ export async function reconcileDeployment(deps: DeploymentReconcilerDeps, key: s
       await recordEvent(store.redis, store.keys, { type: 'Normal', reason: 'Deleted', object: `deployment/${key}`, message: `instance ${action.id} deleted (${action.reason})` });
     }
   }
-  if (actions.some((a) => a.type === 'create')) {
-    const n = actions.filter((a) => a.type === 'create').length;
-    await recordEvent(store.redis, store.keys, { type: 'Normal', reason: 'Created', object: `deployment/${key}`, message: `${n} instance(s) of revision ${desired!.templateHash} created` });
+  const created = actions.filter((a) => a.type === 'create');
+  if (created.length > 0) {
+    await recordEvent(store.redis, store.keys, { type: 'Normal', reason: 'Created', object: `deployment/${key}`, message: `${created.length} instance(s) of revision ${created[0]!.templateHash} created` });
   }
 
   const current: StoredInstance[] = changed ? await store.readDeploymentInstances(namespace, name) : instances;
   if (!desired) {
     if (current.length === 0) {
-      await store.redis.del(store.keys.deploymentStatus(namespace, name));
+      await store.redis.del(store.keys.deploymentStatus(namespace, name), rolloutKey);
       return;
     }
     // Pruned but instances remain (a delete raced): look again shortly.
     return { requeueAfterMs: 1000 };
   }
   const [source, previous] = await Promise.all([store.readSourceStatus(), store.readDeploymentStatus(namespace, name)]);
-  const status = computeDeploymentStatus(desired, current, source, previous, Date.now());
+  const status = computeDeploymentStatus(desired, current, source, previous, now, decision);
   if (!previous || statusChanged(previous, status)) await store.writeDeploymentStatus(status);
-  return;
+  return decision?.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : undefined;
 }
 
 function statusChanged(a: object, b: object): boolean {

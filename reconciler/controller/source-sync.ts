@@ -1,9 +1,10 @@
 import type { GitSource } from '../git/source.ts';
 import { loadManifests } from '../manifests/index.ts';
-import { buildDesiredState, diffDesired, type DesiredState, type DesiredDiff } from '../desired/desired-state.ts';
-import { objectKey } from '../redis/keys.ts';
+import type { ChainableCommander } from 'ioredis';
+import { buildDesiredState, diffDesired, MAIN_OWNER, ownerOf, type DesiredState, type DesiredDiff } from '../desired/desired-state.ts';
+import { objectKey, type Keys } from '../redis/keys.ts';
 import { recordEvent } from '../state/events.ts';
-import type { DeploymentRecord, SourceStatus } from '../state/records.ts';
+import type { DeploymentRecord, NamespaceRecord, SourceStatus } from '../state/records.ts';
 import type { Store } from '../state/store.ts';
 import { short } from '../status/deployment-status.ts';
 
@@ -14,6 +15,9 @@ import { short } from '../status/deployment-status.ts';
  * deployments, source status). A commit with any error applies nothing: its errors go to the source
  * status and an event, and the last good commit keeps running. Syncs are serialized; a sync asked
  * for while one runs is run once more afterwards, so the newest commit is never missed.
+ *
+ * It owns only the records of the tracked branch (owner 'main'): preview environments of pull
+ * requests keep theirs beside them (owner 'pr-<N>'), and a sync never replaces or prunes those.
  */
 
 export type SyncResult =
@@ -24,6 +28,8 @@ export type SyncResult =
 
 export interface HeadDiff {
   commit: string;
+  /** The commit applied now (what the diff is against), when there is one. */
+  base?: string;
   valid: boolean;
   errors: string[];
   summary: string;
@@ -74,18 +80,38 @@ export class SourceSync {
     const files = await this.deps.source.read(commit);
     const loaded = loadManifests(files.files, { maxFileBytes: this.deps.maxFileBytes });
     if (loaded.errors.length > 0) return { commit: files.commit, errors: loaded.errors.map((e) => e.toString()) };
-    return { commit: files.commit, desired: buildDesiredState(loaded.objects, files.commit, current ?? (await this.deps.store.readDeployments())), errors: [] };
+    const desired = buildDesiredState(loaded.objects, files.commit, current ?? (await this.mainDeployments()));
+    // The subject line names the revision in `gantry rollout history`.
+    for (const d of desired.deployments) d.commitMessage = files.message.split('\n')[0];
+    return { commit: files.commit, desired, errors: [] };
   }
 
   /** What syncing the branch head (or `ref`) would change, without changing anything. */
   async diffHead(ref?: string): Promise<HeadDiff> {
-    const current = await this.deps.store.readDeployments();
+    return (await this.planRevision(ref)).diff;
+  }
+
+  /** Makes any ref or sha of the source readable (fetching it if remote); its commit sha. */
+  fetchRef(ref: string): Promise<string> {
+    return this.deps.source.fetchRef(ref);
+  }
+
+  /** The deployments the tracked branch owns (not those of previews). */
+  async mainDeployments(): Promise<DeploymentRecord[]> {
+    return (await this.deps.store.readDeployments()).filter((d) => ownerOf(d) === MAIN_OWNER);
+  }
+
+  /** diffHead, plus the desired state of that revision when it is valid (read once for both). */
+  async planRevision(ref?: string): Promise<{ diff: HeadDiff; desired?: DesiredState }> {
+    const [current, status] = await Promise.all([this.mainDeployments(), this.deps.store.readSourceStatus()]);
     const p = await this.preview(ref, current);
-    if (!p.desired) return { commit: p.commit, valid: false, errors: p.errors, summary: 'invalid', added: [], changed: [], removed: [] };
+    const base = status?.lastAppliedCommit;
+    if (!p.desired) return { diff: { commit: p.commit, base, valid: false, errors: p.errors, summary: 'invalid', added: [], changed: [], removed: [] } };
     const d = diffDesired(current, p.desired);
     const name = (r: { namespace: string; name: string }) => `${r.namespace}/${r.name}`;
-    return {
+    const diff: HeadDiff = {
       commit: p.commit,
+      base,
       valid: true,
       errors: [],
       summary: d.summary,
@@ -93,6 +119,7 @@ export class SourceSync {
       changed: d.changed.map((c) => ({ name: name(c.after), changes: c.changes })),
       removed: d.removed.map((r) => ({ name: name(r), changes: [`${r.replicas} replica(s) stopped`] })),
     };
+    return { diff, desired: p.desired };
   }
 
   private async syncOnce(): Promise<SyncResult> {
@@ -116,7 +143,7 @@ export class SourceSync {
       return { outcome: 'unchanged', commit };
     }
 
-    const current = await store.readDeployments();
+    const current = await this.mainDeployments();
     const preview = await this.preview(commit, current);
     const base: SourceStatus = { ...prev, source: source.describe(), branch: this.deps.branch, lastAttemptedCommit: commit, lastAttemptedAt: now, lastFetchError: undefined };
     if (!preview.desired) {
@@ -132,11 +159,9 @@ export class SourceSync {
     const diff = diffDesired(current, desired);
     const k = store.keys;
     const status: SourceStatus = { ...base, lastAppliedCommit: commit, lastAppliedAt: now, rejectedCommit: undefined, errors: undefined, lastError: undefined };
+    const namespacesBefore = await store.readNamespaces();
     const tx = store.redis.multi();
-    tx.del(k.namespaces);
-    for (const ns of desired.namespaces) tx.hset(k.namespaces, ns.name, JSON.stringify(ns));
-    for (const d of diff.removed) tx.del(k.deployment(d.namespace, d.name)).srem(k.deployments, objectKey(d.namespace, d.name));
-    for (const d of desired.deployments) tx.set(k.deployment(d.namespace, d.name), JSON.stringify(d)).sadd(k.deployments, objectKey(d.namespace, d.name));
+    writeOwnedState(tx, k, MAIN_OWNER, { namespaces: namespacesBefore, deployments: current }, desired);
     tx.hset(k.source, 'status', JSON.stringify(status));
     await tx.exec();
 
@@ -146,4 +171,27 @@ export class SourceSync {
     for (const key of keys) this.deps.enqueue(key);
     return { outcome: 'applied', commit, diff };
   }
+}
+
+/**
+ * Queues on `tx` the writes that make `owner`'s desired records exactly `next`: its namespaces and
+ * deployments are written, the ones it no longer has deleted. Records of other owners are never
+ * touched, which is what lets previews live beside the tracked branch's state.
+ */
+export function writeOwnedState(
+  tx: ChainableCommander,
+  keys: Keys,
+  owner: string,
+  before: { namespaces: NamespaceRecord[]; deployments: DeploymentRecord[] },
+  next: { namespaces: NamespaceRecord[]; deployments: DeploymentRecord[] },
+): void {
+  const keep = new Set(next.deployments.map((d) => objectKey(d.namespace, d.name)));
+  const keepNs = new Set(next.namespaces.map((n) => n.name));
+  for (const ns of before.namespaces) if (ownerOf(ns) === owner && !keepNs.has(ns.name)) tx.hdel(keys.namespaces, ns.name);
+  for (const d of before.deployments) {
+    const key = objectKey(d.namespace, d.name);
+    if (ownerOf(d) === owner && !keep.has(key)) tx.del(keys.deployment(d.namespace, d.name)).srem(keys.deployments, key);
+  }
+  for (const ns of next.namespaces) tx.hset(keys.namespaces, ns.name, JSON.stringify(ns));
+  for (const d of next.deployments) tx.set(keys.deployment(d.namespace, d.name), JSON.stringify(d)).sadd(keys.deployments, objectKey(d.namespace, d.name));
 }

@@ -11,6 +11,14 @@ import type { CanaryStep, DeploymentRecord, NamespaceRecord } from '../state/rec
  * deployment's spec changed, so status can say whether it has caught up (observedGeneration).
  */
 
+/** Owner of the records written from the tracked branch; records without an owner are main's. */
+export const MAIN_OWNER = 'main';
+
+/** Who may replace or prune a record: 'main' or 'pr-<N>' (see DeploymentRecord.owner). */
+export function ownerOf(record: { owner?: string }): string {
+  return record.owner ?? MAIN_OWNER;
+}
+
 export interface DesiredState {
   commit: string;
   namespaces: NamespaceRecord[];

@@ -8,7 +8,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, join, relative, resolve as resolvePath, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { watch as chokidarWatch, type FSWatcher } from 'chokidar';
-import { resolveRef } from 'isomorphic-git';
+import { expandOid, readCommit, resolveRef } from 'isomorphic-git';
 import { GitSourceError, errorCode, errorMessage } from './errors.ts';
 import { Hints } from './hints.ts';
 import { DEFAULT_MAX_FILE_BYTES, normalizeSubPath, readCommitFiles } from './tree-reader.ts';
@@ -69,6 +69,10 @@ export class LocalGitSource implements GitSource {
       subPath: this.subPath,
       maxFileBytes: opts.maxFileBytes ?? this.maxFileBytes,
     });
+  }
+
+  async fetchRef(ref: string): Promise<string> {
+    return resolveRevision(await this.gitdir(), ref, this.describe());
   }
 
   watch(onHint: () => void): void {
@@ -132,6 +136,48 @@ export function normalizeBranch(branch: string): string {
   const b = (branch || 'main').trim().replace(/^refs\/heads\//, '');
   if (!b) throw new GitSourceError('INVALID_CONFIG', 'branch must not be empty');
   return b;
+}
+
+const SHA = /^[0-9a-f]{4,40}$/i;
+
+/**
+ * Refuses revisions that could never name a ref or commit (they come from webhook payloads and
+ * API queries): empty, whitespace, `..`, a leading `-`, control characters.
+ */
+export function assertRevision(ref: string): void {
+  if (!ref || ref.length > 255 || /[\s\x00-\x1f\x7f~^:?*[\\]/.test(ref) || ref.includes('..') || ref.startsWith('-') || ref.startsWith('/') || ref.endsWith('/')) {
+    throw new GitSourceError('INVALID_CONFIG', `invalid ref ${JSON.stringify(ref.slice(0, 80))}`, { ref: ref.slice(0, 80) });
+  }
+}
+
+export function isShaLike(ref: string): boolean {
+  return SHA.test(ref);
+}
+
+/**
+ * The commit a revision names in `gitdir`: a (short) sha whose commit is present, else a ref
+ * resolved as git does (`refs/...` as is, then refs/heads, refs/tags, refs/remotes...).
+ */
+export async function resolveRevision(gitdir: string, ref: string, label: string): Promise<string> {
+  assertRevision(ref);
+  if (isShaLike(ref)) {
+    try {
+      const oid = await expandOid({ fs, gitdir, oid: ref.toLowerCase() });
+      await readCommit({ fs, gitdir, oid });
+      return oid;
+    } catch {
+      // Not a commit here; it may still be a ref with a hex-looking name.
+    }
+  }
+  try {
+    return await resolveRef({ fs, gitdir, ref });
+  } catch (err) {
+    if (errorCode(err) === 'NotFoundError') {
+      const code = isShaLike(ref) ? 'COMMIT_NOT_FOUND' : 'BRANCH_NOT_FOUND';
+      throw new GitSourceError(code, `${isShaLike(ref) ? 'commit' : 'ref'} "${ref}" not found in ${label}`, { source: label, ref });
+    }
+    throw new GitSourceError('READ_FAILED', `resolving "${ref}" in ${label}: ${errorMessage(err)}`, { source: label, ref });
+  }
 }
 
 /** Paths whose change can move a branch: HEAD, packed-refs and refs/heads/**, minus lock files. */

@@ -15,7 +15,7 @@ import { clone, fetch as gitFetch, resolveRef, type GitAuth } from 'isomorphic-g
 import http from 'isomorphic-git/http/node';
 import { GitSourceError, errorCode, errorMessage, type GitSourceErrorCode } from './errors.ts';
 import { Hints } from './hints.ts';
-import { normalizeBranch } from './local-source.ts';
+import { assertRevision, isShaLike, normalizeBranch, resolveRevision } from './local-source.ts';
 import { basicAuthForms, redact, redactData, redactUrl, splitCredentials } from './redact.ts';
 import { DEFAULT_MAX_FILE_BYTES, normalizeSubPath, readCommitFiles } from './tree-reader.ts';
 import { DEFAULT_TOKEN_ENV, type CommitFiles, type GitSource, type ReadOptions, type SourceConfig } from './source.ts';
@@ -99,6 +99,57 @@ export class RemoteGitSource implements GitSource {
         maxFileBytes: opts.maxFileBytes ?? this.maxFileBytes,
       }),
     );
+  }
+
+  /**
+   * A branch or full ref is fetched by name (objects only for refs outside refs/heads, such as
+   * refs/pull/7/head); a sha is looked up in the cache, after fetching every branch if it is not
+   * there yet (smart HTTP servers do not serve arbitrary shas).
+   */
+  fetchRef(ref: string): Promise<string> {
+    assertRevision(ref);
+    return withCacheLock(this.cacheDir, async () => {
+      try {
+        if (!(await exists(join(this.cacheDir, 'config')))) await this.cloneFresh();
+      } catch (err) {
+        throw this.fetchError(err);
+      }
+      if (isShaLike(ref)) {
+        const found = await resolveRevision(this.cacheDir, ref, this.describe()).catch(() => undefined);
+        if (found) return found;
+        await this.fetchRemote({ singleBranch: false });
+        return resolveRevision(this.cacheDir, ref, this.describe());
+      }
+      const remoteRef = ref.startsWith('refs/') ? ref : `refs/heads/${ref}`;
+      const fetched = await this.fetchRemote({ remoteRef, singleBranch: true });
+      if (!fetched) throw this.error('BRANCH_NOT_FOUND', `ref "${ref}" not found in ${this.describe()}`, { ref });
+      return fetched;
+    });
+  }
+
+  /** One fetch into the cache; the tracked branch's commit is offered as a "have". */
+  private async fetchRemote(opts: { remoteRef?: string; singleBranch: boolean }): Promise<string | null> {
+    try {
+      const res = await gitFetch({
+        fs,
+        http,
+        gitdir: this.cacheDir,
+        url: this.url,
+        remote: 'origin',
+        ref: `refs/remotes/origin/${this.branch}`,
+        remoteRef: opts.remoteRef,
+        singleBranch: opts.singleBranch,
+        tags: false,
+        depth: this.depth,
+        onAuth: () => this.auth(),
+      });
+      return res.fetchHead;
+    } catch (err) {
+      if (opts.remoteRef && errorCode(err) === 'NotFoundError') {
+        throw this.error('BRANCH_NOT_FOUND', `ref "${opts.remoteRef}" not found in ${this.describe()}`, { ref: opts.remoteRef });
+      }
+      throw this.fetchError(err);
+    }
   }
 
   watch(onHint: () => void): void {

@@ -67,6 +67,13 @@ export interface GitSource {
   resolve(): Promise<string>;
   /** Manifest files under subPath at `commit`. Throws GitSourceError. */
   read(commit: string, opts?: ReadOptions): Promise<CommitFiles>;
+  /**
+   * Makes any revision readable and returns its commit sha: a full ref (`refs/pull/7/head`,
+   * `refs/merge-requests/7/head`), a branch name, or a (possibly short) sha. A remote source
+   * fetches the ref first (objects only: no local ref is written for non-branch refs).
+   * Throws GitSourceError (BRANCH_NOT_FOUND for an unknown ref, COMMIT_NOT_FOUND for a sha).
+   */
+  fetchRef(ref: string): Promise<string>;
   /** Calls onHint when the branch may have moved. Hints are advisory: they can be spurious or coalesced. */
   watch(onHint: () => void): void;
   /** Stops watching. Idempotent. */

@@ -41,7 +41,47 @@ export function isReady(inst: ActualInstance): boolean {
   return !!s && s.phase === 'Running' && s.uid === inst.record.uid && s.node === inst.record.node;
 }
 
-export function computePlan(desired: DeploymentRecord | undefined, actual: ActualInstance[]): PlanAction[] {
+/** Available = ready for at least minReadySeconds (Kubernetes' minReadySeconds). */
+export function isAvailable(inst: ActualInstance, now: number, minReadyMs: number): boolean {
+  if (!isReady(inst)) return false;
+  if (minReadyMs <= 0) return true;
+  const since = inst.status!.startedAt ?? inst.status!.updatedAt;
+  return now - since >= minReadyMs;
+}
+
+/**
+ * A canary split: `canaryReplicas` instances of the target revision and the rest of the stable
+ * one; anything else goes. Stable instances beyond their share go only once enough canary
+ * instances are ready, so the split never costs availability.
+ */
+export function computeSplitPlan(desired: DeploymentRecord, targetHash: string, stableHash: string, canaryReplicas: number, actual: ActualInstance[]): PlanAction[] {
+  const actions: PlanAction[] = [];
+  const byOrdinal = (a: ActualInstance, b: ActualInstance) => a.record.ordinal - b.record.ordinal || cmp(a.record.id, b.record.id);
+  const stableWant = desired.replicas - canaryReplicas;
+  const canary = actual.filter((i) => i.record.templateHash === targetHash).sort(byOrdinal);
+  const stable = actual.filter((i) => i.record.templateHash === stableHash).sort(byOrdinal);
+  for (const i of actual) if (i.record.templateHash !== targetHash && i.record.templateHash !== stableHash) actions.push({ type: 'delete', id: i.record.id, reason: 'superseded' });
+  const ensure = (hash: string, have: ActualInstance[], want: number) => {
+    const ords = new Set(have.map((i) => i.record.ordinal));
+    for (let o = 0; o < want; o++) if (!ords.has(o)) actions.push({ type: 'create', id: instanceId(desired.namespace, desired.name, hash, o), ordinal: o, templateHash: hash });
+  };
+  ensure(targetHash, canary, canaryReplicas);
+  ensure(stableHash, stable, stableWant);
+  for (const i of canary) if (i.record.ordinal >= canaryReplicas) actions.push({ type: 'delete', id: i.record.id, reason: 'scaled-down' });
+  const canaryReady = canary.filter((i) => i.record.ordinal < canaryReplicas && isReady(i)).length;
+  let removable = Math.max(0, stable.length - Math.max(stableWant, desired.replicas - canaryReady));
+  for (const i of [...stable].reverse()) {
+    if (i.record.ordinal < stableWant) continue;
+    if (!isReady(i)) actions.push({ type: 'delete', id: i.record.id, reason: 'superseded' });
+    else if (removable > 0) {
+      removable--;
+      actions.push({ type: 'delete', id: i.record.id, reason: 'replaced' });
+    }
+  }
+  return actions;
+}
+
+export function computePlan(desired: DeploymentRecord | undefined, actual: ActualInstance[], opts: { now?: number; minReadyMs?: number } = {}): PlanAction[] {
   const actions: PlanAction[] = [];
   const byId = (a: ActualInstance, b: ActualInstance) => a.record.ordinal - b.record.ordinal || cmp(a.record.id, b.record.id);
 
@@ -76,7 +116,10 @@ export function computePlan(desired: DeploymentRecord | undefined, actual: Actua
   }
 
   // RollingUpdate, paced as Kubernetes does: never more than replicas + maxSurge instances, never
-  // fewer than replicas - maxUnavailable ready ones.
+  // fewer than replicas - maxUnavailable available ones (ready for minReadySeconds).
+  const now = opts.now ?? 0;
+  const minReadyMs = opts.minReadyMs ?? 0;
+  const available = (i: ActualInstance) => isAvailable(i, now, minReadyMs);
   const { maxSurge, maxUnavailable } = rollingBounds(desired);
   const kept = current.filter((i) => i.record.ordinal < desired.replicas);
   const total = kept.length + old.length;
@@ -85,10 +128,10 @@ export function computePlan(desired: DeploymentRecord | undefined, actual: Actua
 
   // Old instances that are not ready serve nothing: they go at once. Ready ones go while enough
   // ready instances remain.
-  let readyTotal = kept.filter(isReady).length + old.filter(isReady).length;
+  let readyTotal = kept.filter(available).length + old.filter(available).length;
   const minReady = desired.replicas - maxUnavailable;
-  for (const inst of [...old].sort((a, b) => Number(isReady(a)) - Number(isReady(b)) || byId(a, b))) {
-    if (!isReady(inst)) {
+  for (const inst of [...old].sort((a, b) => Number(available(a)) - Number(available(b)) || byId(a, b))) {
+    if (!available(inst)) {
       actions.push({ type: 'delete', id: inst.record.id, reason: 'superseded' });
     } else if (readyTotal - 1 >= minReady) {
       readyTotal--;

@@ -25,9 +25,15 @@
  * Status and events:
  *   source                          hash    source status (see SourceStatus)
  *   deployment-status:<ns>:<name>   string  JSON DeploymentStatus
+ *   rollout:<ns>:<name>             string  JSON RolloutState: revisions, target, stable, pin, canary step
  *   events                          stream  bounded event log
  *   channel:changes                 pubsub  "<ns>/<name>" of a deployment whose actual state moved,
  *                                           or "node/<name>" when a node registered
+ * Webhooks and previews (reconciler/webhooks/, reconciler/preview/):
+ *   webhook-delivery:<provider>:<h> string  "1" with a TTL: delivery whose id hashes to <h> was handled
+ *   previews                        set     numbers of the pull requests that have a preview
+ *   preview:<n>                     string  JSON PreviewRecord of pull request <n> (head, state, namespaces)
+ *   pr-comment:<n>                  string  id of Gantry's plan comment on pull request <n> at the Git host
  * BullMQ keeps its own keys under `<prefix>:bull`.
  */
 
@@ -76,6 +82,7 @@ export function createKeys(prefix: string = DEFAULT_PREFIX) {
     deployment: (ns: string, name: string) => k('deployment', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
     deploymentStatus: (ns: string, name: string) =>
       k('deployment-status', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
+    rollout: (ns: string, name: string) => k('rollout', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
     deploymentInstances: (ns: string, name: string) =>
       k('deployment-instances', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
 
@@ -93,6 +100,11 @@ export function createKeys(prefix: string = DEFAULT_PREFIX) {
 
     source: k('source'),
     events: k('events'),
+
+    webhookDelivery: (provider: string, idHash: string) => k('webhook-delivery', assertKeyPart(provider, 'provider'), assertKeyPart(idHash, 'delivery hash')),
+    previews: k('previews'),
+    preview: (pr: number) => k('preview', assertKeyPart(String(pr), 'pull request number')),
+    prComment: (pr: number) => k('pr-comment', assertKeyPart(String(pr), 'pull request number')),
     changesChannel: k('channel', 'changes'),
   };
 }

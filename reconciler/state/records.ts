@@ -21,8 +21,9 @@ export type IntOrPercent = number | string;
 export interface DeploymentRecord {
   namespace: string;
   name: string;
-  /** Commit the manifest was read from. */
+  /** Commit the manifest was read from, and its message (for revision history). */
   commit: string;
+  commitMessage?: string;
   /** Manifest file (repo-relative) and line, for messages. */
   file: string;
   line: number;
@@ -41,6 +42,11 @@ export interface DeploymentRecord {
   template: InstanceTemplate;
   labels: Record<string, string>;
   annotations: Record<string, string>;
+  /**
+   * Who wrote the record and alone replaces or prunes it: absent or 'main' for the tracked branch,
+   * 'pr-<N>' for the preview of pull request N (see reconciler/preview/).
+   */
+  owner?: string;
 }
 
 export interface NamespaceRecord {
@@ -48,6 +54,8 @@ export interface NamespaceRecord {
   commit: string;
   labels: Record<string, string>;
   annotations: Record<string, string>;
+  /** As DeploymentRecord.owner. */
+  owner?: string;
 }
 
 export interface Condition {
@@ -70,8 +78,21 @@ export interface DeploymentStatus {
   observedCommit: string;
   observedGeneration: number;
   templateHash: string;
+  rollout?: RolloutStatus;
   conditions: Condition[];
   updatedAt: number;
+}
+
+export interface RolloutStatus {
+  revision: number;
+  stableRevision: number | null;
+  phase: 'Progressing' | 'Complete' | 'Failed';
+  reason: string;
+  message: string;
+  paused: boolean;
+  pinned: { revision: number; reason: string; failedCommit: string | null } | null;
+  canaryStep: number | null;
+  canaryReplicas: number | null;
 }
 
 export interface SourceStatus {

@@ -1,5 +1,6 @@
 import { isReady, resolveIntOrPercent, type ActualInstance } from '../plan/compute-plan.ts';
 import type { Condition, DeploymentRecord, DeploymentStatus, SourceStatus } from '../state/records.ts';
+import type { RolloutDecision } from '../rollout/advance-rollout.ts';
 
 /**
  * Pure computation of a deployment's status from its desired record and its instances.
@@ -15,6 +16,8 @@ import type { Condition, DeploymentRecord, DeploymentStatus, SourceStatus } from
 export const CONDITION_AVAILABLE = 'Available';
 export const CONDITION_PROGRESSING = 'Progressing';
 export const CONDITION_SOURCE_REJECTED = 'SourceRejected';
+/** Negative polarity: a rollback, abort or undo holds a revision other than Git's. */
+export const CONDITION_PINNED = 'Pinned';
 
 export function computeDeploymentStatus(
   desired: DeploymentRecord,
@@ -22,6 +25,7 @@ export function computeDeploymentStatus(
   source: SourceStatus | undefined,
   previous: DeploymentStatus | undefined,
   now: number,
+  rollout?: RolloutDecision,
 ): DeploymentStatus {
   const updated = instances.filter((i) => i.record.templateHash === desired.templateHash);
   const ready = instances.filter(isReady);
@@ -41,13 +45,29 @@ export function computeDeploymentStatus(
 
   const done = updatedReady.length === desired.replicas && instances.length === desired.replicas;
   const stuck = pending.find((i) => i.record.pendingReason);
+  const r = rollout?.state;
   conditions.push(
-    done
+    r?.phase === 'Failed'
+      ? { type: CONDITION_PROGRESSING, status: 'False', reason: r.reason, message: r.message, lastTransitionTime: now }
+      : r?.reason === 'RollingBack' || r?.reason === 'CanaryPaused'
+        ? { type: CONDITION_PROGRESSING, status: 'True', reason: r.reason, message: r.message, lastTransitionTime: now }
+        : done
       ? { type: CONDITION_PROGRESSING, status: 'True', reason: 'NewReplicaSetAvailable', message: `revision ${desired.templateHash} of commit ${short(desired.commit)} is available`, lastTransitionTime: now }
       : stuck
         ? { type: CONDITION_PROGRESSING, status: 'False', reason: 'InstancesPending', message: `${pending.length} instance(s) pending: ${stuck.record.pendingReason}`, lastTransitionTime: now }
         : { type: CONDITION_PROGRESSING, status: 'True', reason: 'ReplicaSetUpdating', message: `${updatedReady.length}/${desired.replicas} instances of revision ${desired.templateHash} ready, ${instances.length - updated.length} old instance(s) left`, lastTransitionTime: now },
   );
+
+  if (r?.pin) {
+    const failed = r.pin.failedCommit ? ` after commit ${short(r.pin.failedCommit)} failed` : '';
+    conditions.push({
+      type: CONDITION_PINNED,
+      status: 'True',
+      reason: r.pin.reason === 'rollback' ? 'RolledBack' : r.pin.reason === 'abort' ? 'Aborted' : 'Undone',
+      message: `pinned to revision ${r.pin.revision}${failed}: out of sync with Git until the next commit that changes this deployment, or gantry rollout resume`,
+      lastTransitionTime: now,
+    });
+  }
 
   if (source?.rejectedCommit) {
     conditions.push({
@@ -76,7 +96,22 @@ export function computeDeploymentStatus(
     pendingReplicas: pending.length,
     observedCommit: desired.commit,
     observedGeneration: desired.generation,
-    templateHash: desired.templateHash,
+    templateHash: rollout?.target.templateHash ?? desired.templateHash,
+    ...(r
+      ? {
+          rollout: {
+            revision: r.target,
+            stableRevision: r.stable ?? null,
+            phase: r.phase,
+            reason: r.reason,
+            message: r.message,
+            paused: !!r.paused,
+            pinned: r.pin ? { revision: r.pin.revision, reason: r.pin.reason, failedCommit: r.pin.failedCommit ?? null } : null,
+            canaryStep: rollout?.canaryReplicas !== undefined ? (r.canaryStep ?? 0) : null,
+            canaryReplicas: rollout?.canaryReplicas ?? null,
+          },
+        }
+      : {}),
     conditions,
     updatedAt: now,
   };

@@ -1,0 +1,288 @@
+import type Docker from 'dockerode';
+import type { ContainerSpec, PortStatus } from '../reconciler/model.ts';
+import { StartError, type ExitInfo, type RunningContainer } from './container-runtime.ts';
+import { DockerEvents, listManaged, type ContainerEvent, type ManagedContainer } from './docker-engine.ts';
+import { inScope, LABELS } from './docker-labels.ts';
+import { saveLastLines } from './docker-logs.ts';
+import { dockerCreateOptions, type DockerSpecInput } from './docker-spec.ts';
+import { engineMessage, ImagePuller, type PullEvent } from './image-pull.ts';
+
+/**
+ * The Docker runtime: pulls (by policy), creates and starts a container per instance container,
+ * watches it through the events stream, and once it has ended records how (exit code, OOMKilled)
+ * and its last log lines, then removes it. Restart policy and backoff stay in LocalInstance.
+ */
+
+export interface DockerStartRequest extends Omit<DockerSpecInput, 'node' | 'scope' | 'address' | 'logMaxBytes'> {
+  /** The instance dir: where the last log lines of ended containers are kept. */
+  dir: string;
+  report: (ev: PullEvent) => void;
+}
+
+/** A container of the instance found on the engine (by labels) when an agent takes over. */
+export interface FoundContainer {
+  id: string;
+  /** The instance's container name (label), not the engine's name. */
+  container: string;
+  uid: string;
+  restarts: number;
+  ports: PortStatus[];
+  startedAt?: number;
+  running: boolean;
+}
+
+export class DockerDriver {
+  readonly puller: ImagePuller;
+
+  constructor(
+    readonly docker: Docker,
+    readonly events: DockerEvents,
+    private readonly node: string,
+    /** agentScope(): containers of another installation sharing the engine are not ours. */
+    private readonly scope: string,
+    private readonly address: string,
+    private readonly logMaxBytes: number,
+  ) {
+    this.puller = new ImagePuller(docker);
+  }
+
+  async start(req: DockerStartRequest): Promise<DockerContainer> {
+    const spec = req.container;
+    await this.puller.ensure(spec.image!, spec.imagePullPolicy ?? 'IfNotPresent', req.report);
+    const opts = dockerCreateOptions({ ...req, node: this.node, scope: this.scope, address: this.address, logMaxBytes: this.logMaxBytes });
+    let created: Docker.Container;
+    try {
+      created = await this.create(opts);
+    } catch (err) {
+      throw new StartError('StartFailed', `creating container: ${engineMessage(err)}`);
+    }
+    const handle = new DockerContainer(this, created.id, req.dir, spec.name);
+    // Watch before starting: a command that exits at once must not be missed.
+    handle.arm();
+    try {
+      await created.start();
+    } catch (err) {
+      handle.unwatch();
+      await this.remove(created.id);
+      throw new StartError('StartFailed', engineMessage(err));
+    }
+    await handle.refresh();
+    return handle;
+  }
+
+  /** Creates; a leftover of ours under the same name (an agent crash mid-start) is removed first. */
+  private async create(opts: Docker.ContainerCreateOptions): Promise<Docker.Container> {
+    try {
+      return await this.docker.createContainer(opts);
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 409) throw err;
+      const existing = await this.docker.getContainer(opts.name!).inspect();
+      const labels = existing.Config.Labels ?? {};
+      if (labels[LABELS.node] !== this.node || !inScope(labels, this.scope)) throw err;
+      await this.remove(existing.Id);
+      return await this.docker.createContainer(opts);
+    }
+  }
+
+  /** The instance's containers on the engine, for adoption. */
+  async find(instanceId: string, specs: ContainerSpec[]): Promise<FoundContainer[]> {
+    const listed = await listManaged(this.docker, this.node, this.scope, instanceId);
+    const found: FoundContainer[] = [];
+    for (const c of listed) {
+      try {
+        const info = await this.docker.getContainer(c.id).inspect();
+        const name = c.labels[LABELS.container] ?? '';
+        const declared = specs.find((s) => s.name === name)?.ports ?? [];
+        found.push({
+          id: c.id,
+          container: name,
+          uid: c.labels[LABELS.uid] ?? '',
+          restarts: Number(c.labels[LABELS.restarts] ?? 0) || 0,
+          ports: publishedPorts(info, declared),
+          ...(parseTime(info.State.StartedAt) !== undefined ? { startedAt: parseTime(info.State.StartedAt)! } : {}),
+          running: info.State.Running,
+        });
+      } catch {
+        // Removed meanwhile: nothing to adopt.
+      }
+    }
+    return found;
+  }
+
+  /** Listing for the agent's resync (strays) and leftovers. */
+  listManaged(instanceId?: string): Promise<ManagedContainer[]> {
+    return listManaged(this.docker, this.node, this.scope, instanceId);
+  }
+
+  /**
+   * Takes over a container a previous agent started. A running one is watched as it is (same
+   * container id, no restart); an ended one is recorded and removed like any ended container.
+   */
+  async adopt(found: FoundContainer, dir: string): Promise<{ running: DockerContainer } | { exit: ExitInfo }> {
+    const handle = new DockerContainer(this, found.id, dir, found.container);
+    handle.arm();
+    await handle.refresh();
+    const ended = handle.endedWith();
+    return ended ? { exit: ended } : { running: handle };
+  }
+
+  /** Stops (SIGTERM, `graceSeconds`, SIGKILL) and removes a container; gone already is fine. */
+  async stopAndRemove(id: string, graceSeconds: number): Promise<void> {
+    try {
+      await this.docker.getContainer(id).stop({ t: Math.max(0, Math.ceil(graceSeconds)) });
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      if (code !== 304 && code !== 404) throw err;
+    }
+    await this.remove(id);
+  }
+
+  /** A stray or leftover: stopped as gently as its labels say its instance wanted, then removed. */
+  removeManaged(c: ManagedContainer): Promise<void> {
+    const grace = Number(c.labels[LABELS.grace]);
+    return this.stopAndRemove(c.id, Number.isFinite(grace) ? grace : 10);
+  }
+
+  async remove(id: string): Promise<void> {
+    try {
+      await this.docker.getContainer(id).remove({ force: true });
+    } catch (err) {
+      const code = (err as { statusCode?: number }).statusCode;
+      // 404: gone; 409: a removal is already in progress.
+      if (code !== 404 && code !== 409) throw err;
+    }
+  }
+}
+
+/**
+ * One Docker container the agent watches. Its end is learnt from a `die`/`destroy` event or a
+ * recheck; `finish` then reads how it ended, keeps its last log lines, removes it and tells the
+ * listener, once.
+ */
+export class DockerContainer implements RunningContainer {
+  pid?: number;
+  private listener?: (exit: ExitInfo) => void;
+  private result?: ExitInfo;
+  private ending?: Promise<void>;
+  private watching = false;
+  /** From the `die` event: all we know when the container was removed out of band. */
+  private dieCode?: number;
+  private oomEvent = false;
+
+  constructor(
+    private readonly driver: DockerDriver,
+    readonly containerId: string,
+    private readonly dir: string,
+    private readonly name: string,
+  ) {}
+
+  arm(): void {
+    this.watching = true;
+    this.driver.events.watch(this.containerId, (ev) => this.onEvent(ev));
+  }
+
+  private onEvent(ev: ContainerEvent): void {
+    if (ev.action === 'oom') this.oomEvent = true;
+    else {
+      if (ev.exitCode !== undefined) this.dieCode = ev.exitCode;
+      void this.end();
+    }
+  }
+
+  onExit(listener: (exit: ExitInfo) => void): void {
+    this.listener = listener;
+    const result = this.result;
+    if (result) queueMicrotask(() => this.listener?.(result));
+  }
+
+  unwatch(): void {
+    this.listener = undefined;
+    this.watching = false;
+    this.driver.events.unwatch(this.containerId);
+  }
+
+  endedWith(): ExitInfo | undefined {
+    return this.result;
+  }
+
+  /** Reads the pid; a container already gone or ended is finished at once. */
+  async refresh(): Promise<void> {
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.driver.docker.getContainer(this.containerId).inspect();
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode === 404) await this.end();
+      // Anything else (engine busy or away): look again at the next recheck.
+      return;
+    }
+    if (info.State.Running) this.pid = info.State.Pid || undefined;
+    else await this.end();
+  }
+
+  async recheck(): Promise<void> {
+    if (this.watching && !this.result) await this.refresh();
+  }
+
+  private end(): Promise<void> {
+    this.ending ??= this.finish();
+    return this.ending;
+  }
+
+  private async finish(): Promise<void> {
+    let info: Docker.ContainerInspectInfo | undefined;
+    try {
+      info = await this.driver.docker.getContainer(this.containerId).inspect();
+    } catch {
+      // Removed out of band (`docker rm -f`): the die event's code is all there is.
+    }
+    if (info?.State.Running || info?.State.Restarting) {
+      this.ending = undefined;
+      return;
+    }
+    const oom = info ? info.State.OOMKilled : this.oomEvent;
+    const exit: ExitInfo = {
+      ...((info ? info.State.ExitCode : this.dieCode) !== undefined ? { exitCode: info ? info.State.ExitCode : this.dieCode } : {}),
+      finishedAt: parseTime(info?.State.FinishedAt) ?? Date.now(),
+      ...(oom ? { reason: 'OOMKilled' } : {}),
+    };
+    if (info) {
+      await saveLastLines(this.driver.docker, this.containerId, this.dir, this.name).catch(() => {});
+      await this.driver.remove(this.containerId).catch(() => {});
+    }
+    this.driver.events.unwatch(this.containerId);
+    this.pid = undefined;
+    this.result = exit;
+    this.listener?.(exit);
+  }
+
+  async stop(graceMs: number): Promise<void> {
+    this.unwatch();
+    await this.driver.stopAndRemove(this.containerId, graceMs / 1000);
+  }
+}
+
+/** The host ports a container publishes, named after the declared ports they serve. */
+function publishedPorts(info: Docker.ContainerInspectInfo, declared: { name?: string; containerPort: number }[]): PortStatus[] {
+  const bindings = (info.HostConfig.PortBindings ?? {}) as Record<string, { HostPort?: string }[] | null>;
+  const ports: PortStatus[] = [];
+  for (const [key, binds] of Object.entries(bindings)) {
+    const containerPort = Number.parseInt(key, 10);
+    const hostPort = Number(binds?.[0]?.HostPort);
+    if (!containerPort || !hostPort) continue;
+    const name = declared.find((d) => d.containerPort === containerPort)?.name;
+    ports.push({ ...(name ? { name } : {}), containerPort, hostPort });
+  }
+  // In declaration order, as a fresh start reports them.
+  const order = (p: PortStatus) => {
+    const i = declared.findIndex((d) => d.containerPort === p.containerPort);
+    return i < 0 ? declared.length : i;
+  };
+  return ports.sort((a, b) => order(a) - order(b));
+}
+
+/** Engine timestamps; the zero time (never started/finished) is undefined. */
+function parseTime(value: string | undefined): number | undefined {
+  if (!value || value.startsWith('0001-')) return undefined;
+  const t = Date.parse(value);
+  return Number.isNaN(t) ? undefined : t;
+}

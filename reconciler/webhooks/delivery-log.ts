@@ -1,0 +1,29 @@
+import { createHash } from 'node:crypto';
+import type { Store } from '../state/store.ts';
+import type { ProviderName } from './webhook-event.ts';
+
+/**
+ * Remembers handled deliveries so that one delivered twice (a retry, a replay of a captured
+ * request) acts once. Ids are hashed: providers' ids are not all valid key parts (braces,
+ * uppercase). A delivery whose handling fails is forgotten again, so the host's redelivery, which
+ * reuses the id, is not swallowed.
+ */
+export class DeliveryLog {
+  constructor(
+    private readonly store: Store,
+    private readonly ttlSec: number,
+  ) {}
+
+  private key(provider: ProviderName, id: string): string {
+    return this.store.keys.webhookDelivery(provider, createHash('sha256').update(id).digest('hex').slice(0, 32));
+  }
+
+  /** True the first time `id` is claimed within the TTL. */
+  async claim(provider: ProviderName, id: string): Promise<boolean> {
+    return (await this.store.redis.set(this.key(provider, id), '1', 'EX', this.ttlSec, 'NX')) === 'OK';
+  }
+
+  async forget(provider: ProviderName, id: string): Promise<void> {
+    await this.store.redis.del(this.key(provider, id));
+  }
+}

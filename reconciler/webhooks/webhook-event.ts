@@ -1,0 +1,118 @@
+/**
+ * What a webhook delivery means to Gantry, whatever the Git host: the normalized event every
+ * provider parser (github.ts, gitlab.ts, bitbucket.ts) produces, and the small readers they share.
+ * Pure: no I/O.
+ */
+
+export type ProviderName = 'github' | 'gitlab' | 'gitea' | 'bitbucket';
+
+export type Headers = Record<string, string | string[] | undefined>;
+
+/** A repository as a payload names it. */
+export interface RepoRef {
+  /** Every URL the payload gives for it (clone, web, SSH): matched against the tracked source. */
+  urls: string[];
+  /** What the Git host's API calls it: `owner/name`, or GitLab's numeric project id. */
+  apiName: string;
+}
+
+/** One branch update of a push (Bitbucket sends several in one delivery). */
+export interface RefUpdate {
+  /** Full ref, e.g. refs/heads/main. */
+  ref: string;
+  /** New commit sha ('' when the host does not say). */
+  after: string;
+  /** The branch was deleted. */
+  deleted: boolean;
+}
+
+export type PullRequestAction = 'open' | 'update' | 'close' | 'other';
+
+export interface PullRequestEvent {
+  type: 'pull-request';
+  action: PullRequestAction;
+  /** The host's own word for it (opened, synchronize, merge...), for messages. */
+  rawAction: string;
+  number: number;
+  /** The repository the pull request targets. */
+  repo: RepoRef;
+  /** Branch the pull request would merge into (short name). */
+  baseBranch: string;
+  headBranch: string;
+  /** Head commit as the payload names it (Bitbucket abbreviates it). */
+  headSha: string;
+  /** Refs of the target repository to fetch the head from, best first; empty when none can work (a fork on Bitbucket). */
+  headRefs: string[];
+  /** Why headRefs is empty. */
+  headProblem?: string;
+  merged: boolean;
+}
+
+export type WebhookEvent =
+  | { type: 'ping' }
+  | { type: 'push'; repo: RepoRef; updates: RefUpdate[] }
+  | PullRequestEvent;
+
+/** A payload that is not what its event promises: answered with 400. */
+export class MalformedPayload extends Error {}
+
+export const ZERO_SHA = /^0+$/;
+
+export function header(headers: Headers, name: string): string | undefined {
+  const v = headers[name.toLowerCase()];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** The value at a dotted path of a JSON object, or undefined. */
+export function at(obj: unknown, path: string): unknown {
+  let cur: unknown = obj;
+  for (const part of path.split('.')) {
+    if (cur === null || typeof cur !== 'object' || Array.isArray(cur)) return undefined;
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+export function requireString(obj: unknown, path: string): string {
+  const v = at(obj, path);
+  if (typeof v !== 'string' || v.length === 0) throw new MalformedPayload(`${path} must be a non-empty string`);
+  return v;
+}
+
+export function optionalString(obj: unknown, path: string): string | undefined {
+  const v = at(obj, path);
+  return typeof v === 'string' && v.length > 0 ? v : undefined;
+}
+
+export function requirePositiveInt(obj: unknown, path: string): number {
+  const v = at(obj, path);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 1) throw new MalformedPayload(`${path} must be a positive integer`);
+  return v;
+}
+
+export function requireObject(obj: unknown, path: string): Record<string, unknown> {
+  const v = at(obj, path);
+  if (v === null || typeof v !== 'object' || Array.isArray(v)) throw new MalformedPayload(`${path} must be an object`);
+  return v as Record<string, unknown>;
+}
+
+/** The string values at `paths` that exist (URLs of one repository). */
+export function strings(obj: unknown, paths: string[]): string[] {
+  return paths.map((p) => at(obj, p)).filter((v): v is string => typeof v === 'string' && v.length > 0);
+}
+
+export function shortBranch(ref: string): string {
+  return ref.replace(/^refs\/heads\//, '');
+}
+
+/** How a provider reads a delivery. `parse` throws MalformedPayload. */
+export interface WebhookProvider {
+  name: ProviderName;
+  /** Event names it understands; any other is acknowledged (202) and ignored. */
+  events: ReadonlySet<string>;
+  eventName(headers: Headers): string | undefined;
+  deliveryId(headers: Headers): string | undefined;
+  /** Checks the signature (or token) against the raw body bytes, in constant time. */
+  verify(headers: Headers, body: Buffer, secret: string): boolean;
+  parse(event: string, payload: unknown): WebhookEvent;
+}

@@ -1,0 +1,211 @@
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from '../../reconciler/redis/redis-server.ts';
+import type { DeploymentView, InstanceView, NodeView } from '../../reconciler/api/views.ts';
+import type { DeploymentStatus } from '../../reconciler/state/records.ts';
+import type { GantryEvent } from '../../reconciler/state/events.ts';
+import { createRepo, type TestRepo } from '../helpers/git-repo.ts';
+import { runGantry, spawnGantry, type GantryProcess } from '../helpers/gantry-process.ts';
+import { freshPrefix, testRedis } from '../helpers/redis.ts';
+import { waitFor } from '../helpers/wait.ts';
+import { httpGet } from '../helpers/agent-fixtures.ts';
+
+/** Rollouts on real processes: pacing, automatic rollback, canary, undo, and a reconciler crash. */
+
+interface Spec {
+  replicas: number;
+  greeting: string;
+  strategy?: string;
+  extra?: string;
+}
+const web = ({ replicas, greeting, strategy = 'rollingUpdate: { maxSurge: 1, maxUnavailable: 1 }', extra = '' }: Spec) => `apiVersion: gantry.dev/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: ${replicas}
+  progressDeadlineSeconds: 3
+  strategy: { ${strategy.startsWith('type') ? strategy : `type: RollingUpdate, ${strategy}`} }
+  template:
+    metadata:
+      labels: { app: web }
+    spec:
+      terminationGracePeriodSeconds: 1${extra}
+      containers:
+        - name: server
+          command: ["node", "-e", "require('http').createServer((q, s) => s.end(process.env.GREETING)).listen(+process.env.PORT)"]
+          env: [{ name: GREETING, value: "${greeting}" }]
+          ports: [{ name: http, containerPort: 8080 }]
+`;
+
+let repo: TestRepo;
+let dataDir: string;
+let api: string;
+let reconcilerArgs: string[];
+let reconciler: GantryProcess;
+const procs: GantryProcess[] = [];
+
+async function get<T>(path: string): Promise<T> {
+  return (await (await fetch(api + path)).json()) as T;
+}
+const instances = async () => (await get<{ items: InstanceView[] }>('/api/v1/instances')).items;
+const rollout = async () => get<{ status: DeploymentStatus | null; history: { revision: number; current: boolean; stable: boolean; failed: boolean; commit: string }[] }>('/api/v1/deployments/default/web/rollout');
+const gantry = (...args: string[]) => runGantry([...args, '--api', api]);
+
+/** Waits until every replica runs and answers with `greeting`, and nothing else runs. */
+async function converged(greeting: string, replicas: number): Promise<InstanceView[]> {
+  return waitFor(async () => {
+    const all = await instances();
+    if (all.length !== replicas || !all.every((i) => i.phase === 'Running')) return undefined;
+    const bodies = await Promise.all(all.map((i) => httpGet(i.ports[0]!.hostPort)));
+    return bodies.every((b) => b === greeting) ? all : undefined;
+  }, { timeoutMs: 30_000, what: `${replicas} replicas answering ${greeting}` });
+}
+
+before(async () => {
+  const { url } = await testRedis();
+  const prefix = freshPrefix();
+  dataDir = mkdtempSync(join(tmpdir(), 'gantry-rollout-'));
+  repo = await createRepo();
+  await repo.commitFiles({ 'README.md': 'empty' }, 'empty');
+  const port = await freePort();
+  api = `http://127.0.0.1:${port}`;
+  reconcilerArgs = ['reconciler', '--redis', url, '--prefix', prefix, '--repo', repo.dir, '--port', String(port), '--data-dir', dataDir, '--resync', '2s'];
+  reconciler = spawnGantry(reconcilerArgs);
+  procs.push(reconciler);
+  for (const node of ['node-1', 'node-2']) procs.push(spawnGantry(['agent', '--node', node, '--redis', url, '--prefix', prefix, '--data-dir', dataDir, '--heartbeat', '1s', '--stop-instances-on-exit']));
+  await waitFor(async () => {
+    const items = await get<{ items: NodeView[] }>('/api/v1/nodes').then((r) => r.items, () => []);
+    return items.length === 2 && items.every((n) => n.ready);
+  }, { timeoutMs: 30_000, what: 'two ready nodes' });
+});
+
+after(async () => {
+  await Promise.all(procs.map((p) => p.stop()));
+  await repo?.cleanup();
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('a rolling update never exceeds replicas + maxSurge instances nor drops below replicas - maxUnavailable ready', async () => {
+  await repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'v1' }) }, 'v1');
+  await converged('v1', 4);
+  const samples: { total: number; ready: number }[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const all = await instances();
+      samples.push({ total: all.length, ready: all.filter((i) => i.phase === 'Running').length });
+    }
+  })();
+  await repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'v2' }) }, 'v2');
+  await converged('v2', 4);
+  sampling = false;
+  await sampler;
+  assert.ok(samples.length > 10, `only ${samples.length} samples`);
+  assert.ok(samples.every((s) => s.total <= 5), `more than 5 instances: ${JSON.stringify(samples.filter((s) => s.total > 5)[0])}`);
+  assert.ok(samples.every((s) => s.ready >= 3), `fewer than 3 ready: ${JSON.stringify(samples.filter((s) => s.ready < 3)[0])}`);
+  const r = await waitFor(async () => ((await rollout()).status?.rollout?.phase === 'Complete' ? rollout() : undefined), { what: 'rollout complete' });
+  assert.deepEqual(r.history.map((h) => [h.revision, h.current, h.stable]), [[1, false, false], [2, true, true]]);
+  const status = await gantry('rollout', 'status', 'deployment/web');
+  assert.equal(status.code, 0, status.stderr);
+  assert.match(status.stdout, /deployment\/web successfully rolled out/);
+});
+
+test('a commit that never becomes ready is rolled back after its deadline, the old revision serving throughout', async () => {
+  const bad = await repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'v3', extra: '\n      nodeSelector: { disk: none-has-this }' }) }, 'v3: unschedulable');
+  let serving = true;
+  const watcher = (async () => {
+    const live = await instances();
+    while (serving) {
+      const bodies = await Promise.all(live.map((i) => httpGet(i.ports[0]!.hostPort)));
+      assert.ok(bodies.filter((b) => b === 'v2').length >= 3, `v2 stopped serving: ${bodies}`);
+    }
+  })();
+  const pinned = await waitFor(async () => {
+    const r = await rollout();
+    return r.status?.rollout?.pinned ? r : undefined;
+  }, { timeoutMs: 20_000, what: 'rollback pin' });
+  assert.deepEqual(pinned.status!.rollout!.pinned, { revision: 2, reason: 'rollback', failedCommit: bad });
+  await converged('v2', 4);
+  serving = false;
+  await watcher;
+  const events = (await get<{ items: GantryEvent[] }>('/api/v1/events?limit=500')).items;
+  const rolledBack = events.find((e) => e.reason === 'RolledBack');
+  assert.ok(rolledBack, 'RolledBack event');
+  assert.match(rolledBack.message, new RegExp(`commit ${bad.slice(0, 7)} \\(revision 3\\) failed: ProgressDeadlineExceeded; returning to revision 2`));
+  const deps = (await get<{ items: DeploymentView[] }>('/api/v1/deployments')).items;
+  assert.ok(deps[0]!.conditions.some((c) => c.type === 'Pinned' && c.status === 'True' && c.reason === 'RolledBack'));
+  const status = await gantry('rollout', 'status', 'deployment/web', '--no-follow');
+  assert.equal(status.code, 1);
+
+  // A later good commit rolls out normally.
+  await repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'v4' }) }, 'v4');
+  await converged('v4', 4);
+  const after = await waitFor(async () => ((await rollout()).status?.rollout?.phase === 'Complete' ? rollout() : undefined), { what: 'v4 complete' });
+  assert.equal(after.status!.rollout!.pinned, null);
+  assert.ok(after.history.find((h) => h.revision === 3)?.failed === false);
+});
+
+test('history, undo pins an earlier revision until resume', async () => {
+  const history = await gantry('rollout', 'history', 'deployment/web');
+  assert.equal(history.code, 0, history.stderr);
+  assert.match(history.stdout, /^REVISION\s+TEMPLATE\s+COMMIT/);
+  assert.match(history.stdout, /\n4\s+[0-9a-f]{10}\s+[0-9a-f]{7}\s+\S+\s+current,stable\s+v4/);
+  const undo = await gantry('rollout', 'undo', 'deployment/web', '--to-revision', '2');
+  assert.equal(undo.code, 0, undo.stderr);
+  await converged('v2', 4);
+  const deps = (await get<{ items: DeploymentView[] }>('/api/v1/deployments')).items;
+  assert.ok(deps[0]!.conditions.some((c) => c.type === 'Pinned' && c.reason === 'Undone'));
+  const resume = await gantry('rollout', 'resume', 'deployment/web');
+  assert.equal(resume.code, 0, resume.stderr);
+  await converged('v4', 4);
+  const bad = await gantry('rollout', 'undo', 'deployment/web', '--to-revision', '99');
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /revision 99 is not in the history/);
+});
+
+test('canary: pauses at its step, promote finishes it; abort returns to stable', async () => {
+  const canary = 'type: Canary, steps: [ { setWeight: 50 }, { pause: {} } ]';
+  await repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'c1', strategy: canary }) }, 'canary c1');
+  const paused = await waitFor(async () => {
+    const r = await rollout();
+    return r.status?.rollout?.reason === 'CanaryPaused' ? r : undefined;
+  }, { what: 'canary paused' });
+  assert.equal(paused.status!.rollout!.canaryReplicas, 2);
+  const split = await waitFor(async () => {
+    const all = await instances();
+    const bodies = await Promise.all(all.map((i) => httpGet(i.ports[0]!.hostPort)));
+    return all.length === 4 && bodies.filter((b) => b === 'c1').length === 2 && bodies.filter((b) => b === 'v4').length === 2 ? bodies : undefined;
+  }, { what: '2 canary + 2 stable' });
+  assert.equal(split.length, 4);
+  const promote = await gantry('rollout', 'promote', 'deployment/web');
+  assert.equal(promote.code, 0, promote.stderr);
+  await converged('c1', 4);
+
+  await repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'c2', strategy: canary }) }, 'canary c2');
+  await waitFor(async () => (await rollout()).status?.rollout?.reason === 'CanaryPaused', { what: 'second canary paused' });
+  const abort = await gantry('rollout', 'abort', 'deployment/web');
+  assert.equal(abort.code, 0, abort.stderr);
+  await converged('c1', 4);
+});
+
+test('a reconciler killed with SIGKILL mid-rollout finishes it after restart, with no duplicate or lost instance', async () => {
+  await repo.commitFiles({ 'web.yaml': web({ replicas: 6, greeting: 'k1' }) }, 'k1 x6');
+  await converged('k1', 6);
+  await repo.commitFiles({ 'web.yaml': web({ replicas: 6, greeting: 'k2' }) }, 'k2');
+  // Kill it once the rollout is under way: some new instances exist, some old ones remain.
+  const before = (await instances()).map((i) => i.revision);
+  await waitFor(async () => {
+    const revs = new Set((await instances()).map((i) => i.revision));
+    return revs.size > 1 && [...revs].some((r) => !before.includes(r));
+  }, { what: 'rollout under way' });
+  await reconciler.stop('SIGKILL');
+  reconciler = spawnGantry(reconcilerArgs);
+  procs.push(reconciler);
+  const done = await converged('k2', 6);
+  assert.equal(new Set(done.map((i) => i.id)).size, 6);
+  assert.equal(new Set(done.map((i) => i.pid)).size, 6);
+});
