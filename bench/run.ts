@@ -10,9 +10,10 @@ import { Deferred, type Benchmark, type Figure } from './harness.ts';
 import { parseValidate } from './parse-validate.ts';
 import { planner } from './planner.ts';
 import { scheduler } from './scheduler.ts';
+import { rollout20 } from './rollout-20.ts';
 
 // parse-validate first: its peak-RSS figure needs a process whose high-water mark is still low.
-const ALL: Benchmark[] = [parseValidate, planner, scheduler, commitToServing];
+const ALL: Benchmark[] = [parseValidate, planner, scheduler, commitToServing, rollout20];
 
 // Lets benchmarks force a GC before memory and timing measurements (`node --expose-gc`, from inside).
 setFlagsFromString('--expose-gc');
