@@ -3,8 +3,8 @@ import { resolve } from 'node:path';
 import { VERSION } from '../reconciler/version.ts';
 import { validateDirectory } from '../reconciler/manifests/index.ts';
 import { ApiError, DEFAULT_API, callApi, streamApi } from './api-client.ts';
-import { cpuMilli, durationMs, labels, memoryBytes, nodeName, nonNegativeInt, outputFormat, port } from './args.ts';
-import { render } from './format.ts';
+import { cpuMilli, durationMs, labels, memoryBytes, nodeName, nonNegativeInt, outputFormat, port, positiveInt } from './args.ts';
+import { render, table } from './format.ts';
 import { runAgent, runReconciler } from './serve.ts';
 import { runUp } from './up.ts';
 import { registerRolloutCommand } from './rollout.ts';
@@ -114,14 +114,62 @@ registerRolloutCommand(program, apiOption);
 
 program
   .command('node')
-  .description('cordon or uncordon a node (a cordoned node takes no new placements)')
-  .argument('<action>', 'cordon | uncordon')
+  .description('cordon, uncordon or drain a node (cordoned: no new placements; drained: instances moved off)')
+  .argument('<action>', 'cordon | uncordon | drain')
   .argument('<node>', 'node name')
+  .addOption(new Option('--timeout <duration>', 'drain: how long to wait for the node to empty').argParser(durationMs).default(300_000, '5m'))
   .addOption(apiOption())
   .action(async (action: string, node: string, o) => {
-    if (action !== 'cordon' && action !== 'uncordon') throw new CommanderError(EXIT_USAGE, 'gantry.usage', `error: unknown node action ${JSON.stringify(action)}: expected cordon or uncordon`);
+    if (action !== 'cordon' && action !== 'uncordon' && action !== 'drain') throw new CommanderError(EXIT_USAGE, 'gantry.usage', `error: unknown node action ${JSON.stringify(action)}: expected cordon, uncordon or drain`);
     await callApi(o.api, `/api/v1/nodes/${encodeURIComponent(node)}/${action}`, { method: 'POST', body: {} });
-    console.log(`node/${node} ${action}ed`);
+    if (action !== 'drain') {
+      console.log(`node/${node} ${action}ed`);
+      return;
+    }
+    console.log(`node/${node} cordoned, draining`);
+    const deadline = Date.now() + o.timeout;
+    let last = -1;
+    for (;;) {
+      const { items } = await callApi<{ items: { name: string; draining: boolean; instances: number }[] }>(o.api, '/api/v1/nodes');
+      const n = items.find((x) => x.name === node);
+      if (!n || !n.draining) break;
+      if (n.instances !== last) console.log(`node/${node}: ${n.instances} instance(s) left`);
+      last = n.instances;
+      if (Date.now() > deadline) throw new Error(`node ${node} still has ${n.instances} instance(s) after ${o.timeout / 1000}s: gantry events --for node/${node} says why`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    console.log(`node/${node} drained`);
+  });
+
+program
+  .command('events')
+  .description('list events (restarts, evictions, rollouts, rejected commits...), oldest first')
+  .option('-w, --watch', 'keep printing new events')
+  .option('--for <object>', 'only events of this object: deployment/NAME (with -n), node/NAME, source')
+  .option('-n, --namespace <ns>', 'namespace of --for deployment/NAME', 'default')
+  .addOption(new Option('--limit <n>', 'how many recent events').argParser(positiveInt).default(50))
+  .addOption(apiOption())
+  .action(async (o) => {
+    let filter = '';
+    if (o.for) {
+      const m = /^(deployments?|deploy|node|instance)\/([a-z0-9][-a-z0-9.]*)$|^source$/.exec(o.for);
+      if (!m) throw new CommanderError(EXIT_USAGE, 'gantry.usage', `error: --for expects deployment/NAME, node/NAME, instance/ID or source, got ${JSON.stringify(o.for)}`);
+      filter = m[1]?.startsWith('deploy') ? `deployment/${o.namespace}/${m[2]}` : o.for;
+    }
+    const seen = new Set<string>();
+    let first = true;
+    for (;;) {
+      const q = new URLSearchParams({ limit: String(o.limit), ...(filter ? { for: filter } : {}) });
+      const { items } = await callApi<{ items: { id: string; time: number; type: string; reason: string; object: string; message: string }[] }>(o.api, `/api/v1/events?${q}`);
+      const fresh = items.filter((e) => !seen.has(e.id));
+      const rows = fresh.map((e) => [new Date(e.time).toISOString().slice(11, 19), e.type, e.reason, e.object, e.message]);
+      if (first) console.log(rows.length === 0 ? 'No events found.' : table(['TIME', 'TYPE', 'REASON', 'OBJECT', 'MESSAGE'], rows));
+      else for (const r of rows) console.log(r.join('   '));
+      first = false;
+      for (const e of fresh) seen.add(e.id);
+      if (!o.watch) return;
+      await new Promise((r) => setTimeout(r, 1000));
+    }
   });
 
 program

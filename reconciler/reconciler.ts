@@ -4,6 +4,7 @@ import { startApi } from './api/server.ts';
 import { reconcileDeployment } from './controller/deployment-reconciler.ts';
 import { SourceSync } from './controller/source-sync.ts';
 import { checkNodes } from './controller/node-lifecycle.ts';
+import { drainNodes } from './controller/node-drain.ts';
 import { WorkQueue } from './controller/work-queue.ts';
 import { createGitSource, type GitSource, type SourceConfig } from './git/source.ts';
 import { Queues } from './queue/queues.ts';
@@ -106,7 +107,8 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   const nodeTimer = setInterval(() => {
     if (checking) return;
     checking = true;
-    void safe('node check', checkNodes({ store, timings, enqueue: (k) => queue.add(k), log })).finally(() => (checking = false));
+    const enqueue = (k: string) => queue.add(k);
+    void safe('node check', checkNodes({ store, timings, enqueue, log }).then(() => drainNodes(store, enqueue))).finally(() => (checking = false));
   }, opts.nodeCheckMs ?? 1000);
   nodeTimer.unref();
   await safe('sync', sync.sync());

@@ -5,6 +5,7 @@ import type { Store } from '../state/store.ts';
 import { describeDeployments, describeInstances, describeNodes } from './views.ts';
 import { proxyInstanceLogs, type LogsQuery } from './logs-proxy.ts';
 import { setCordoned } from './node-admin.ts';
+import { startDrain } from '../controller/node-drain.ts';
 import { registerRolloutRoutes } from './rollout-routes.ts';
 
 /**
@@ -59,8 +60,13 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.post<{ Params: { name: string; action: string } }>('/api/v1/nodes/:name/:action', async (req, reply) => {
     const { name, action } = req.params;
-    if (action !== 'cordon' && action !== 'uncordon') return reply.status(404).send({ error: `unknown node action ${JSON.stringify(action)}: cordon or uncordon`, code: 'NOT_FOUND' });
+    if (action !== 'cordon' && action !== 'uncordon' && action !== 'drain') return reply.status(404).send({ error: `unknown node action ${JSON.stringify(action)}: cordon, uncordon or drain`, code: 'NOT_FOUND' });
     if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name)) return reply.status(400).send({ error: `invalid node name ${JSON.stringify(name)}`, code: 'INVALID_NAME' });
+    if (action === 'drain') {
+      if (!(await startDrain(store, name))) return reply.status(404).send({ error: `node ${name} not found`, code: 'NOT_FOUND' });
+      return { name, cordoned: true, draining: true };
+    }
+    if (action === 'uncordon') await store.redis.srem(store.keys.drainingNodes, name);
     const node = await setCordoned(store, name, action === 'cordon');
     if (!node) return reply.status(404).send({ error: `node ${name} not found`, code: 'NOT_FOUND' });
     return { name, cordoned: !!node.cordoned };

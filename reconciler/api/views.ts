@@ -51,6 +51,7 @@ export interface NodeView {
   ready: boolean;
   /** Ready, NotReady (no heartbeat for the grace period) or Evicted (its instances were moved). */
   state: string;
+  draining: boolean;
   cordoned: boolean;
   address: string;
   labels: Record<string, string>;
@@ -65,12 +66,13 @@ export interface NodeView {
 
 export async function describeNodes(store: Store, nodeReadyMs: number): Promise<NodeView[]> {
   const now = Date.now();
-  const [nodes, lifecycle] = await Promise.all([store.readNodes(), store.redis.hgetall(store.keys.nodeLifecycle)]);
+  const [nodes, lifecycle, draining] = await Promise.all([store.readNodes(), store.redis.hgetall(store.keys.nodeLifecycle), store.redis.smembers(store.keys.drainingNodes)]);
   return nodes.map((n) => ({
     name: n.record.name,
     ready: now - n.heartbeatAt <= nodeReadyMs,
     state: now - n.heartbeatAt <= nodeReadyMs ? 'Ready' : lifecycle[n.record.name] ? (JSON.parse(lifecycle[n.record.name]!) as { state: string }).state : 'NotReady',
     cordoned: !!n.record.cordoned,
+    draining: draining.includes(n.record.name),
     address: n.record.address,
     labels: n.record.labels,
     runtimes: n.record.runtimes,

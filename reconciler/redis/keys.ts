@@ -22,6 +22,7 @@
  *   node-alloc:<name>               hash    cpuMilli, memoryBytes, instances: what is bound there
  *   node-instances:<name>           set     instance ids bound to that node
  *   node-lifecycle                  hash    name -> JSON NodeLifecycle (Ready/NotReady/Evicted), by the reconciler
+ *   draining-nodes                  set     nodes being drained (`gantry node drain`)
  * Status and events:
  *   source                          hash    source status (see SourceStatus)
  *   deployment-status:<ns>:<name>   string  JSON DeploymentStatus
@@ -97,6 +98,7 @@ export function createKeys(prefix: string = DEFAULT_PREFIX) {
     nodeAlloc: (name: string) => k('node-alloc', assertKeyPart(name, 'node name')),
     nodeInstances: (name: string) => k('node-instances', assertKeyPart(name, 'node name')),
     nodeLifecycle: k('node-lifecycle'),
+    drainingNodes: k('draining-nodes'),
 
     source: k('source'),
     events: k('events'),
