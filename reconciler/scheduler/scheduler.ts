@@ -155,11 +155,15 @@ export class Scheduler {
   }
 
   private async views(rec: InstanceRecord, nodes: StoredNode[]): Promise<NodeView[]> {
-    const siblings = await this.opts.store.redis.smembers(this.opts.keys.deploymentInstances(rec.namespace, rec.deployment));
+    const { store, keys } = this.opts;
+    const siblings = (await store.redis.smembers(keys.deploymentInstances(rec.namespace, rec.deployment))).filter((s) => s !== rec.id);
     const perNode = new Map<string, number>();
-    if (siblings.length > 1) {
-      const insts = await this.opts.store.readInstances(siblings.filter((s) => s !== rec.id));
-      for (const i of insts) if (i.record.node) perNode.set(i.record.node, (perNode.get(i.record.node) ?? 0) + 1);
+    if (siblings.length > 0) {
+      // Only where siblings are bound matters here: one MGET of their records, no statuses.
+      for (const raw of await store.redis.mget(siblings.map((id) => keys.instance(id)))) {
+        const node = raw ? (JSON.parse(raw) as InstanceRecord).node : undefined;
+        if (node) perNode.set(node, (perNode.get(node) ?? 0) + 1);
+      }
     }
     const now = Date.now();
     return nodes.map((n) => ({
