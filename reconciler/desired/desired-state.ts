@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Deployment, Namespace } from '../../schemas/generated/index.ts';
+import type { Deployment, Namespace, Service } from '../../schemas/generated/index.ts';
 import { parseCpu, parseMemory } from '../manifests/quantity.ts';
 import { canonicalJson, templateHash } from '../manifests/template-hash.ts';
 import type { ContainerSpec } from '../model.ts';
@@ -26,7 +26,7 @@ export interface DesiredState {
 }
 
 export interface LoadedObject {
-  manifest: Deployment | Namespace;
+  manifest: Deployment | Namespace | Service;
   file: string;
   line: number;
 }
@@ -103,7 +103,7 @@ export function buildDesiredState(objects: LoadedObject[], commit: string, curre
     const m = o.manifest;
     if (m.kind === 'Namespace') {
       namespaces.push({ name: m.metadata.name, commit, labels: m.metadata.labels ?? {}, annotations: m.metadata.annotations ?? {} });
-    } else {
+    } else if (m.kind === 'Deployment') {
       const key = `${m.metadata.namespace ?? 'default'}/${m.metadata.name}`;
       deployments.push(toDeploymentRecord(m, commit, o.file, o.line, prev.get(key)));
     }

@@ -3,7 +3,7 @@
  * uniqueness within lists, and quantities that must parse. They run on what the user wrote (before
  * defaults) so pointers refer to it.
  */
-import type { Deployment, IntOrPercent } from '../../schemas/generated/index.ts';
+import type { Deployment, IntOrPercent, Service } from '../../schemas/generated/index.ts';
 import { escapePointerToken } from './pointer.ts';
 import { parseCpu, parseMemory } from './quantity.ts';
 import type { ManifestIssue } from './validator.ts';
@@ -119,5 +119,24 @@ export function checkDeployment(d: Deployment): ManifestIssue[] {
   checkSelector(d, issues);
   checkContainers(d, issues);
   checkStrategy(d, issues);
+  return issues;
+}
+
+/** What the Service schema cannot say: unique port names and numbers, names when several ports. */
+export function checkService(svc: Service): ManifestIssue[] {
+  const issues: ManifestIssue[] = [];
+  const names = new Map<string, number>();
+  const ports = new Map<number, number>();
+  svc.spec.ports.forEach((p, i) => {
+    const pointer = `/spec/ports/${i}`;
+    if (p.name !== undefined) {
+      if (names.has(p.name)) issues.push(invalid(`${pointer}/name`, `duplicate port name "${p.name}" (also /spec/ports/${names.get(p.name)})`));
+      else names.set(p.name, i);
+    } else if (svc.spec.ports.length > 1) {
+      issues.push(invalid(pointer, "must have property 'name' when a service has several ports", true));
+    }
+    if (ports.has(p.port)) issues.push(invalid(`${pointer}/port`, `duplicate port ${p.port} (also /spec/ports/${ports.get(p.port)})`));
+    else ports.set(p.port, i);
+  });
   return issues;
 }

@@ -237,7 +237,7 @@ export function loadManifests(files: ManifestFile[], options: LoadOptions = {}):
 
   const objects: LoadedManifest[] = [];
   for (const { candidate, object } of valid) {
-    if (object.kind === 'Deployment' && !declaredNamespaces.has(object.metadata.namespace)) {
+    if (object.kind !== 'Namespace' && !declaredNamespaces.has(object.metadata.namespace)) {
       const message = `namespace "${object.metadata.namespace}" is not declared by any Namespace manifest`;
       report(candidate, 'NAMESPACE_NOT_DECLARED', message, '/metadata/namespace');
       continue;

@@ -6,9 +6,9 @@
  * Adding a default to the pod template changes the template hash of every deployment (and so rolls
  * them all), because hashes are taken over the normalized template.
  */
-import type { Container, Deployment, DeploymentStrategy, Namespace } from '../../schemas/generated/index.ts';
+import type { Container, Deployment, DeploymentStrategy, Namespace, Service } from '../../schemas/generated/index.ts';
 import { DEFAULT_NAMESPACE } from './types.ts';
-import type { ContainerObject, DeploymentObject, NamespaceObject, StrategyObject } from './types.ts';
+import type { ContainerObject, DeploymentObject, NamespaceObject, ServiceObject, StrategyObject } from './types.ts';
 
 const DEFAULT_MAX_SURGE = '25%';
 const DEFAULT_MAX_UNAVAILABLE = '25%';
@@ -76,5 +76,14 @@ export function normalizeDeployment(input: Deployment): DeploymentObject {
         },
       },
     },
+  };
+}
+
+export function normalizeService(input: Service): ServiceObject {
+  const s = structuredClone(input);
+  return {
+    ...s,
+    metadata: { ...s.metadata, namespace: s.metadata.namespace ?? DEFAULT_NAMESPACE, labels: s.metadata.labels ?? {}, annotations: s.metadata.annotations ?? {} },
+    spec: { ...s.spec, ports: s.spec.ports.map((p) => ({ ...p, targetPort: p.targetPort ?? p.port, protocol: 'TCP' as const })) as ServiceObject['spec']['ports'] },
   };
 }

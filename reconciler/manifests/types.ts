@@ -6,6 +6,10 @@
 import type {
   Annotations,
   CanaryStep,
+  Service,
+  ServiceMetadata,
+  ServicePort,
+  ServiceSpec,
   Container,
   ContainerPort,
   Deployment,
@@ -23,7 +27,7 @@ import type {
 
 export const API_VERSION = 'gantry.dev/v1';
 /** Kinds in the order they are applied and listed: namespaces before what they contain. */
-export const KINDS = ['Namespace', 'Deployment'] as const;
+export const KINDS = ['Namespace', 'Deployment', 'Service'] as const;
 export type ManifestKind = (typeof KINDS)[number];
 export const DEFAULT_NAMESPACE = 'default';
 
@@ -77,7 +81,17 @@ export interface DeploymentObject extends Deployment {
 }
 
 /** A valid manifest with defaults applied; `kind` tells which. */
-export type ManifestObject = NamespaceObject | DeploymentObject;
+export interface ServiceObject extends Service {
+  metadata: ServiceMetadata & { namespace: string; labels: Labels; annotations: Annotations };
+  spec: ServiceSpec & { ports: [ServicePortObject, ...ServicePortObject[]] };
+}
+
+export interface ServicePortObject extends ServicePort {
+  targetPort: number | string;
+  protocol: 'TCP';
+}
+
+export type ManifestObject = NamespaceObject | DeploymentObject | ServiceObject;
 
 /** Where a manifest was written: the start of its document (1-based line and column). */
 export interface SourceLocation {

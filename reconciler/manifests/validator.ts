@@ -8,12 +8,13 @@
  */
 import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.js';
 import deploymentSchema from '../../schemas/deployment.schema.json' with { type: 'json' };
+import serviceSchema from '../../schemas/service.schema.json' with { type: 'json' };
 import namespaceSchema from '../../schemas/namespace.schema.json' with { type: 'json' };
 import type { ManifestErrorCode } from './errors.ts';
-import { checkDeployment } from './checks.ts';
-import { normalizeDeployment, normalizeNamespace } from './normalize.ts';
+import { checkDeployment, checkService } from './checks.ts';
+import { normalizeDeployment, normalizeNamespace, normalizeService } from './normalize.ts';
 import { escapePointerToken } from './pointer.ts';
-import type { Deployment, Namespace } from '../../schemas/generated/index.ts';
+import type { Deployment, Namespace, Service } from '../../schemas/generated/index.ts';
 import { API_VERSION, DEFAULT_NAMESPACE, KINDS, type ManifestKind, type ManifestObject } from './types.ts';
 
 export interface ManifestIssue {
@@ -45,6 +46,7 @@ const ajv = new Ajv2020({
 const validators: Record<ManifestKind, ValidateFunction> = {
   Namespace: ajv.compile(namespaceSchema),
   Deployment: ajv.compile(deploymentSchema),
+  Service: ajv.compile(serviceSchema),
 };
 
 /** Patterns of the schemas, explained; "must match pattern ^[a-z0-9]..." helps nobody. */
@@ -206,6 +208,11 @@ export function validateManifest(doc: unknown): ValidationResult {
     return { issues };
   }
   if (doc.kind === 'Namespace') return { object: normalizeNamespace(doc as unknown as Namespace), issues: [] };
+  if (doc.kind === 'Service') {
+    const service = doc as unknown as Service;
+    const serviceIssues = checkService(service);
+    return serviceIssues.length > 0 ? { issues: serviceIssues } : { object: normalizeService(service), issues: [] };
+  }
 
   const deployment = doc as unknown as Deployment;
   const issues = checkDeployment(deployment);

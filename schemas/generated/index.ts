@@ -26,3 +26,9 @@ export type {
   NamespaceMetadata,
   NamespaceSpec,
 } from './namespace.ts';
+export type {
+  Service,
+  ServiceMetadata,
+  ServiceSpec,
+  ServicePort,
+} from './service.ts';

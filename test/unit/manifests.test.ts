@@ -61,13 +61,13 @@ const errorCases: ErrorCase[] = [
   },
   {
     name: 'unknown kind lists the known kinds',
-    files: { 'a.yaml': lines('apiVersion: gantry.dev/v1', 'kind: Service', 'metadata: {name: web}') },
-    errors: [['UNKNOWN_KIND', 'a.yaml:2:7 /kind: unknown kind "Service"; known kinds: Namespace, Deployment']],
+    files: { 'a.yaml': lines('apiVersion: gantry.dev/v1', 'kind: Ingress', 'metadata: {name: web}') },
+    errors: [['UNKNOWN_KIND', 'a.yaml:2:7 /kind: unknown kind "Ingress"; known kinds: Namespace, Deployment, Service']],
   },
   {
     name: 'missing kind',
     files: { 'a.yaml': lines('apiVersion: gantry.dev/v1', 'metadata: {name: web}') },
-    errors: [['UNKNOWN_KIND', "a.yaml:1:1: must have required property 'kind' (one of: Namespace, Deployment)"]],
+    errors: [['UNKNOWN_KIND', "a.yaml:1:1: must have required property 'kind' (one of: Namespace, Deployment, Service)"]],
   },
   {
     name: 'duplicate objects name both files and lines',
@@ -295,13 +295,13 @@ const errorCases: ErrorCase[] = [
         lines('apiVersion: gantry.dev/v1', 'kind: Namespace', 'metadata: {name: ok}'),
         lines('apiVersion: gantry.dev/v1', 'kind: Namespace', 'metadata: {name: BAD}'),
       ].join('---\n'),
-      'other.yaml': lines('kind: Service'),
+      'other.yaml': lines('kind: Ingress'),
     },
     errors: [
       ['YAML_SYNTAX', 'all.yaml:3:1: Flow sequence in block collection must be sufficiently indented and end with a ]'],
       ['SCHEMA', "all.yaml:10:18 Namespace BAD /metadata/name: must be a DNS label: lowercase letters, digits and '-', starting and ending with a letter or digit"],
       ['UNKNOWN_API_VERSION', `other.yaml:1:1: must have required property 'apiVersion' ("gantry.dev/v1")`],
-      ['UNKNOWN_KIND', 'other.yaml:1:7 /kind: unknown kind "Service"; known kinds: Namespace, Deployment'],
+      ['UNKNOWN_KIND', 'other.yaml:1:7 /kind: unknown kind "Ingress"; known kinds: Namespace, Deployment, Service'],
     ],
   },
 ];
