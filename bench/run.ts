@@ -11,9 +11,10 @@ import { parseValidate } from './parse-validate.ts';
 import { planner } from './planner.ts';
 import { scheduler } from './scheduler.ts';
 import { rollout20 } from './rollout-20.ts';
+import { webhookToServing } from './webhook-to-serving.ts';
 
 // parse-validate first: its peak-RSS figure needs a process whose high-water mark is still low.
-const ALL: Benchmark[] = [parseValidate, planner, scheduler, commitToServing, rollout20];
+const ALL: Benchmark[] = [parseValidate, planner, scheduler, commitToServing, rollout20, webhookToServing];
 
 // Lets benchmarks force a GC before memory and timing measurements (`node --expose-gc`, from inside).
 setFlagsFromString('--expose-gc');

@@ -5,7 +5,8 @@ import { validateDirectory } from '../reconciler/manifests/index.ts';
 import { ApiError, DEFAULT_API, callApi, streamApi } from './api-client.ts';
 import { cpuMilli, durationMs, labels, memoryBytes, nodeName, nonNegativeInt, outputFormat, port, positiveInt } from './args.ts';
 import { render, table } from './format.ts';
-import { runAgent, runReconciler } from './serve.ts';
+import { addGitHostingOptions, runAgent, runReconciler } from './serve.ts';
+import { registerPlanCommand } from './plan.ts';
 import { runUp } from './up.ts';
 import { registerRolloutCommand } from './rollout.ts';
 
@@ -60,6 +61,8 @@ program
   .addOption(new Option('--eviction-timeout <duration>', 'how long a node stays NotReady before its instances are rescheduled').argParser(durationMs).default(30_000, '30s'))
   .addOption(new Option('--parent-pid <pid>').hideHelp())
   .action(async (o) => runReconciler(o));
+addGitHostingOptions(program.commands.find((c) => c.name() === 'reconciler')!);
+registerPlanCommand(program, apiOption);
 
 program
   .command('agent')

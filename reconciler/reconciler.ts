@@ -13,6 +13,7 @@ import { createKeys, objectKey } from './redis/keys.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { Store } from './state/store.ts';
 import { VERSION } from './version.ts';
+import { setUpGitHosting, type GitHostingOptions } from './webhooks/git-hosting.ts';
 
 /**
  * The reconciler process: Git source -> desired state, deployment controller, scheduler, API.
@@ -39,6 +40,8 @@ export interface ReconcilerOptions {
   nodeCheckMs?: number;
   maxFileBytes?: number;
   log?: (line: string) => void;
+  /** Webhooks, pull-request previews and reports to the Git host. */
+  gitHosting?: GitHostingOptions;
 }
 
 export interface ReconcilerHandle {
@@ -74,6 +77,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   });
   const source: GitSource = createGitSource(opts.source);
   const sync = new SourceSync({ store, source, branch: opts.source.branch, maxFileBytes: opts.maxFileBytes, enqueue: (k) => queue.add(k), log });
+  const { webhooks, previews } = setUpGitHosting(opts.gitHosting ?? {}, { source: opts.source, store, sync, enqueue: (k) => queue.add(k), log });
 
   await sub.subscribe(keys.changesChannel);
   sub.on('message', (_channel: string, message: string) => {
@@ -96,7 +100,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
 
   scheduler.start();
   const { app, url }: { app: FastifyInstance; url: string } = await startApi(
-    { store, sync, nodeReadyMs, version: VERSION, enqueue: (k) => queue.add(k) },
+    { store, sync, nodeReadyMs, version: VERSION, webhooks, previews, enqueue: (k) => queue.add(k) },
     { host: opts.apiHost ?? '127.0.0.1', port: opts.apiPort ?? 7070 },
   );
   source.watch(() => void safe('sync', sync.sync()));
@@ -113,6 +117,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   nodeTimer.unref();
   await safe('sync', sync.sync());
   await safe('resync', resync());
+  await safe('previews', previews.resume());
   log(`API on ${url}, following ${source.describe()}`);
 
   return {
@@ -124,6 +129,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
       clearInterval(timer);
       clearInterval(nodeTimer);
       queue.stop();
+      previews.stop();
       await source.close();
       await app.close();
       await scheduler.stop();

@@ -5,6 +5,9 @@ import type { Store } from '../state/store.ts';
 import { describeDeployments, describeInstances, describeNodes } from './views.ts';
 import { proxyInstanceLogs, type LogsQuery } from './logs-proxy.ts';
 import { setCordoned } from './node-admin.ts';
+import { registerPreviewRoutes } from '../preview/routes.ts';
+import type { PreviewManager } from '../preview/preview-manager.ts';
+import { registerWebhookRoutes, type WebhookRouteDeps } from '../webhooks/routes.ts';
 import { startDrain } from '../controller/node-drain.ts';
 import { registerRolloutRoutes } from './rollout-routes.ts';
 
@@ -18,6 +21,9 @@ export interface ApiDeps {
   sync: SourceSync;
   nodeReadyMs: number;
   version: string;
+  /** POST /webhooks/* (reconciler/webhooks/); absent: no webhook routes. */
+  webhooks?: WebhookRouteDeps;
+  previews?: PreviewManager;
   /** Enqueue a deployment's reconcile (after a rollout command). */
   enqueue?: (key: string) => void;
 }
@@ -88,6 +94,9 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   registerRolloutRoutes(app, deps);
 
   app.get('/api/v1/diff', async () => deps.sync.diffHead());
+
+  registerWebhookRoutes(app, deps.webhooks);
+  registerPreviewRoutes(app, deps);
 
   return app;
 }

@@ -166,7 +166,8 @@ export async function resolveRevision(gitdir: string, ref: string, label: string
       await readCommit({ fs, gitdir, oid });
       return oid;
     } catch {
-      // Not a commit here; it may still be a ref with a hex-looking name.
+      // Not a commit here; a shorter one may still be a ref with a hex-looking name.
+      if (ref.length === 40) throw new GitSourceError('COMMIT_NOT_FOUND', `commit "${ref}" not found in ${label}`, { source: label, ref });
     }
   }
   try {

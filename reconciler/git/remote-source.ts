@@ -117,7 +117,7 @@ export class RemoteGitSource implements GitSource {
       if (isShaLike(ref)) {
         const found = await resolveRevision(this.cacheDir, ref, this.describe()).catch(() => undefined);
         if (found) return found;
-        await this.fetchRemote({ singleBranch: false });
+        await this.fetchRemote({ remoteRef: `refs/heads/${this.branch}`, singleBranch: false });
         return resolveRevision(this.cacheDir, ref, this.describe());
       }
       const remoteRef = ref.startsWith('refs/') ? ref : `refs/heads/${ref}`;

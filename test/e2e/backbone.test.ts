@@ -166,8 +166,11 @@ test('a broken manifest is rejected with file:line and the previous state keeps 
   }, { what: 'commit rejected' });
   assert.match(status.errors![0]!, /^apps\/web\.yaml:7:13 Deployment shop\/web \/spec\/replicas: must be integer/);
   assert.notEqual(status.lastAppliedCommit, bad);
-  const deps = (await get<{ items: DeploymentView[] }>('/api/v1/deployments')).items;
-  assert.ok(deps[0]!.conditions.some((c) => c.type === 'SourceRejected' && c.status === 'True' && c.message.includes('apps/web.yaml:7:13')));
+  // The deployment's status is recomputed right after the rejection: wait for it.
+  await waitFor(async () => {
+    const deps = (await get<{ items: DeploymentView[] }>('/api/v1/deployments')).items;
+    return deps[0]!.conditions.some((c) => c.type === 'SourceRejected' && c.status === 'True' && c.message.includes('apps/web.yaml:7:13'));
+  }, { what: 'SourceRejected condition' });
   const all = await running();
   assert.deepEqual(all.map((i) => [i.id, i.pid]), [[serving!.id, serving!.pid]]);
   assert.equal(await httpGet(serving!.ports[0]!.hostPort), `${serving!.id} hi`);

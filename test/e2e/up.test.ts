@@ -34,7 +34,7 @@ test('gantry up brings up examples-repo answering HTTP, and Ctrl-C leaves no pro
     const urls = line.trim().split(' ');
     assert.equal(urls.length, 3);
     for (const u of urls) {
-      const body = await httpGet(Number(new URL(u).port));
+      const body = await waitFor(() => httpGet(Number(new URL(u).port)), { what: `answer from ${u}` });
       assert.match(body ?? '', /^hello from shop\.web-[0-9a-f]{10}-\d \(Gantry says hi\)/);
     }
     const res = await fetch(`http://127.0.0.1:${port}/api/v1/instances`);

@@ -82,11 +82,12 @@ dockerAgentTest('an engine that goes away and comes back: the node re-registers 
   sub.on('message', (_channel, message) => announced.push(message));
   await sub.subscribe(w.keys.changesChannel);
   const saved = process.env.DOCKER_HOST;
+  let agent: Awaited<ReturnType<AgentWorld['startAgent']>> | undefined;
   try {
     // The agent reads DOCKER_HOST when it starts, as the docker CLI does.
     process.env.DOCKER_HOST = proxy.dockerHost;
     try {
-      await w.startAgent({ resyncMs: 200 });
+      agent = await w.startAgent({ resyncMs: 200 });
     } finally {
       if (saved === undefined) delete process.env.DOCKER_HOST;
       else process.env.DOCKER_HOST = saved;
@@ -113,6 +114,8 @@ dockerAgentTest('an engine that goes away and comes back: the node re-registers 
     await docker.getContainer(await containerIdOf(w, r.id)).remove({ force: true });
     await statusWhere(w, r.id, 'replaced after the engine came back', (x) => x.phase === 'Running' && x.restarts === 1);
   } finally {
+    // While the agent can still reach the engine to stop its containers.
+    await agent?.stop({ stopInstances: true });
     await sub.quit();
     await proxy.close();
   }

@@ -1,0 +1,73 @@
+import type { HeadDiff } from '../controller/source-sync.ts';
+
+/**
+ * A plan (HeadDiff: what a revision would change against what runs now) as text, pure: the
+ * one-line summary of the `gantry/plan` commit status, the Markdown of the pull-request comment
+ * and of `gantry plan -o markdown`, and the plain text of `gantry plan`.
+ */
+
+const short = (sha: string | undefined) => (sha ? sha.slice(0, 7) : '-');
+
+export function hasChanges(diff: HeadDiff): boolean {
+  return diff.added.length + diff.changed.length + diff.removed.length > 0;
+}
+
+/** `+2 ~1 -0`, or why the revision is invalid; fits a commit status description. */
+export function planSummaryLine(diff: HeadDiff): string {
+  if (!diff.valid) return `invalid: ${diff.errors.length} error(s): ${diff.errors[0] ?? ''}`;
+  return `${diff.summary}${hasChanges(diff) ? '' : ' (no changes)'} against ${short(diff.base)}`;
+}
+
+function rows(diff: HeadDiff): { sign: string; name: string; changes: string[] }[] {
+  return [
+    ...diff.added.map((x) => ({ sign: '+', ...x })),
+    ...diff.changed.map((x) => ({ sign: '~', ...x })),
+    ...diff.removed.map((x) => ({ sign: '-', ...x })),
+  ];
+}
+
+export function planText(diff: HeadDiff): string {
+  if (!diff.valid) return [`commit ${short(diff.commit)} is invalid:`, ...diff.errors.map((e) => `  ${e}`)].join('\n');
+  const lines = rows(diff);
+  return [`commit ${short(diff.commit)} against ${short(diff.base)}: ${lines.length === 0 ? 'no changes' : diff.summary}`, ...lines.map((l) => `${l.sign} Deployment ${l.name}: ${l.changes.join(', ')}`)].join('\n');
+}
+
+/** A fenced block that no backtick run inside `text` can close early. */
+function fenced(text: string): string {
+  const longest = Math.max(2, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
+  const fence = '`'.repeat(longest + 1);
+  return `${fence}\n${text}\n${fence}`;
+}
+
+/** Table cells: no pipes or newlines from the content. */
+const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\s+/g, ' ');
+
+export function planMarkdown(diff: HeadDiff): string {
+  if (!diff.valid) {
+    return [`**Invalid manifests** at \`${short(diff.commit)}\`: ${diff.errors.length} error(s); nothing would be applied.`, '', fenced(diff.errors.join('\n'))].join('\n');
+  }
+  const lines = rows(diff);
+  const head = `**Plan** for \`${short(diff.commit)}\` against \`${short(diff.base)}\` (what runs now): **${diff.summary}**`;
+  if (lines.length === 0) return `${head}\n\nNo changes.`;
+  return [head, '', '| | Deployment | Changes |', '|---|---|---|', ...lines.map((l) => `| \`${l.sign}\` | \`${cell(l.name)}\` | ${cell(l.changes.join(', '))} |`)].join('\n');
+}
+
+export interface PreviewSummary {
+  state: 'deploying' | 'ready' | 'failed' | 'closed';
+  message: string;
+  namespaces: string[];
+  endpoints: { deployment: string; url: string }[];
+}
+
+/** Hidden marker: tells Gantry's comment apart from people's. */
+export const COMMENT_MARKER = '<!-- gantry:plan -->';
+
+export function commentMarkdown(pr: number, diff: HeadDiff | undefined, preview: PreviewSummary): string {
+  const icon = { deploying: '⏳', ready: '✅', failed: '❌', closed: '🗑️' }[preview.state];
+  const out = [COMMENT_MARKER, `### Gantry: pull request #${pr}`, ''];
+  if (diff) out.push(planMarkdown(diff), '');
+  out.push(`**Preview** ${icon} ${preview.state}: ${cell(preview.message)}`);
+  if (preview.namespaces.length > 0) out.push('', `Namespaces: ${preview.namespaces.map((n) => `\`${n}\``).join(', ')}`);
+  if (preview.endpoints.length > 0) out.push('', '| Deployment | Endpoint |', '|---|---|', ...preview.endpoints.map((e) => `| \`${cell(e.deployment)}\` | ${cell(e.url)} |`));
+  return out.join('\n');
+}
