@@ -316,7 +316,8 @@ class NodeAgent {
           const dir = instanceDir(this.opts.dataDir, this.node, id);
           const local = this.instances.get(id);
           if (local) {
-            await local.stop();
+            // An engine that does not answer must not keep the agent from stopping the rest.
+            await local.stop().catch((err) => this.log(`stopping ${id} failed: ${err}`));
             const status: InstanceStatus = { ...local.status(), phase: 'Failed', reason: 'AgentStopped', message: `the agent of node ${this.node} stopped its instances` };
             await this.store.writeStatus(status, local.record.namespace, local.record.deployment).catch(() => false);
           } else {

@@ -232,7 +232,12 @@ export class DockerContainer implements RunningContainer {
     let info: Docker.ContainerInspectInfo | undefined;
     try {
       info = await this.driver.docker.getContainer(this.containerId).inspect();
-    } catch {
+    } catch (err) {
+      if ((err as { statusCode?: number }).statusCode !== 404) {
+        // The engine did not answer: not a fact about the container. The next recheck looks again.
+        this.ending = undefined;
+        return;
+      }
       // Removed out of band (`docker rm -f`): the die event's code is all there is.
     }
     if (info?.State.Running || info?.State.Restarting) {

@@ -83,6 +83,8 @@ async function serve(o: LogServerOptions, req: IncomingMessage, res: ServerRespo
   res.flushHeaders();
   const aborted = new AbortController();
   res.once('close', () => aborted.abort());
+  // A follower that went away mid-write is not an error of the agent's.
+  res.on('error', () => aborted.abort());
   const stillHere = () => !aborted.signal.aborted && o.lookup(id) === inst && inst.isActive();
   const f: Follow = { res, tail, follow, signal: aborted.signal, stillHere, pollMs: o.pollMs ?? 200 };
   const file = logPath(inst.dir, target.name);

@@ -13,6 +13,7 @@ import { agentScope, LABELS } from './docker-labels.ts';
 export class NodeDocker {
   private readonly driver?: DockerDriver;
   private up = false;
+  private probed = false;
   private whyDown = 'Docker is disabled on this node';
 
   constructor(
@@ -57,7 +58,9 @@ export class NodeDocker {
     } else {
       this.whyDown = `Docker engine not reachable: ${probe.error}`;
       if (was) this.log(`${this.whyDown}: no longer offering the docker runtime`);
+      else if (!this.probed) this.log(`${this.whyDown}: offering only the process runtime`);
     }
+    this.probed = true;
     return was !== this.up;
   }
 

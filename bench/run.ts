@@ -12,9 +12,16 @@ import { planner } from './planner.ts';
 import { scheduler } from './scheduler.ts';
 import { rollout20 } from './rollout-20.ts';
 import { webhookToServing } from './webhook-to-serving.ts';
+import { benchDockerStart } from './docker-start.ts';
 
 // parse-validate first: its peak-RSS figure needs a process whose high-water mark is still low.
-const ALL: Benchmark[] = [parseValidate, planner, scheduler, commitToServing, rollout20, webhookToServing];
+const dockerStart: Benchmark = {
+  name: 'docker-start',
+  description: 'container create+start to Running through the Docker driver, beside `docker run -d` of the same image',
+  run: async () => (await benchDockerStart()).map((f) => ({ name: f.name, value: Number(f.value), unit: f.unit, digits: f.unit === 'x' ? 2 : 0 })),
+};
+
+const ALL: Benchmark[] = [parseValidate, planner, scheduler, commitToServing, rollout20, webhookToServing, dockerStart];
 
 // Lets benchmarks force a GC before memory and timing measurements (`node --expose-gc`, from inside).
 setFlagsFromString('--expose-gc');

@@ -77,6 +77,8 @@ program
   .addOption(dataDirOption())
   .addOption(new Option('--heartbeat <duration>', 'heartbeat interval').argParser(durationMs).default(5000, '5s'))
   .option('--stop-instances-on-exit', 'stop this node\'s instances when the agent exits (default: leave them running, to be adopted)')
+  .option('--no-docker', 'do not offer the Docker runtime even when an engine answers')
+  .addOption(new Option('--logs-port <port>', 'port of the agent\'s log endpoint on --address (0: any free port)').argParser(port).default(0))
   .addOption(new Option('--parent-pid <pid>').hideHelp())
   .action(async (o) => runAgent(o));
 

@@ -99,6 +99,7 @@ export async function runReconciler(o: {
 export async function runAgent(o: {
   node: string; cpu: number; memory: number; labels: Record<string, string>; address: string; redis: string;
   prefix: string; dataDir: string; heartbeat: number; stopInstancesOnExit?: boolean; parentPid?: string;
+  docker: boolean; logsPort: number;
 }): Promise<void> {
   const log = createLogger(`agent/${o.node}`);
   const handle = await startAgent({
@@ -111,6 +112,8 @@ export async function runAgent(o: {
     address: o.address,
     dataDir: resolve(o.dataDir),
     heartbeatMs: o.heartbeat,
+    docker: o.docker,
+    logsPort: o.logsPort,
     log,
   });
   onShutdown(async () => {

@@ -71,7 +71,8 @@ export function gantryContainers(node: string, instanceId?: string): Promise<Doc
  * `up()` listens again on the same path. Use it as DOCKER_HOST.
  */
 export async function startEngineProxy(dir: string): Promise<{ dockerHost: string; down(): Promise<void>; up(): Promise<void>; close(): Promise<void> }> {
-  const target = (docker.modem as { socketPath?: string }).socketPath ?? '/var/run/docker.sock';
+  const host = process.env.DOCKER_HOST;
+  const target = host?.startsWith('unix://') ? host.slice('unix://'.length) : '/var/run/docker.sock';
   const path = join(dir, 'engine-proxy.sock');
   const sockets = new Set<Socket>();
   let server: Server | undefined;

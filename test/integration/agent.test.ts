@@ -32,7 +32,7 @@ agentTest('registers the node with capacity and labels, announces it, and heartb
   sub.on('message', (_channel, message) => announced.push(message));
   await sub.subscribe(w.keys.changesChannel);
   try {
-    await w.startAgent({ labels: { zone: 'a' }, heartbeatMs: 100, address: '127.0.0.1' });
+    await w.startAgent({ labels: { zone: 'a' }, heartbeatMs: 100, address: '127.0.0.1', docker: false });
     const node = await w.nodeRecord();
     assert.equal(node?.cpuMilli, 4000);
     assert.equal(node?.memoryBytes, 8 * 1024 ** 3);
@@ -226,7 +226,7 @@ agentTest('an instance moved to another node is stopped here and keeps the other
 });
 
 agentTest('reports why an instance cannot run: image, no command', async (w) => {
-  await w.startAgent();
+  await w.startAgent({ docker: false });
   const withImage = instanceRecord(w.node, { ordinal: 0, containers: [container({ image: 'nginx:1' })] });
   const noCommand = instanceRecord(w.node, { ordinal: 1, containers: [container({ command: [] })] });
   for (const r of [withImage, noCommand]) {
