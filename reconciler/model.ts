@@ -81,6 +81,8 @@ export interface InstanceStatus {
   uid: string;
   node: string;
   phase: InstancePhase;
+  /** Readiness as the agent's probes judge it; absent means "ready once Running". */
+  ready?: boolean;
   reason?: string;
   message?: string;
   hostIP: string;

@@ -38,7 +38,8 @@ export function instanceGroup(id: string): string {
 /** Ready = running on its node as the record asks (same uid), as reported by that node's agent. */
 export function isReady(inst: ActualInstance): boolean {
   const s = inst.status;
-  return !!s && s.phase === 'Running' && s.uid === inst.record.uid && s.node === inst.record.node;
+  // `ready` is the agent's readiness verdict (probes); without probes an instance is ready once running.
+  return !!s && s.phase === 'Running' && (s.ready ?? true) && s.uid === inst.record.uid && s.node === inst.record.node;
 }
 
 /** Available = ready for at least minReadySeconds (Kubernetes' minReadySeconds). */
