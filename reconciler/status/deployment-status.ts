@@ -1,6 +1,7 @@
 import { isReady, resolveIntOrPercent, type ActualInstance } from '../plan/compute-plan.ts';
 import type { Condition, DeploymentRecord, DeploymentStatus, SourceStatus } from '../state/records.ts';
 import type { RolloutDecision } from '../rollout/advance-rollout.ts';
+import { MAIN_OWNER, ownerOf } from '../desired/desired-state.ts';
 
 /**
  * Pure computation of a deployment's status from its desired record and its instances.
@@ -69,7 +70,8 @@ export function computeDeploymentStatus(
     });
   }
 
-  if (source?.rejectedCommit) {
+  // Only the tracked branch's records follow its commits; a preview's source is its pull request.
+  if (source?.rejectedCommit && ownerOf(desired) === MAIN_OWNER) {
     conditions.push({
       type: CONDITION_SOURCE_REJECTED,
       status: 'True',
