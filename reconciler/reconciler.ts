@@ -63,27 +63,27 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   const resyncMs = opts.resyncMs ?? 10_000;
 
   const scheduler = new Scheduler({ redisUrl: opts.redisUrl, store, queues, keys, nodeReadyMs, log });
-  // Coalesces "a node freed room" into one retry of the pending instances per tick.
+  // Coalesces "a node joined or freed room" into one retry of the pending instances per tick.
   let retrySoon: NodeJS.Immediate | undefined;
-  const onCapacityFreed = () => {
+  const retryPendingSoon = () => {
     retrySoon ??= setImmediate(() => {
       retrySoon = undefined;
       scheduler.invalidate();
       void scheduler.retryPending().catch((err) => log(`scheduler: ${err.message}`));
     });
   };
-  const queue = new WorkQueue((key) => reconcileDeployment({ store, queues, onCapacityFreed, log }, key), {
+  const queue = new WorkQueue((key) => reconcileDeployment({ store, queues, onCapacityFreed: retryPendingSoon, log }, key), {
     onError: (key, err, retryIn) => log(`reconcile ${key} failed (retry in ${retryIn} ms): ${err instanceof Error ? err.message : String(err)}`),
   });
+  const enqueue = (key: string) => queue.add(key);
   const source: GitSource = createGitSource(opts.source);
-  const sync = new SourceSync({ store, source, branch: opts.source.branch, maxFileBytes: opts.maxFileBytes, enqueue: (k) => queue.add(k), log });
-  const { webhooks, previews } = setUpGitHosting(opts.gitHosting ?? {}, { source: opts.source, store, sync, enqueue: (k) => queue.add(k), log });
+  const sync = new SourceSync({ store, source, branch: opts.source.branch, maxFileBytes: opts.maxFileBytes, enqueue, log });
+  const { webhooks, previews } = setUpGitHosting(opts.gitHosting ?? {}, { source: opts.source, store, sync, enqueue, log });
 
   await sub.subscribe(keys.changesChannel);
   sub.on('message', (_channel: string, message: string) => {
     if (message.startsWith('node/')) {
-      scheduler.invalidate();
-      void scheduler.retryPending().catch((err) => log(`scheduler: ${err.message}`));
+      retryPendingSoon();
     } else if (message.includes('/')) {
       queue.add(message);
     }
@@ -100,7 +100,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
 
   scheduler.start();
   const { app, url }: { app: FastifyInstance; url: string } = await startApi(
-    { store, sync, nodeReadyMs, version: VERSION, webhooks, previews, enqueue: (k) => queue.add(k) },
+    { store, sync, nodeReadyMs, version: VERSION, webhooks, previews, enqueue },
     { host: opts.apiHost ?? '127.0.0.1', port: opts.apiPort ?? 7070 },
   );
   source.watch(() => void safe('sync', sync.sync()));
@@ -111,7 +111,6 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   const nodeTimer = setInterval(() => {
     if (checking) return;
     checking = true;
-    const enqueue = (k: string) => queue.add(k);
     void safe('node check', checkNodes({ store, timings, enqueue, log }).then(() => drainNodes(store, enqueue))).finally(() => (checking = false));
   }, opts.nodeCheckMs ?? 1000);
   nodeTimer.unref();
