@@ -1,13 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { freePort } from '../../reconciler/redis/redis-server.ts';
-import type { InstanceView, NodeView } from '../../reconciler/api/views.ts';
-import { createRepo, type TestRepo } from '../helpers/git-repo.ts';
-import { runGantry, spawnGantry, type GantryProcess } from '../helpers/gantry-process.ts';
-import { freshPrefix, testRedis } from '../helpers/redis.ts';
+import { runGantry } from '../helpers/gantry-process.ts';
+import { startCluster, type TestCluster } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 /** `gantry node drain` under a deployment with maxUnavailable 1: never more than one replica unavailable. */
@@ -30,36 +24,17 @@ spec:
           ports: [{ name: http, containerPort: 8080 }]
 `;
 
-let repo: TestRepo;
-let dataDir: string;
+let c: TestCluster;
 let api: string;
-const procs: GantryProcess[] = [];
-
 before(async () => {
-  const { url } = await testRedis();
-  const prefix = freshPrefix();
-  dataDir = mkdtempSync(join(tmpdir(), 'gantry-drain-'));
-  repo = await createRepo();
-  await repo.commitFiles({ 'README.md': 'empty' }, 'empty');
-  const port = await freePort();
-  api = `http://127.0.0.1:${port}`;
-  procs.push(spawnGantry(['reconciler', '--redis', url, '--prefix', prefix, '--repo', repo.dir, '--port', String(port), '--data-dir', dataDir]));
-  for (const node of ['node-1', 'node-2']) procs.push(spawnGantry(['agent', '--node', node, '--redis', url, '--prefix', prefix, '--data-dir', dataDir, '--heartbeat', '1s', '--stop-instances-on-exit']));
-  await waitFor(async () => {
-    const items = await fetch(`${api}/api/v1/nodes`).then(async (r) => ((await r.json()) as { items: NodeView[] }).items, () => []);
-    return items.length === 2 && items.every((n) => n.ready);
-  }, { timeoutMs: 30_000, what: 'two ready nodes' });
+  c = await startCluster();
+  api = c.api;
 });
-
-after(async () => {
-  await Promise.all(procs.map((p) => p.stop()));
-  await repo?.cleanup();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+after(() => c?.stop());
 
 test('drain moves every instance off the node, never leaving more than maxUnavailable unavailable', async () => {
-  await repo.commitFiles({ 'web.yaml': web }, 'web x4');
-  const instances = async () => ((await (await fetch(`${api}/api/v1/instances`)).json()) as { items: InstanceView[] }).items;
+  await c.repo.commitFiles({ 'web.yaml': web }, 'web x4');
+  const instances = c.instances;
   await waitFor(async () => {
     const all = await instances();
     return all.length === 4 && all.every((i) => i.phase === 'Running') && all.some((i) => i.node === 'node-1');

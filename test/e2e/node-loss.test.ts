@@ -1,14 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { freePort } from '../../reconciler/redis/redis-server.ts';
 import type { InstanceView, NodeView } from '../../reconciler/api/views.ts';
 import type { GantryEvent } from '../../reconciler/state/events.ts';
-import { createRepo, type TestRepo } from '../helpers/git-repo.ts';
-import { runGantry, spawnGantry, type GantryProcess } from '../helpers/gantry-process.ts';
-import { freshPrefix, testRedis } from '../helpers/redis.ts';
+import { runGantry } from '../helpers/gantry-process.ts';
+import { startCluster, type TestCluster } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { httpGet, processGroupsOf } from '../helpers/agent-fixtures.ts';
 
@@ -31,45 +26,19 @@ spec:
           ports: [{ name: http, containerPort: 8080 }]
 `;
 
-let repo: TestRepo;
-let dataDir: string;
+let c: TestCluster;
 let api: string;
-const procs: GantryProcess[] = [];
-const agents = new Map<string, GantryProcess>();
-
-async function get<T>(path: string): Promise<T> {
-  return (await (await fetch(api + path)).json()) as T;
-}
-const instances = async () => (await get<{ items: InstanceView[] }>('/api/v1/instances')).items;
+const get = <T>(path: string) => c.get<T>(path);
+const instances = () => c.instances();
 
 before(async () => {
-  const { url } = await testRedis();
-  const prefix = freshPrefix();
-  dataDir = mkdtempSync(join(tmpdir(), 'gantry-nodeloss-'));
-  repo = await createRepo();
-  await repo.commitFiles({ 'README.md': 'empty' }, 'empty');
-  const port = await freePort();
-  api = `http://127.0.0.1:${port}`;
-  procs.push(spawnGantry(['reconciler', '--redis', url, '--prefix', prefix, '--repo', repo.dir, '--port', String(port), '--data-dir', dataDir, '--node-ready-timeout', '2s', '--eviction-timeout', '2s']));
-  for (const node of ['node-1', 'node-2']) {
-    const a = spawnGantry(['agent', '--node', node, '--redis', url, '--prefix', prefix, '--data-dir', dataDir, '--heartbeat', '500ms', '--stop-instances-on-exit']);
-    agents.set(node, a);
-    procs.push(a);
-  }
-  await waitFor(async () => {
-    const items = await get<{ items: NodeView[] }>('/api/v1/nodes').then((r) => r.items, () => []);
-    return items.length === 2 && items.every((n) => n.ready);
-  }, { timeoutMs: 30_000, what: 'two ready nodes' });
+  c = await startCluster({ reconcilerFlags: ['--node-ready-timeout', '2s', '--eviction-timeout', '2s'], agentFlags: ['--heartbeat', '500ms'] });
+  api = c.api;
 });
-
-after(async () => {
-  await Promise.all(procs.map((p) => p.stop()));
-  await repo?.cleanup();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+after(() => c?.stop());
 
 test('SIGKILL of a node: its instances come back on the other node within grace + eviction', async (t) => {
-  await repo.commitFiles({ 'web.yaml': web(2) }, 'web x2');
+  await c.repo.commitFiles({ 'web.yaml': web(2) }, 'web x2');
   const placed = await waitFor(async () => {
     const r = (await instances()).filter((i) => i.phase === 'Running');
     return r.length === 2 ? r : undefined;
@@ -79,7 +48,7 @@ test('SIGKILL of a node: its instances come back on the other node within grace 
 
   // The machine dies: its agent and its processes, all at once.
   const t0 = Date.now();
-  await agents.get('node-1')!.stop('SIGKILL');
+  await c.agents.get('node-1')!.stop('SIGKILL');
   for (const pgid of processGroupsOf(lost.id)) process.kill(-pgid, 'SIGKILL');
 
   const back = await waitFor(async () => {
@@ -105,7 +74,7 @@ test('a cordoned node takes no new placements; uncordon lets them in', async () 
   assert.equal(cordon.code, 0, cordon.stderr);
   const nodes = await runGantry(['get', 'nodes', '--api', api]);
   assert.match(nodes.stdout, /node-2\s+Ready,SchedulingDisabled/);
-  await repo.commitFiles({ 'web.yaml': web(3) }, 'web x3');
+  await c.repo.commitFiles({ 'web.yaml': web(3) }, 'web x3');
   const pending = await waitFor(async () => (await instances()).find((i) => i.node === null && i.message?.includes('node cordoned')), { what: 'pending on cordon' });
   assert.match(pending.message!, /^0\/2 nodes available: 1 node cordoned, 1 node not ready$/);
   const uncordon = await runGantry(['node', 'uncordon', 'node-2', '--api', api]);

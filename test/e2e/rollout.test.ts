@@ -1,15 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { freePort } from '../../reconciler/redis/redis-server.ts';
-import type { DeploymentView, InstanceView, NodeView } from '../../reconciler/api/views.ts';
+import type { DeploymentView, InstanceView } from '../../reconciler/api/views.ts';
 import type { DeploymentStatus } from '../../reconciler/state/records.ts';
 import type { GantryEvent } from '../../reconciler/state/events.ts';
-import { createRepo, type TestRepo } from '../helpers/git-repo.ts';
-import { runGantry, spawnGantry, type GantryProcess } from '../helpers/gantry-process.ts';
-import { freshPrefix, testRedis } from '../helpers/redis.ts';
+import { runGantry } from '../helpers/gantry-process.ts';
+import { startCluster, type TestCluster } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { httpGet } from '../helpers/agent-fixtures.ts';
 
@@ -41,17 +36,10 @@ spec:
           ports: [{ name: http, containerPort: 8080 }]
 `;
 
-let repo: TestRepo;
-let dataDir: string;
+let c: TestCluster;
 let api: string;
-let reconcilerArgs: string[];
-let reconciler: GantryProcess;
-const procs: GantryProcess[] = [];
-
-async function get<T>(path: string): Promise<T> {
-  return (await (await fetch(api + path)).json()) as T;
-}
-const instances = async () => (await get<{ items: InstanceView[] }>('/api/v1/instances')).items;
+const get = <T>(path: string) => c.get<T>(path);
+const instances = () => c.instances();
 const rollout = async () => get<{ status: DeploymentStatus | null; history: { revision: number; current: boolean; stable: boolean; failed: boolean; commit: string }[] }>('/api/v1/deployments/default/web/rollout');
 const gantry = (...args: string[]) => runGantry([...args, '--api', api]);
 
@@ -66,31 +54,13 @@ async function converged(greeting: string, replicas: number): Promise<InstanceVi
 }
 
 before(async () => {
-  const { url } = await testRedis();
-  const prefix = freshPrefix();
-  dataDir = mkdtempSync(join(tmpdir(), 'gantry-rollout-'));
-  repo = await createRepo();
-  await repo.commitFiles({ 'README.md': 'empty' }, 'empty');
-  const port = await freePort();
-  api = `http://127.0.0.1:${port}`;
-  reconcilerArgs = ['reconciler', '--redis', url, '--prefix', prefix, '--repo', repo.dir, '--port', String(port), '--data-dir', dataDir, '--resync', '2s'];
-  reconciler = spawnGantry(reconcilerArgs);
-  procs.push(reconciler);
-  for (const node of ['node-1', 'node-2']) procs.push(spawnGantry(['agent', '--node', node, '--redis', url, '--prefix', prefix, '--data-dir', dataDir, '--heartbeat', '1s', '--stop-instances-on-exit']));
-  await waitFor(async () => {
-    const items = await get<{ items: NodeView[] }>('/api/v1/nodes').then((r) => r.items, () => []);
-    return items.length === 2 && items.every((n) => n.ready);
-  }, { timeoutMs: 30_000, what: 'two ready nodes' });
+  c = await startCluster({ reconcilerFlags: ['--resync', '2s'] });
+  api = c.api;
 });
-
-after(async () => {
-  await Promise.all(procs.map((p) => p.stop()));
-  await repo?.cleanup();
-  rmSync(dataDir, { recursive: true, force: true });
-});
+after(() => c?.stop());
 
 test('a rolling update never exceeds replicas + maxSurge instances nor drops below replicas - maxUnavailable ready', async () => {
-  await repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'v1' }) }, 'v1');
+  await c.repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'v1' }) }, 'v1');
   await converged('v1', 4);
   const samples: { total: number; ready: number }[] = [];
   let sampling = true;
@@ -100,7 +70,7 @@ test('a rolling update never exceeds replicas + maxSurge instances nor drops bel
       samples.push({ total: all.length, ready: all.filter((i) => i.phase === 'Running').length });
     }
   })();
-  await repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'v2' }) }, 'v2');
+  await c.repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'v2' }) }, 'v2');
   await converged('v2', 4);
   sampling = false;
   await sampler;
@@ -115,7 +85,7 @@ test('a rolling update never exceeds replicas + maxSurge instances nor drops bel
 });
 
 test('a commit that never becomes ready is rolled back after its deadline, the old revision serving throughout', async () => {
-  const bad = await repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'v3', extra: '\n      nodeSelector: { disk: none-has-this }' }) }, 'v3: unschedulable');
+  const bad = await c.repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'v3', extra: '\n      nodeSelector: { disk: none-has-this }' }) }, 'v3: unschedulable');
   let serving = true;
   const watcher = (async () => {
     const live = await instances();
@@ -142,7 +112,7 @@ test('a commit that never becomes ready is rolled back after its deadline, the o
   assert.equal(status.code, 1);
 
   // A later good commit rolls out normally.
-  await repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'v4' }) }, 'v4');
+  await c.repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'v4' }) }, 'v4');
   await converged('v4', 4);
   const after = await waitFor(async () => ((await rollout()).status?.rollout?.phase === 'Complete' ? rollout() : undefined), { what: 'v4 complete' });
   assert.equal(after.status!.rollout!.pinned, null);
@@ -169,7 +139,7 @@ test('history, undo pins an earlier revision until resume', async () => {
 
 test('canary: pauses at its step, promote finishes it; abort returns to stable', async () => {
   const canary = 'type: Canary, steps: [ { setWeight: 50 }, { pause: {} } ]';
-  await repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'c1', strategy: canary }) }, 'canary c1');
+  await c.repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'c1', strategy: canary }) }, 'canary c1');
   const paused = await waitFor(async () => {
     const r = await rollout();
     return r.status?.rollout?.reason === 'CanaryPaused' ? r : undefined;
@@ -185,7 +155,7 @@ test('canary: pauses at its step, promote finishes it; abort returns to stable',
   assert.equal(promote.code, 0, promote.stderr);
   await converged('c1', 4);
 
-  await repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'c2', strategy: canary }) }, 'canary c2');
+  await c.repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'c2', strategy: canary }) }, 'canary c2');
   await waitFor(async () => (await rollout()).status?.rollout?.reason === 'CanaryPaused', { what: 'second canary paused' });
   const abort = await gantry('rollout', 'abort', 'deployment/web');
   assert.equal(abort.code, 0, abort.stderr);
@@ -193,18 +163,16 @@ test('canary: pauses at its step, promote finishes it; abort returns to stable',
 });
 
 test('a reconciler killed with SIGKILL mid-rollout finishes it after restart, with no duplicate or lost instance', async () => {
-  await repo.commitFiles({ 'web.yaml': web({ replicas: 6, greeting: 'k1' }) }, 'k1 x6');
+  await c.repo.commitFiles({ 'web.yaml': web({ replicas: 6, greeting: 'k1' }) }, 'k1 x6');
   await converged('k1', 6);
-  await repo.commitFiles({ 'web.yaml': web({ replicas: 6, greeting: 'k2' }) }, 'k2');
+  await c.repo.commitFiles({ 'web.yaml': web({ replicas: 6, greeting: 'k2' }) }, 'k2');
   // Kill it once the rollout is under way: some new instances exist, some old ones remain.
   const before = (await instances()).map((i) => i.revision);
   await waitFor(async () => {
     const revs = new Set((await instances()).map((i) => i.revision));
     return revs.size > 1 && [...revs].some((r) => !before.includes(r));
   }, { what: 'rollout under way' });
-  await reconciler.stop('SIGKILL');
-  reconciler = spawnGantry(reconcilerArgs);
-  procs.push(reconciler);
+  await c.restartReconciler('SIGKILL');
   const done = await converged('k2', 6);
   assert.equal(new Set(done.map((i) => i.id)).size, 6);
   assert.equal(new Set(done.map((i) => i.pid)).size, 6);
