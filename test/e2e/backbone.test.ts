@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { freePort } from '../../reconciler/redis/redis-server.ts';
 import type { DeploymentView, InstanceView } from '../../reconciler/api/views.ts';
 import { createRepo, type TestRepo } from '../helpers/git-repo.ts';
-import { spawnGantry, type GantryProcess } from '../helpers/gantry-process.ts';
+import { runGantry, spawnGantry, type GantryProcess } from '../helpers/gantry-process.ts';
 import { freshPrefix, testRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { httpGet, pidAlive, processGroupsOf } from '../helpers/agent-fixtures.ts';
@@ -38,7 +38,7 @@ spec:
         - name: server
           command: ["node", "-e"]
           args:
-            - "require('http').createServer((q, s) => s.end(process.env.GANTRY_INSTANCE_ID + ' ' + process.env.GREETING)).listen(+process.env.PORT)"
+            - "require('http').createServer((q, s) => { console.log('GET ' + q.url); s.end(process.env.GANTRY_INSTANCE_ID + ' ' + process.env.GREETING); }).listen(+process.env.PORT, () => console.log('listening on ' + process.env.PORT))"
           env:
             - name: GREETING
               value: "${greeting}"
@@ -122,6 +122,28 @@ test('a commit of 3 replicas runs 3 processes across 2 nodes, each answering HTT
   assert.ok(deps[0]!.conditions.some((c) => c.type === 'Available' && c.status === 'True'));
   const nodes = (await get<{ items: { name: string; ready: boolean }[] }>('/api/v1/nodes')).items;
   assert.deepEqual(nodes.map((n) => [n.name, n.ready]), [['node-1', true], ['node-2', true]]);
+});
+
+test('gantry logs prints an instance\'s output, --tail limits it, -f follows it', async () => {
+  const [inst] = await running();
+  const all = await runGantry(['logs', inst!.id, '--api', api]);
+  assert.equal(all.code, 0, all.stderr);
+  const lines = all.stdout.trimEnd().split('\n');
+  assert.equal(lines[0], `listening on ${inst!.ports[0]!.hostPort}`);
+  assert.ok(lines.length >= 2 && lines.slice(1).every((l) => l === 'GET /'), all.stdout);
+  const tail = await runGantry(['logs', inst!.id, '--tail', '1', '--api', api]);
+  assert.equal(tail.stdout, 'GET /\n');
+  const follow = spawnGantry(['logs', inst!.id, '-f', '--api', api]);
+  try {
+    await waitFor(() => follow.output().includes('listening on'), { what: 'follow started' });
+    await (await fetch(`http://127.0.0.1:${inst!.ports[0]!.hostPort}/followed-1`)).text();
+    await waitFor(() => follow.output().includes('GET /followed-1'), { what: 'followed line' });
+  } finally {
+    await follow.stop('SIGINT');
+  }
+  const missing = await runGantry(['logs', 'default.nope-0123456789-0', '--api', api]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /instance default\.nope-0123456789-0 not found/);
 });
 
 test('an agent killed while its instances run is restarted and adopts them: nothing restarts or duplicates', async () => {
