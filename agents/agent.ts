@@ -18,7 +18,14 @@ import { DEFAULT_LOG_MAX_BYTES, rotateInstanceLogs } from './log-file.ts';
 import { startLogServer, type LogServer } from './log-server.ts';
 import { NodeDocker, ownerFromLabels } from './node-docker.ts';
 import { stopProcessGroup } from './process-driver.ts';
+import { signalGroup } from './proc.ts';
 import { StatusStore } from './status-store.ts';
+import { ServiceProxy } from './service-proxy.ts';
+import { serviceEnv } from './service-env.ts';
+import { ConnectionGuard } from './connection-guard.ts';
+import { DEFAULT_BACKOFF } from './restart-backoff.ts';
+import { processesByInstance, type InstanceProcess } from './stray-processes.ts';
+import { instancesRoot } from './instance-dir.ts';
 
 /**
  * The node agent: registers its node, heartbeats, and makes the processes and Docker containers
@@ -51,6 +58,11 @@ export interface AgentOptions {
   docker?: boolean;
   /** Port of the log endpoint on `address` (default 0: any free port, recorded in the NodeRecord). */
   logsPort?: number;
+  /** Restart backoff of crashed containers: first delay (default 10 s), doubling up to the max (5 min). */
+  restartBackoffMs?: number;
+  restartBackoffMaxMs?: number;
+  /** Stop this node's instances after this long without Redis (default: keep them running). */
+  stopAfterDisconnectMs?: number;
   log?: (line: string) => void;
 }
 
@@ -68,6 +80,8 @@ interface HandleOptions {
   seen?: ManagedContainer[];
   /** Look again at containers whose end may have gone unannounced (resync). */
   recheck?: boolean;
+  /** Processes found running in the instance's dir at the start of a resync: any not owned is a stray. */
+  procs?: InstanceProcess[];
 }
 
 export async function startAgent(opts: AgentOptions): Promise<AgentHandle> {
@@ -97,6 +111,8 @@ class NodeAgent {
   private closing = false;
   private readonly docker: NodeDocker;
   private logServer?: LogServer;
+  private readonly proxy: ServiceProxy;
+  private readonly guard: ConnectionGuard;
 
   constructor(private readonly opts: AgentOptions) {
     this.keys = createKeys(opts.prefix ?? DEFAULT_PREFIX);
@@ -119,11 +135,35 @@ class NodeAgent {
       poke: (id) => this.inBackground(this.handle(id)),
       docker: () => this.docker.driverOrReason(),
       event: (ev) => void recordEvent(this.redis, this.keys, ev).catch((err) => this.log(`recording an event failed: ${err}`)),
+      serviceEnv: (ns, own) => serviceEnv(this.proxy.services(), ns, this.address, own),
+      backoff: {
+        ...DEFAULT_BACKOFF,
+        ...(opts.restartBackoffMs !== undefined ? { initialMs: opts.restartBackoffMs } : {}),
+        ...(opts.restartBackoffMaxMs !== undefined ? { maxMs: opts.restartBackoffMaxMs } : {}),
+      },
     };
+    this.proxy = new ServiceProxy({ redisUrl: opts.redisUrl, keys: this.keys, node: this.node, address: this.address, resyncMs: opts.resyncMs, log: this.log });
+    const heartbeatMs = opts.heartbeatMs ?? 5_000;
+    this.guard = new ConnectionGuard({
+      redis: this.redis,
+      // Well past any event-loop hiccup, well before the reconciler's NotReady timeout.
+      gapMs: Math.max(1_000, Math.min(2 * heartbeatMs, 5_000)),
+      stopAfterDisconnectMs: opts.stopAfterDisconnectMs,
+      fence: () => this.fence(),
+      afterFence: () => this.inBackground(this.resync()),
+      cutOff: async () => {
+        await this.stopAllInstances();
+        // Started afresh from Redis once it answers again (resync).
+        this.instances.clear();
+      },
+      log: this.log,
+    });
   }
 
   async start(): Promise<void> {
     await this.docker.probe();
+    // Before any instance starts: their env names the services that exist now.
+    await this.proxy.start();
     this.logServer = await startLogServer({
       address: this.address,
       port: this.opts.logsPort ?? 0,
@@ -134,8 +174,13 @@ class NodeAgent {
       log: this.log,
     });
     await this.register();
+    this.guard.start();
     this.heartbeatTimer = setInterval(() => {
-      this.redis.set(this.keys.nodeHeartbeat(this.node), String(Date.now())).catch((err) => this.log(`heartbeat failed: ${err}`));
+      // Never "I am here" before stale copies are stopped (fencing).
+      this.guard
+        .whenFenced()
+        .then(() => this.redis.set(this.keys.nodeHeartbeat(this.node), String(Date.now())))
+        .then(() => this.guard.markOk(), (err) => this.log(`heartbeat failed: ${err}`));
     }, this.opts.heartbeatMs ?? 5_000);
     this.worker = new Worker<InstanceJob>(nodeQueueName(this.node), (job) => this.handle(job.data.instanceId), {
       connection: this.workerRedis,
@@ -183,7 +228,27 @@ class NodeAgent {
   }
 
   private handle(id: string, opts: HandleOptions = {}): Promise<void> {
-    return this.mutex.run(id, () => this.handleLocked(id, opts));
+    return this.guard.whenFenced().then(() => this.mutex.run(id, () => this.handleLocked(id, opts)));
+  }
+
+  /** Back from being away: stops every local copy whose assignment (node + uid) is no longer ours. */
+  private async fence(): Promise<void> {
+    await Promise.all(
+      [...this.instances.keys()].map((id) =>
+        this.mutex.run(id, async () => {
+          const local = this.instances.get(id);
+          if (!local) return;
+          const record = await this.store.readInstance(id);
+          if (record?.node === this.node && record.uid === local.uid) return;
+          this.log(`fencing: stopping stale copy of ${id} (uid ${local.uid})`);
+          // At once: another node runs the instance now.
+          await local.stop({ graceMs: 0 });
+          this.instances.delete(id);
+          removeInstanceDir(instanceDir(this.opts.dataDir, this.node, id));
+          this.host.event({ type: 'Warning', reason: 'Fenced', object: `instance/${id}`, message: `node ${this.node} came back and stopped its stale copy (moved or deleted meanwhile)` });
+        }),
+      ),
+    );
   }
 
   /** Makes this node's copy of instance `id` match Redis: run it with the right uid, or remove it. */
@@ -223,6 +288,7 @@ class NodeAgent {
       removeInstanceDir(dir);
     }
     if (!wanted) {
+      this.killStrays(id, opts.procs, new Set());
       removeInstanceDir(dir);
       const owner = local?.record ?? leftover ?? record ?? ownerFromLabels(opts.seen);
       if ((await this.store.deleteStatusIfMine(id)) && owner) await this.store.publishChange(owner.namespace, owner.deployment);
@@ -237,8 +303,21 @@ class NodeAgent {
       this.log(`starting ${id} (uid ${wanted.uid})`);
     }
     const current = this.instances.get(id)!;
+    // Actual state lost in Redis (FLUSH, DEL): write it again from what runs, restarting nothing.
+    if (opts.recheck && !(await this.store.statusExists(id))) this.lastReported.delete(current);
     await current.converge((status) => this.report(current, status), { recheck: opts.recheck });
+    this.killStrays(id, opts.procs, current.processGroups());
     await this.docker.removeStrays(opts.seen, new Set([...handled, ...current.containerIds()]));
+  }
+
+  /** Kills process groups running in the instance's dir that it does not own (drift: started by hand, or lost track of). */
+  private killStrays(id: string, procs: InstanceProcess[] | undefined, owned: Set<number>): void {
+    for (const pgid of new Set((procs ?? []).map((p) => p.pgid))) {
+      if (owned.has(pgid)) continue;
+      this.log(`removing stray process group ${pgid} in the dir of ${id}`);
+      signalGroup(pgid, 'SIGKILL');
+      this.host.event({ type: 'Warning', reason: 'StrayRemoved', object: `instance/${id}`, message: `process group ${pgid} ran in the dir of ${id} on node ${this.node} but nothing assigned it; killed` });
+    }
   }
 
   private async report(local: LocalInstance, status: InstanceStatus): Promise<void> {
@@ -263,9 +342,12 @@ class NodeAgent {
     const assigned = await this.redis.smembers(this.keys.nodeInstances(this.node));
     const onDisk = listInstanceIds(this.opts.dataDir, this.node);
     const seen = await this.docker.listByInstance();
-    const ids = new Set([...assigned, ...onDisk, ...this.instances.keys(), ...(seen?.keys() ?? [])]);
+    const procs = processesByInstance(instancesRoot(this.opts.dataDir, this.node));
+    const ids = new Set([...assigned, ...onDisk, ...this.instances.keys(), ...(seen?.keys() ?? []), ...procs.keys()]);
     await Promise.all(
-      [...ids].map((id) => this.handle(id, { recheck: true, seen: seen ? (seen.get(id) ?? []) : undefined }).catch((err) => this.log(`handling ${id} failed: ${err}`))),
+      [...ids].map((id) =>
+        this.handle(id, { recheck: true, seen: seen ? (seen.get(id) ?? []) : undefined, procs: procs.get(id) ?? [] }).catch((err) => this.log(`handling ${id} failed: ${err}`)),
+      ),
     );
     const maxBytes = this.opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
     for (const id of listInstanceIds(this.opts.dataDir, this.node)) {
@@ -296,9 +378,11 @@ class NodeAgent {
     this.closing = true;
     clearInterval(this.heartbeatTimer);
     clearTimeout(this.resyncTimer);
+    this.guard.stop();
     await this.worker?.close();
     await Promise.allSettled([...this.background]);
     await this.logServer?.close();
+    await this.proxy.stop();
     if (opts.stopInstances) await this.stopAllInstances();
     else for (const local of this.instances.values()) local.release();
     this.instances.clear();

@@ -11,7 +11,7 @@ import type { ContainerState } from './instance-dir.ts';
 const BACKOFF_START_MS = 1_000;
 const BACKOFF_MAX_MS = 30_000;
 
-/** Delay before restart number `restarts + 1`: 1 s, 2 s, 4 s ... up to 30 s. */
+/** Delay before start attempt `attempts + 1` of a container that never ran (image pulls, no engine): 1 s, 2 s ... 30 s. */
 export function backoffMs(restarts: number): number {
   return Math.min(BACKOFF_START_MS * 2 ** restarts, BACKOFF_MAX_MS);
 }
@@ -36,6 +36,13 @@ export interface ContainerRun {
   waiting?: { reason: StartFailure; message: string; attempts: number };
   /** When to (re)start it; undefined: leave it as it is (running, or finished for good). */
   nextStartAt?: number;
+  /** Crashes in a row (restart-backoff.ts), and the delay chosen after the last one. */
+  backoffStep: number;
+  restartDelayMs?: number;
+  /** Probes of the current run; their readiness verdict goes into the status. */
+  probes?: { readonly ready: boolean | undefined; stop(): void };
+  /** Being stopped by the agent (liveness): not to be started again until that is done. */
+  stopping?: boolean;
 }
 
 export interface StatusInput {
@@ -60,6 +67,9 @@ export function instanceStatus(i: StatusInput): InstanceStatus {
     ...(c.finishedAt !== undefined ? { finishedAt: c.finishedAt } : {}),
   }));
   const { phase, reason, message } = phaseOf(i);
+  // Readiness only where a container has a say (a readiness or startup probe); absent means "ready once Running".
+  const verdicts = i.containers.map((c) => (c.proc ? c.probes?.ready : false));
+  const probed = i.containers.some((c) => c.spec.readinessProbe || c.spec.startupProbe);
   const ended = i.containers.filter((c) => c.finishedAt !== undefined);
   const settled = phase === 'Exited' || phase === 'Failed';
   const exitCode = (ended.find((c) => c.exitCode !== 0) ?? ended[0])?.exitCode;
@@ -68,6 +78,7 @@ export function instanceStatus(i: StatusInput): InstanceStatus {
     uid: i.uid,
     node: i.node,
     phase,
+    ...(probed ? { ready: phase === 'Running' && verdicts.every((v) => v !== false) } : {}),
     ...(reason ? { reason } : {}),
     ...(message ? { message } : {}),
     hostIP: i.hostIP,
@@ -92,10 +103,17 @@ function phaseOf(i: StatusInput): { phase: InstancePhase; reason?: string; messa
     return { phase: reason === 'RuntimeUnavailable' ? 'Failed' : 'Pending', reason, message };
   }
   const waiting = i.containers.find((c) => c.proc === undefined && c.nextStartAt !== undefined);
-  if (waiting) {
+  if (waiting && (waiting.restartDelayMs ?? 0) > 0) {
     // The delay, not a countdown: the message must not change between two looks at the same state.
-    const delay = backoffMs(waiting.restarts) / 1000;
-    return { phase: 'Failed', reason: 'BackOff', message: `${describeEnd(waiting)}; back-off ${delay}s before restarting` };
+    const delay = formatDelay(waiting.restartDelayMs!);
+    const code = waiting.exitCode === undefined ? 'unknown' : String(waiting.exitCode);
+    const cause = waiting.exitReason ? `, ${waiting.exitReason}` : '';
+    const restarts = `${waiting.restarts} restart${waiting.restarts === 1 ? '' : 's'}`;
+    return { phase: 'Failed', reason: 'CrashLoopBackOff', message: `back-off ${delay} restarting failed container ${waiting.spec.name} (exit code ${code}${cause}, ${restarts})` };
+  }
+  if (waiting) {
+    // Restarted at once (the first crash of a sequence): say how it ended meanwhile.
+    return { phase: 'Failed', reason: waiting.exitReason ?? (waiting.startError !== undefined ? 'StartFailed' : 'Error'), message: `${describeEnd(waiting)}; restarting` };
   }
   if (i.containers.some((c) => c.proc)) return { phase: 'Running' };
   const failed = i.containers.find((c) => c.exitCode !== 0 || c.exitReason);
@@ -109,4 +127,8 @@ function describeEnd(c: ContainerRun): string {
   const how = c.exitReason ? ` (${c.exitReason})` : '';
   if (c.exitCode === undefined) return `container ${c.spec.name} ended with an unknown exit code${how}`;
   return `container ${c.spec.name} exited with code ${c.exitCode}${how}`;
+}
+
+function formatDelay(ms: number): string {
+  return ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`;
 }

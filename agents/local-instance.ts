@@ -4,7 +4,9 @@ import { StartError, type ExitInfo, type RunningContainer } from './container-ru
 import type { DockerDriver, FoundContainer } from './docker-driver.ts';
 import { exitFilePath, writeInstanceState, type ContainerState, type DockerContainerState, type InstanceState } from './instance-dir.ts';
 import { backoffMs, instanceStatus, type ContainerRun } from './instance-status.ts';
-import { adoptContainer, allocateHostPorts, readExitFile, spawnContainer } from './process-driver.ts';
+import { ContainerProbes, execCheck, type ProbeTarget, type Unhealthy } from './probe-runner.ts';
+import { adoptContainer, allocateHostPorts, containerEnv, readExitFile, spawnContainer } from './process-driver.ts';
+import { nextBackoffStep, restartDelayMs, type BackoffConfig } from './restart-backoff.ts';
 
 /**
  * One instance as run on this node: its containers (processes for image-less ones, Docker
@@ -22,8 +24,12 @@ export interface InstanceHost {
   poke(id: string): void;
   /** The Docker driver while the engine answers (and Docker is enabled); else why not. */
   docker(): DockerDriver | string;
-  /** Records an event about an object (image pulls). */
+  /** Records an event about an object (image pulls, restarts, probe failures). */
   event(ev: { type: 'Normal' | 'Warning'; reason: string; object: string; message: string }): void;
+  /** Restart backoff of crashed containers. */
+  backoff: BackoffConfig;
+  /** <NAME>_SERVICE_HOST/_PORT of the services of a namespace, minus the names the container sets (agents/service-env.ts). */
+  serviceEnv?(namespace: string, ownNames: string[]): Record<string, string>;
 }
 
 export type ReportStatus = (status: InstanceStatus) => Promise<void>;
@@ -38,6 +44,7 @@ export class LocalInstance {
   private transient?: 'Pending' | 'Starting';
   private backoffTimer?: NodeJS.Timeout;
   private released = false;
+  private execSkipNoted = false;
   private persisted?: string;
 
   private constructor(
@@ -47,7 +54,7 @@ export class LocalInstance {
   ) {
     this.id = record.id;
     this.uid = record.uid;
-    this.containers = record.containers.map((spec) => ({ spec, ports: [], restarts: 0, ran: false, nextStartAt: 0 }));
+    this.containers = record.containers.map((spec) => ({ spec, ports: [], restarts: 0, ran: false, nextStartAt: 0, backoffStep: 0 }));
     this.problem = runtimeProblem(record);
   }
 
@@ -102,7 +109,7 @@ export class LocalInstance {
   async converge(report: ReportStatus, opts: { recheck?: boolean } = {}): Promise<void> {
     if (opts.recheck) await Promise.all(this.containers.map((c) => c.proc?.recheck?.()));
     const now = Date.now();
-    const due = this.problem ? [] : this.containers.filter((c) => c.nextStartAt !== undefined && c.nextStartAt <= now);
+    const due = this.problem ? [] : this.containers.filter((c) => !c.stopping && c.nextStartAt !== undefined && c.nextStartAt <= now);
     if (due.length > 0) {
       try {
         if (this.containers.every((c) => !c.ran)) {
@@ -130,12 +137,8 @@ export class LocalInstance {
       if (c.ports.length === 0 && c.spec.ports.length > 0) {
         c.ports = await allocateHostPorts(this.host.address, c.spec.ports);
       }
-      const identity = {
-        GANTRY_INSTANCE_ID: this.id,
-        GANTRY_NODE: this.host.node,
-        GANTRY_NAMESPACE: this.record.namespace,
-        GANTRY_DEPLOYMENT: this.record.deployment,
-      };
+      // Services of the namespace as they are now (Kubernetes' docker-links style variables).
+      const identity = { ...this.host.serviceEnv?.(this.record.namespace, c.spec.env.map((e) => e.name)), ...this.identity() };
       const restarts = countsAsRestart ? c.restarts + 1 : c.restarts;
       let proc: RunningContainer;
       if (c.spec.image) {
@@ -157,6 +160,7 @@ export class LocalInstance {
         c.last = { name: c.spec.name, pid: spawned.pid, pgid: spawned.pgid, startTime: spawned.startTime, ports: c.ports, restarts, startedAt: Date.now() };
       }
       Object.assign(c, { restarts, ran: true, waiting: undefined, startedAt: c.last?.startedAt ?? Date.now() });
+      if (countsAsRestart) this.event('Normal', 'Restarted', `container ${c.spec.name} restarted (restart ${restarts})`);
       this.watch(c, proc);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
@@ -175,20 +179,84 @@ export class LocalInstance {
   private watch(c: ContainerRun, proc: RunningContainer): void {
     c.proc = proc;
     c.nextStartAt = undefined;
+    c.probes?.stop();
+    c.probes = undefined;
+    if (ContainerProbes.wanted(c.spec)) {
+      const probes = new ContainerProbes(c.spec, this.probeTarget(c), () => this.host.poke(this.id), (why) => this.unhealthy(c, proc, why));
+      c.probes = probes;
+      probes.start(c.startedAt ?? Date.now());
+    }
     proc.onExit((exit) => {
       if (c.proc !== proc) return;
       c.proc = undefined;
+      c.probes?.stop();
       this.recordExit(c, exit);
       this.host.poke(this.id);
     });
+  }
+
+  private probeTarget(c: ContainerRun): ProbeTarget {
+    return {
+      address: this.host.address,
+      // A port the container does not declare is probed as is (a process listens where it likes).
+      hostPort: (containerPort) => c.ports.find((p) => p.containerPort === containerPort)?.hostPort ?? containerPort,
+      exec: async (command, timeoutMs) => {
+        if (c.spec.image) {
+          // Not run inside the container yet: counted as passing, and said once, rather than failing a healthy container.
+          if (!this.execSkipNoted) this.event('Warning', 'ProbeSkipped', `exec probes of Docker container ${c.spec.name} are not run (not supported for Docker yet); counted as passing`);
+          this.execSkipNoted = true;
+          return { ok: true };
+        }
+        const env = containerEnv(c.spec, c.ports, this.identity());
+        return execCheck(command, { cwd: this.dir, env, timeoutMs });
+      },
+    };
+  }
+
+  private identity(): Record<string, string> {
+    return { GANTRY_INSTANCE_ID: this.id, GANTRY_NODE: this.host.node, GANTRY_NAMESPACE: this.record.namespace, GANTRY_DEPLOYMENT: this.record.deployment };
+  }
+
+  /**
+   * A failed liveness or startup probe: the container is stopped (grace period, then SIGKILL) and
+   * ends as a failure, so that the restart policy and the backoff apply as to a crash.
+   */
+  private unhealthy(c: ContainerRun, proc: RunningContainer, why: Unhealthy): void {
+    if (c.proc !== proc || this.released) return;
+    this.event('Warning', why.reason, `${why.message}; restarting it`);
+    c.proc = undefined;
+    c.stopping = true;
+    const graceMs = (this.record.terminationGracePeriodSeconds ?? 10) * 1000;
+    void proc
+      .stop(graceMs)
+      .catch(() => {})
+      .finally(() => {
+        c.stopping = false;
+        this.recordExit(c, { finishedAt: Date.now(), reason: why.reason });
+        this.host.poke(this.id);
+      });
+  }
+
+  private event(type: 'Normal' | 'Warning', reason: string, message: string): void {
+    this.host.event({ type, reason, object: `instance/${this.id}`, message });
   }
 
   private recordExit(c: ContainerRun, exit: ExitInfo): void {
     c.exitCode = exit.exitCode;
     c.exitReason = exit.reason;
     c.finishedAt = exit.finishedAt;
+    if (!this.wantsRestart(exit.exitCode, c.startError)) {
+      c.nextStartAt = undefined;
+      return;
+    }
+    c.backoffStep = nextBackoffStep(c.backoffStep, c.startedAt, exit.finishedAt, this.host.backoff);
+    c.restartDelayMs = restartDelayMs(c.backoffStep - 1, this.host.backoff);
     // From the exit, not from now: a container that died long before an agent restart goes again at once.
-    c.nextStartAt = this.wantsRestart(exit.exitCode, c.startError) ? exit.finishedAt + backoffMs(c.restarts) : undefined;
+    c.nextStartAt = exit.finishedAt + c.restartDelayMs;
+    if (c.restartDelayMs > 0) {
+      const code = exit.exitCode === undefined ? 'unknown' : String(exit.exitCode);
+      this.event('Warning', 'BackOff', `back-off ${c.restartDelayMs / 1000}s restarting failed container ${c.spec.name} (exit code ${code}${exit.reason ? `, ${exit.reason}` : ''}, ${c.restarts} restarts)`);
+    }
   }
 
   private wantsRestart(exitCode: number | undefined, startError: string | undefined): boolean {
@@ -239,10 +307,10 @@ export class LocalInstance {
   }
 
   /** Stops every container (SIGTERM, grace period, SIGKILL); the instance is done afterwards. */
-  async stop(): Promise<void> {
+  async stop(opts: { graceMs?: number } = {}): Promise<void> {
     const running = this.containers.flatMap((c) => (c.proc ? [c.proc] : []));
     this.release();
-    const graceMs = (this.record.terminationGracePeriodSeconds ?? 10) * 1000;
+    const graceMs = opts.graceMs ?? (this.record.terminationGracePeriodSeconds ?? 10) * 1000;
     await Promise.all(running.map((p) => p.stop(graceMs)));
     for (const c of this.containers) c.proc = undefined;
   }
@@ -251,7 +319,10 @@ export class LocalInstance {
   release(): void {
     this.released = true;
     clearTimeout(this.backoffTimer);
-    for (const c of this.containers) c.proc?.unwatch();
+    for (const c of this.containers) {
+      c.probes?.stop();
+      c.proc?.unwatch();
+    }
   }
 
   /** Engine ids of the Docker containers this instance runs (anything else labelled for it is a stray). */
@@ -264,6 +335,11 @@ export class LocalInstance {
     const c = name === undefined ? this.containers[0] : this.containers.find((x) => x.spec.name === name);
     if (!c) return undefined;
     return { name: c.spec.name, docker: !!c.spec.image, ...(c.proc?.containerId ? { containerId: c.proc.containerId } : {}) };
+  }
+
+  /** Process groups of the processes it runs now (a process's pid leads its group). */
+  processGroups(): Set<number> {
+    return new Set(this.containers.flatMap((c) => (c.proc?.pid !== undefined && !c.spec.image ? [c.proc.pid] : [])));
   }
 
   containerNames(): string[] {

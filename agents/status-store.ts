@@ -64,6 +64,10 @@ export class StatusStore {
     return (await this.redis.eval(DELETE_STATUS_IF_MINE, 1, this.keys.instanceStatus(id), this.node)) === 1;
   }
 
+  async statusExists(id: string): Promise<boolean> {
+    return (await this.redis.exists(this.keys.instanceStatus(id))) === 1;
+  }
+
   async publishChange(namespace: string, deployment: string): Promise<void> {
     await this.redis.publish(this.keys.changesChannel, objectKey(namespace, deployment));
   }

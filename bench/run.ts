@@ -13,6 +13,7 @@ import { scheduler } from './scheduler.ts';
 import { rollout20 } from './rollout-20.ts';
 import { webhookToServing } from './webhook-to-serving.ts';
 import { benchDockerStart } from './docker-start.ts';
+import { serviceProxy } from './service-proxy.ts';
 
 // parse-validate first: its peak-RSS figure needs a process whose high-water mark is still low.
 const dockerStart: Benchmark = {
@@ -21,7 +22,7 @@ const dockerStart: Benchmark = {
   run: async () => (await benchDockerStart()).map((f) => ({ name: f.name, value: Number(f.value), unit: f.unit, digits: f.unit === 'x' ? 2 : 0 })),
 };
 
-const ALL: Benchmark[] = [parseValidate, planner, scheduler, commitToServing, rollout20, webhookToServing, dockerStart];
+const ALL: Benchmark[] = [parseValidate, planner, scheduler, commitToServing, rollout20, webhookToServing, dockerStart, serviceProxy];
 
 // Lets benchmarks force a GC before memory and timing measurements (`node --expose-gc`, from inside).
 setFlagsFromString('--expose-gc');

@@ -1,6 +1,8 @@
 import { stringify } from 'yaml';
 import { formatCpu, formatMemory } from '../reconciler/manifests/quantity.ts';
 import type { DeploymentView, InstanceView, NodeView } from '../reconciler/api/views.ts';
+import type { ServiceView } from '../reconciler/services/service-views.ts';
+import { renderServices } from './service-format.ts';
 
 /** Renders API items for `gantry get` as an aligned table, JSON or YAML. */
 
@@ -19,10 +21,11 @@ export function age(sinceMs: number | null | undefined, now = Date.now()): strin
   return `${Math.round(s / 86400)}d`;
 }
 
-export function render(kind: 'nodes' | 'deployments' | 'instances', items: unknown[], format: 'table' | 'json' | 'yaml'): string {
+export function render(kind: 'nodes' | 'deployments' | 'instances' | 'services', items: unknown[], format: 'table' | 'json' | 'yaml'): string {
   if (format === 'json') return JSON.stringify({ items }, null, 2);
   if (format === 'yaml') return stringify({ items }).trimEnd();
   if (items.length === 0) return `No ${kind} found.`;
+  if (kind === 'services') return renderServices(items as ServiceView[]);
   if (kind === 'nodes') {
     return table(
       ['NAME', 'STATUS', 'CPU', 'MEMORY', 'INSTANCES', 'RUNTIMES', 'LABELS', 'HEARTBEAT'],

@@ -77,6 +77,9 @@ program
   .addOption(dataDirOption())
   .addOption(new Option('--heartbeat <duration>', 'heartbeat interval').argParser(durationMs).default(5000, '5s'))
   .option('--stop-instances-on-exit', 'stop this node\'s instances when the agent exits (default: leave them running, to be adopted)')
+  .addOption(new Option('--restart-backoff <duration>', 'delay before the second restart of a crashing container, doubling after').argParser(durationMs).default(10_000, '10s'))
+  .addOption(new Option('--restart-backoff-max <duration>', 'cap of the restart backoff').argParser(durationMs).default(300_000, '5m'))
+  .addOption(new Option('--stop-after-disconnect <duration>', 'stop this node\'s instances after this long without Redis (default: keep them running)').argParser(durationMs))
   .option('--no-docker', 'do not offer the Docker runtime even when an engine answers')
   .addOption(new Option('--logs-port <port>', 'port of the agent\'s log endpoint on --address (0: any free port)').argParser(port).default(0))
   .addOption(new Option('--parent-pid <pid>').hideHelp())
@@ -102,14 +105,14 @@ program
 
 program
   .command('get')
-  .description('list nodes, deployments or instances')
-  .argument('<kind>', 'nodes | deployments | instances')
+  .description('list nodes, deployments, instances or services')
+  .argument('<kind>', 'nodes | deployments | instances | services')
   .option('-n, --namespace <ns>', 'only this namespace')
   .addOption(new Option('-o, --output <format>', 'table | json | yaml').argParser(outputFormat).default('table'))
   .addOption(apiOption())
   .action(async (kind: string, o) => {
-    const k = ({ node: 'nodes', nodes: 'nodes', no: 'nodes', deployment: 'deployments', deployments: 'deployments', deploy: 'deployments', instance: 'instances', instances: 'instances', inst: 'instances' } as const)[kind as 'nodes'];
-    if (!k) throw new CommanderError(EXIT_USAGE, 'gantry.usage', `error: unknown kind ${JSON.stringify(kind)}: expected nodes, deployments or instances`);
+    const k = ({ node: 'nodes', nodes: 'nodes', no: 'nodes', deployment: 'deployments', deployments: 'deployments', deploy: 'deployments', instance: 'instances', instances: 'instances', inst: 'instances', service: 'services', services: 'services', svc: 'services' } as const)[kind as 'nodes'];
+    if (!k) throw new CommanderError(EXIT_USAGE, 'gantry.usage', `error: unknown kind ${JSON.stringify(kind)}: expected nodes, deployments, instances or services`);
     const q = o.namespace && k !== 'nodes' ? `?namespace=${encodeURIComponent(o.namespace)}` : '';
     const { items } = await callApi<{ items: unknown[] }>(o.api, `/api/v1/${k}${q}`);
     console.log(render(k, items, o.output));

@@ -99,7 +99,7 @@ export async function runReconciler(o: {
 export async function runAgent(o: {
   node: string; cpu: number; memory: number; labels: Record<string, string>; address: string; redis: string;
   prefix: string; dataDir: string; heartbeat: number; stopInstancesOnExit?: boolean; parentPid?: string;
-  docker: boolean; logsPort: number;
+  docker: boolean; logsPort: number; restartBackoff?: number; restartBackoffMax?: number; stopAfterDisconnect?: number;
 }): Promise<void> {
   const log = createLogger(`agent/${o.node}`);
   const handle = await startAgent({
@@ -114,6 +114,9 @@ export async function runAgent(o: {
     heartbeatMs: o.heartbeat,
     docker: o.docker,
     logsPort: o.logsPort,
+    restartBackoffMs: o.restartBackoff,
+    restartBackoffMaxMs: o.restartBackoffMax,
+    stopAfterDisconnectMs: o.stopAfterDisconnect,
     log,
   });
   onShutdown(async () => {

@@ -8,6 +8,7 @@ import { ensureRedisServer, startRedisServer, type RedisServerHandle } from '../
 import { redactUrl } from '../reconciler/redis/connection.ts';
 import { callApi } from './api-client.ts';
 import type { DeploymentView, InstanceView } from '../reconciler/api/views.ts';
+import type { ServiceView } from '../reconciler/services/service-views.ts';
 
 /**
  * `gantry up`: the whole system on one machine, from nothing.
@@ -102,7 +103,10 @@ export async function runUp(opts: UpOptions): Promise<void> {
 
   children.push({ name: 'reconciler', child: spawnChild('reconciler', ['reconciler', ...common, '--repo', repo, '--port', String(opts.apiPort)]) });
   for (const node of ['node-1', 'node-2']) {
-    children.push({ name: node, child: spawnChild(node, ['agent', ...common, '--node', node, '--cpu', '2', '--memory', '2Gi', '--labels', `zone=${node === 'node-1' ? 'a' : 'b'}`, '--stop-instances-on-exit']) });
+    // Two "hosts" on one machine: on Linux all of 127/8 is loopback, so node-2 gets 127.0.0.2 and
+    // both service proxies can listen on the same service port, as on two real hosts.
+    const address = node === 'node-2' && process.platform === 'linux' ? ['--address', '127.0.0.2'] : [];
+    children.push({ name: node, child: spawnChild(node, ['agent', ...common, '--node', node, ...address, '--cpu', '2', '--memory', '2Gi', '--labels', `zone=${node === 'node-1' ? 'a' : 'b'}`, '--stop-instances-on-exit']) });
   }
   for (const { name, child } of children) {
     child.once('exit', (code, signal) => {
@@ -147,6 +151,12 @@ async function reportWhenReady(api: string): Promise<void> {
       .filter((i) => i.namespace === d.namespace && i.deployment === d.name && i.phase === 'Running')
       .flatMap((i) => i.ports.slice(0, 1).map((p) => `http://${i.hostIP}:${p.hostPort}/`));
     say(`${d.namespace}/${d.name}: ${d.ready}/${d.replicas} ready${urls.length ? `: ${urls.join(' ')}` : ''}`);
+  }
+  const { items: services } = await callApi<{ items: ServiceView[] }>(api, '/api/v1/services');
+  for (const s of services) {
+    const problems = s.conditions.filter((c) => c.status === 'True' && c.type !== 'EndpointsReady').map((c) => `${c.type}: ${c.message}`);
+    const urls = s.listen.map((p) => `http://127.0.0.1:${p}/`).join(' ');
+    say(`service ${s.namespace}/${s.name}: ${urls || 'not listening'} -> ${s.endpoints.length} endpoint(s)${problems.length ? ` (${problems.join('; ')})` : ''}`);
   }
   say('running; Ctrl-C stops everything');
 }

@@ -24,6 +24,24 @@ export interface ContainerSpec {
   workingDir?: string;
   cpuMilli: number;
   memoryBytes: number;
+  readinessProbe?: ProbeSpec;
+  livenessProbe?: ProbeSpec;
+  startupProbe?: ProbeSpec;
+}
+
+/**
+ * A probe with Kubernetes' defaults applied. Exactly one action; a port is the containerPort (a
+ * name in the manifest is resolved), which the agent maps to the host port it allocated.
+ */
+export interface ProbeSpec {
+  httpGet?: { path: string; port: number };
+  tcpSocket?: { port: number };
+  exec?: { command: string[] };
+  initialDelaySeconds: number;
+  periodSeconds: number;
+  timeoutSeconds: number;
+  successThreshold: number;
+  failureThreshold: number;
 }
 
 /**

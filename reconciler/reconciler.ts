@@ -12,6 +12,7 @@ import { connectRedis } from './redis/connection.ts';
 import { createKeys, objectKey } from './redis/keys.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { Store } from './state/store.ts';
+import { EndpointsController } from './services/endpoints-controller.ts';
 import { VERSION } from './version.ts';
 import { setUpGitHosting, type GitHostingOptions } from './webhooks/git-hosting.ts';
 
@@ -72,7 +73,9 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
       void scheduler.retryPending().catch((err) => log(`scheduler: ${err.message}`));
     });
   };
-  const queue = new WorkQueue((key) => reconcileDeployment({ store, queues, onCapacityFreed: retryPendingSoon, log }, key), {
+  const endpoints = new EndpointsController({ store, log });
+  // Every reconcile may have changed instances (scale, rollout step): endpoints follow at once.
+  const queue = new WorkQueue((key) => reconcileDeployment({ store, queues, onCapacityFreed: retryPendingSoon, log }, key).finally(() => endpoints.poke()), {
     onError: (key, err, retryIn) => log(`reconcile ${key} failed (retry in ${retryIn} ms): ${err instanceof Error ? err.message : String(err)}`),
   });
   const enqueue = (key: string) => queue.add(key);
@@ -80,8 +83,13 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   const sync = new SourceSync({ store, source, branch: opts.source.branch, maxFileBytes: opts.maxFileBytes, enqueue, log });
   const { webhooks, previews } = setUpGitHosting(opts.gitHosting ?? {}, { source: opts.source, store, sync, enqueue, log });
 
-  await sub.subscribe(keys.changesChannel);
-  sub.on('message', (_channel: string, message: string) => {
+  await sub.subscribe(keys.changesChannel, keys.servicesChannel);
+  sub.on('message', (channel: string, message: string) => {
+    if (channel === keys.servicesChannel) {
+      if (message === 'desired') endpoints.poke(); // 'endpoints' is our own announcement
+      return;
+    }
+    endpoints.poke(); // an instance turned ready/unready, or a node joined
     if (message.startsWith('node/')) {
       retryPendingSoon();
     } else if (message.includes('/')) {
@@ -94,6 +102,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
     const keysToSync = new Set(await store.deploymentKeys());
     for (const i of await store.readAllInstances()) keysToSync.add(objectKey(i.record.namespace, i.record.deployment));
     for (const k of keysToSync) queue.add(k);
+    endpoints.poke();
     await scheduler.retryPending();
   };
   const safe = (what: string, p: Promise<unknown>) => p.catch((err) => log(`${what}: ${err instanceof Error ? err.message : String(err)}`));
@@ -111,7 +120,11 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   const nodeTimer = setInterval(() => {
     if (checking) return;
     checking = true;
-    void safe('node check', checkNodes({ store, timings, enqueue, log }).then(() => drainNodes(store, enqueue))).finally(() => (checking = false));
+    // Endpoints drop the instances of a node once it is NotReady (node loss), within this tick.
+    void safe('node check', checkNodes({ store, timings, enqueue, log }).then(() => drainNodes(store, enqueue))).finally(() => {
+      checking = false;
+      endpoints.poke();
+    });
   }, opts.nodeCheckMs ?? 1000);
   nodeTimer.unref();
   await safe('sync', sync.sync());
@@ -128,6 +141,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
       clearInterval(timer);
       clearInterval(nodeTimer);
       queue.stop();
+      await endpoints.stop();
       previews.stop();
       await source.close();
       await app.close();

@@ -10,6 +10,7 @@ import type { PreviewManager } from '../preview/preview-manager.ts';
 import { registerWebhookRoutes, type WebhookRouteDeps } from '../webhooks/routes.ts';
 import { startDrain } from '../controller/node-drain.ts';
 import { registerRolloutRoutes } from './rollout-routes.ts';
+import { registerServiceRoutes } from '../services/service-views.ts';
 
 /**
  * The reconciler's HTTP API (fastify). Read endpoints render Redis state; POST /api/v1/sync fetches
@@ -92,6 +93,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.post('/api/v1/sync', async () => deps.sync.sync());
 
   registerRolloutRoutes(app, deps);
+  registerServiceRoutes(app, store);
 
   app.get('/api/v1/diff', async () => deps.sync.diffHead());
 

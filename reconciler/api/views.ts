@@ -93,6 +93,8 @@ export interface InstanceView {
   commit: string;
   node: string | null;
   phase: string;
+  /** Running and passing its readiness probes (the agent's verdict). */
+  ready: boolean;
   reason: string | null;
   message: string | null;
   pid: number | null;
@@ -119,6 +121,7 @@ export async function describeInstances(store: Store, filter: { namespace?: stri
         commit: r.commit,
         node: r.node ?? null,
         phase: live?.phase ?? 'Pending',
+        ready: live?.phase === 'Running' && (live.ready ?? true),
         reason: live ? (live.reason ?? null) : r.node ? 'Assigned' : r.pendingReason ? 'Unschedulable' : 'Scheduling',
         message: live?.message ?? r.pendingReason ?? null,
         pid: live?.pid ?? null,

@@ -7,6 +7,7 @@ import { recordEvent } from '../state/events.ts';
 import type { DeploymentRecord, NamespaceRecord, SourceStatus } from '../state/records.ts';
 import type { Store } from '../state/store.ts';
 import { short } from '../status/deployment-status.ts';
+import { readServices, writeOwnedServices, type ServiceRecord } from '../services/service-records.ts';
 
 /**
  * Turns the branch's newest commit into desired state in Redis, whole or not at all.
@@ -159,9 +160,9 @@ export class SourceSync {
     const diff = diffDesired(current, desired);
     const k = store.keys;
     const status: SourceStatus = { ...base, lastAppliedCommit: commit, lastAppliedAt: now, rejectedCommit: undefined, errors: undefined, lastError: undefined };
-    const namespacesBefore = await store.readNamespaces();
+    const [namespacesBefore, servicesBefore] = await Promise.all([store.readNamespaces(), readServices(store.redis, k)]);
     const tx = store.redis.multi();
-    writeOwnedState(tx, k, MAIN_OWNER, { namespaces: namespacesBefore, deployments: current }, desired);
+    writeOwnedState(tx, k, MAIN_OWNER, { namespaces: namespacesBefore, deployments: current, services: servicesBefore }, desired);
     tx.hset(k.source, 'status', JSON.stringify(status));
     await tx.exec();
 
@@ -182,9 +183,11 @@ export function writeOwnedState(
   tx: ChainableCommander,
   keys: Keys,
   owner: string,
-  before: { namespaces: NamespaceRecord[]; deployments: DeploymentRecord[] },
-  next: { namespaces: NamespaceRecord[]; deployments: DeploymentRecord[] },
+  before: { namespaces: NamespaceRecord[]; deployments: DeploymentRecord[]; services?: ServiceRecord[] },
+  next: { namespaces: NamespaceRecord[]; deployments: DeploymentRecord[]; services?: ServiceRecord[] },
 ): void {
+  // Services only when both sides name them: previews pass none and leave them alone.
+  if (before.services && next.services) writeOwnedServices(tx, keys, owner, before.services, next.services);
   const keep = new Set(next.deployments.map((d) => objectKey(d.namespace, d.name)));
   const keepNs = new Set(next.namespaces.map((n) => n.name));
   for (const ns of before.namespaces) if (ownerOf(ns) === owner && !keepNs.has(ns.name)) tx.hdel(keys.namespaces, ns.name);

@@ -1,9 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Deployment, Namespace, Service } from '../../schemas/generated/index.ts';
 import { parseCpu, parseMemory } from '../manifests/quantity.ts';
+import { resolveProbes } from '../manifests/probes.ts';
 import { canonicalJson, templateHash } from '../manifests/template-hash.ts';
 import type { ContainerSpec } from '../model.ts';
 import type { CanaryStep, DeploymentRecord, NamespaceRecord } from '../state/records.ts';
+import { toServiceRecord, type ServiceRecord } from '../services/service-records.ts';
 
 /**
  * Desired state: what one commit's validated manifests mean, as records ready for Redis.
@@ -23,6 +25,8 @@ export interface DesiredState {
   commit: string;
   namespaces: NamespaceRecord[];
   deployments: DeploymentRecord[];
+  /** Absent: services are left as they are (preview environments do not get services). */
+  services?: ServiceRecord[];
 }
 
 export interface LoadedObject {
@@ -48,6 +52,7 @@ export function toDeploymentRecord(d: Deployment, commit: string, file: string, 
     ...(c.workingDir !== undefined ? { workingDir: c.workingDir } : {}),
     cpuMilli: c.resources?.cpu !== undefined ? parseCpu(c.resources.cpu) : 0,
     memoryBytes: c.resources?.memory !== undefined ? parseMemory(c.resources.memory) : 0,
+    ...resolveProbes(c),
   }));
   const hashOfSpec = specHash(spec);
   const generation = !previous ? 1 : previous.specHash === hashOfSpec ? previous.generation : previous.generation + 1;
@@ -99,6 +104,7 @@ export function buildDesiredState(objects: LoadedObject[], commit: string, curre
   const prev = new Map(current.map((d) => [`${d.namespace}/${d.name}`, d]));
   const namespaces: NamespaceRecord[] = [];
   const deployments: DeploymentRecord[] = [];
+  const services: ServiceRecord[] = [];
   for (const o of objects) {
     const m = o.manifest;
     if (m.kind === 'Namespace') {
@@ -106,9 +112,11 @@ export function buildDesiredState(objects: LoadedObject[], commit: string, curre
     } else if (m.kind === 'Deployment') {
       const key = `${m.metadata.namespace ?? 'default'}/${m.metadata.name}`;
       deployments.push(toDeploymentRecord(m, commit, o.file, o.line, prev.get(key)));
+    } else if (m.kind === 'Service') {
+      services.push(toServiceRecord(m, commit, o.file, o.line));
     }
   }
-  return { commit, namespaces, deployments };
+  return { commit, namespaces, deployments, services };
 }
 
 export interface DesiredDiff {

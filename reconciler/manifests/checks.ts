@@ -5,6 +5,7 @@
  */
 import type { Deployment, IntOrPercent, Service } from '../../schemas/generated/index.ts';
 import { escapePointerToken } from './pointer.ts';
+import { checkProbes } from './probes.ts';
 import { parseCpu, parseMemory } from './quantity.ts';
 import type { ManifestIssue } from './validator.ts';
 
@@ -72,6 +73,7 @@ function checkContainers(d: Deployment, issues: ManifestIssue[]): void {
       (port, first) => `duplicate containerPort ${port} in container "${c.name}", also used by ${portsBase}/${first}`,
       issues,
     );
+    issues.push(...checkProbes(c, `${base}/${i}`));
     // The schema checks the shape; only parsing catches "0.0001" cores or sizes beyond 2^53.
     const resources = c.resources;
     for (const [field, parse] of [['cpu', parseCpu], ['memory', parseMemory]] as const) {

@@ -9,6 +9,15 @@
  *   namespaces                      hash    name -> JSON NamespaceRecord
  *   deployments                     set     "<ns>/<name>" of every desired deployment
  *   deployment:<ns>:<name>          string  JSON DeploymentRecord (manifest + commit + templateHash)
+ *   services                        set     "<ns>/<name>" of every desired service
+ *   service:<ns>:<name>             string  JSON ServiceRecord (selector, ports, commit)
+ * Services (reconciler/services/, agents/service-proxy.ts):
+ *   endpoints:<ns>:<name>           string  JSON EndpointsRecord: ready endpoints, ports to listen on,
+ *                                           canary split, conditions; written by the endpoints controller
+ *   service-node-status:<node>      hash    "<ns>/<name>" -> JSON ServiceNodeStatus: ports that agent
+ *                                           could not bind (written by that node's agent)
+ *   channel:services                pubsub  "desired" when services changed in Git, "endpoints" when
+ *                                           endpoints records changed: proxies re-read at once
  * Instances (one replica of a deployment; written by the reconciler, bound by the scheduler):
  *   instances                       set     every instance id
  *   instance:<id>                   string  JSON InstanceRecord (spec, node once bound)
@@ -108,6 +117,12 @@ export function createKeys(prefix: string = DEFAULT_PREFIX) {
     preview: (pr: number) => k('preview', assertKeyPart(String(pr), 'pull request number')),
     prComment: (pr: number) => k('pr-comment', assertKeyPart(String(pr), 'pull request number')),
     changesChannel: k('channel', 'changes'),
+
+    services: k('services'),
+    service: (ns: string, name: string) => k('service', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
+    endpoints: (ns: string, name: string) => k('endpoints', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
+    serviceNodeStatus: (node: string) => k('service-node-status', assertKeyPart(node, 'node name')),
+    servicesChannel: k('channel', 'services'),
   };
 }
 

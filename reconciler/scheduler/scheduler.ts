@@ -52,6 +52,11 @@ export class Scheduler {
       connection: this.workerConnection,
       prefix: this.opts.keys.bullPrefix,
       concurrency: this.opts.concurrency ?? 4,
+      // A placement takes milliseconds. A reconciler killed mid-placement leaves its jobs active
+      // under a lock; a short lock gets them back to a restarted reconciler within seconds, not
+      // BullMQ's default 30 s (re-adding them is a no-op while they exist).
+      lockDuration: 5_000,
+      stalledInterval: 5_000,
     });
     this.worker.on('error', (err) => this.opts.log?.(`scheduler: ${err.message}`));
   }

@@ -2,6 +2,10 @@
 
 export type DnsLabel = string;
 export type IntOrPercent = number | string;
+/**
+ * A containerPort number, or the name of one of the container's ports.
+ */
+export type ProbePort = number | string;
 
 /**
  * A set of identical replicas of a pod template, kept running and updated in place by rolling update or recreate.
@@ -239,6 +243,18 @@ export interface Container {
    * Working directory of the process.
    */
   workingDir?: string;
+  /**
+   * Until it succeeds the instance is not ready (no traffic, rollouts wait); failing again makes it unready.
+   */
+  readinessProbe?: Probe;
+  /**
+   * Failing failureThreshold times in a row restarts the container.
+   */
+  livenessProbe?: Probe;
+  /**
+   * Holds back the other probes until it succeeds once; failing failureThreshold times restarts the container.
+   */
+  startupProbe?: Probe;
 }
 export interface EnvVar {
   /**
@@ -273,4 +289,54 @@ export interface Resources {
    * Memory in bytes: a number, or a quantity with a suffix Ki, Mi, Gi, Ti (powers of 1024) or k, M, G, T (powers of 1000), such as "64Mi" or "1G".
    */
   memory?: string | number;
+}
+/**
+ * A check the agent runs against a container: exactly one of httpGet, tcpSocket or exec. Defaults as in Kubernetes: initialDelaySeconds 0, periodSeconds 10, timeoutSeconds 1, successThreshold 1, failureThreshold 3.
+ */
+export interface Probe {
+  /**
+   * Succeeds on a status from 200 to 399.
+   */
+  httpGet?: {
+    /**
+     * Path of the GET (default /; a leading / is added when missing).
+     */
+    path?: string;
+    port: ProbePort;
+  };
+  /**
+   * Succeeds when a TCP connection opens.
+   */
+  tcpSocket?: {
+    port: ProbePort;
+  };
+  /**
+   * Succeeds when the command exits 0.
+   */
+  exec?: {
+    /**
+     * @minItems 1
+     */
+    command: [string, ...string[]];
+  };
+  /**
+   * Seconds after the container started before the first check (default 0).
+   */
+  initialDelaySeconds?: number;
+  /**
+   * Seconds between checks (default 10).
+   */
+  periodSeconds?: number;
+  /**
+   * Seconds after which a check counts as failed (default 1).
+   */
+  timeoutSeconds?: number;
+  /**
+   * Successes in a row that make a failed probe pass again (default 1; must be 1 for liveness and startup).
+   */
+  successThreshold?: number;
+  /**
+   * Failures in a row that make the probe fail (default 3).
+   */
+  failureThreshold?: number;
 }

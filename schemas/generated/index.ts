@@ -3,6 +3,7 @@
 export type {
   DnsLabel,
   IntOrPercent,
+  ProbePort,
   Deployment,
   DeploymentMetadata,
   Labels,
@@ -20,6 +21,7 @@ export type {
   EnvVar,
   ContainerPort,
   Resources,
+  Probe,
 } from './deployment.ts';
 export type {
   Namespace,

@@ -37,6 +37,11 @@ test('gantry up brings up examples-repo answering HTTP, and Ctrl-C leaves no pro
       const body = await waitFor(() => httpGet(Number(new URL(u).port)), { what: `answer from ${u}` });
       assert.match(body ?? '', /^hello from shop\.web-[0-9a-f]{10}-\d \(Gantry says hi\)/);
     }
+    // The README's `curl http://127.0.0.1:8000/`: the shop/web Service, through node-1's proxy.
+    const svc = await waitFor(() => /service shop\/web: http:\/\/127\.0\.0\.1:(\d+)\/ -> /.exec(up.output())?.[1], { what: 'service line' });
+    assert.equal(svc, '8000');
+    const viaService = await waitFor(() => httpGet(8000), { what: 'answer through the service' });
+    assert.match(viaService, /^hello from shop\.web-[0-9a-f]{10}-\d \(Gantry says hi\)/);
     const res = await fetch(`http://127.0.0.1:${port}/api/v1/instances`);
     const { items } = (await res.json()) as { items: InstanceView[] };
     const pids = items.map((i) => i.pid!).filter(Boolean);

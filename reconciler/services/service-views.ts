@@ -1,0 +1,63 @@
+import type { FastifyInstance } from 'fastify';
+import { objectKey } from '../redis/keys.ts';
+import type { Condition } from '../state/records.ts';
+import type { Store } from '../state/store.ts';
+import { readEndpoints, readServiceNodeStatuses, readServices, type CanarySplit, type Endpoint, type ServicePortRecord } from './service-records.ts';
+
+/** What `GET /api/v1/services` returns and `gantry get services` prints. */
+export interface ServiceView {
+  namespace: string;
+  name: string;
+  commit: string;
+  file: string;
+  selector: Record<string, string>;
+  ports: ServicePortRecord[];
+  /** Ports the agents listen on (a conflicting port is left out). */
+  listen: number[];
+  endpoints: Endpoint[];
+  split: CanarySplit | null;
+  /** The endpoints controller's conditions, plus PortUnavailable when an agent could not bind. */
+  conditions: Condition[];
+}
+
+export async function describeServices(store: Store, namespace?: string): Promise<ServiceView[]> {
+  const { redis, keys } = store;
+  const services = (await readServices(redis, keys)).filter((s) => !namespace || s.namespace === namespace);
+  const nodes = (await redis.smembers(keys.nodes)).sort();
+  const [endpoints, nodeStatuses] = await Promise.all([readEndpoints(redis, keys, services.map((s) => objectKey(s.namespace, s.name))), readServiceNodeStatuses(redis, keys, nodes)]);
+  const byKey = new Map(endpoints.map((e) => [objectKey(e.namespace, e.name), e]));
+  return services.map((s) => {
+    const key = objectKey(s.namespace, s.name);
+    const e = byKey.get(key);
+    const conditions = [...(e?.conditions ?? [])];
+    const unbound = nodes.flatMap((n) => {
+      const st = nodeStatuses.get(n)?.[key];
+      return st ? [{ node: n, ...st }] : [];
+    });
+    if (unbound.length > 0) {
+      conditions.push({
+        type: 'PortUnavailable',
+        status: 'True',
+        reason: 'HostPortInUse',
+        message: unbound.map((u) => `node ${u.node}: port ${u.port}: ${u.error}`).join('; '),
+        lastTransitionTime: Math.min(...unbound.map((u) => u.at)),
+      });
+    }
+    return {
+      namespace: s.namespace,
+      name: s.name,
+      commit: s.commit,
+      file: s.file,
+      selector: s.selector,
+      ports: s.ports,
+      listen: e?.listen ?? [],
+      endpoints: e?.endpoints ?? [],
+      split: e?.split ?? null,
+      conditions,
+    };
+  });
+}
+
+export function registerServiceRoutes(app: FastifyInstance, store: Store): void {
+  app.get<{ Querystring: { namespace?: string } }>('/api/v1/services', async (req) => ({ items: await describeServices(store, req.query.namespace) }));
+}
