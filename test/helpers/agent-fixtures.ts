@@ -122,9 +122,14 @@ export class AgentWorld {
       .exec();
   }
 
-  /** "Look at instance X now" on the node's queue. */
+  private nudges = 0;
+
+  /**
+   * "Look at instance X now" on the node's queue. Each nudge has its own job id, as the
+   * reconciler's ids carry the record's uid: BullMQ ignores an add whose id is still active.
+   */
   async nudge(id: string, kind: 'start' | 'stop' = 'start'): Promise<void> {
-    await this.queue.add(kind, { instanceId: id }, { jobId: `${kind}.${id}`, removeOnComplete: true, removeOnFail: true });
+    await this.queue.add(kind, { instanceId: id }, { jobId: `${kind}.${id}.${++this.nudges}`, removeOnComplete: true, removeOnFail: true });
   }
 
   async status(id: string): Promise<InstanceStatus | undefined> {
