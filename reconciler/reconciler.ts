@@ -5,7 +5,7 @@ import { reconcileDeployment } from './controller/deployment-reconciler.ts';
 import { SourceSync } from './controller/source-sync.ts';
 import { checkNodes } from './controller/node-lifecycle.ts';
 import { drainNodes } from './controller/node-drain.ts';
-import { WorkQueue } from './controller/work-queue.ts';
+import { ReconcileQueue } from './controller/reconcile-queue.ts';
 import { createGitSource, type GitSource, type SourceConfig } from './git/source.ts';
 import { Queues } from './queue/queues.ts';
 import { connectRedis } from './redis/connection.ts';
@@ -48,7 +48,7 @@ export interface ReconcilerOptions {
 export interface ReconcilerHandle {
   url: string;
   sync: SourceSync;
-  queue: WorkQueue;
+  queue: ReconcileQueue;
   store: Store;
   stop(): Promise<void>;
 }
@@ -75,7 +75,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   };
   const endpoints = new EndpointsController({ store, log });
   // Every reconcile may have changed instances (scale, rollout step): endpoints follow at once.
-  const queue = new WorkQueue((key) => reconcileDeployment({ store, queues, onCapacityFreed: retryPendingSoon, log }, key).finally(() => endpoints.poke()), {
+  const queue = new ReconcileQueue(redis, opts.redisUrl, keys, (key) => reconcileDeployment({ store, queues, onCapacityFreed: retryPendingSoon, log }, key).finally(() => endpoints.poke()), {
     onError: (key, err, retryIn) => log(`reconcile ${key} failed (retry in ${retryIn} ms): ${err instanceof Error ? err.message : String(err)}`),
   });
   const enqueue = (key: string) => queue.add(key);
@@ -140,7 +140,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
     async stop() {
       clearInterval(timer);
       clearInterval(nodeTimer);
-      queue.stop();
+      await queue.stop();
       await endpoints.stop();
       previews.stop();
       await source.close();

@@ -9,7 +9,7 @@ import { recordEvent } from '../state/events.ts';
 import type { DeploymentRecord, InstanceTemplate } from '../state/records.ts';
 import type { Store, StoredInstance } from '../state/store.ts';
 import { computeDeploymentStatus } from '../status/deployment-status.ts';
-import type { ReconcileOutcome } from './work-queue.ts';
+import type { ReconcileOutcome } from './reconcile-queue.ts';
 
 /**
  * Reconciles one deployment key (`<ns>/<name>`): reads what Git wants and what runs, plans, applies

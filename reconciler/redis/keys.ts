@@ -36,6 +36,7 @@
  *   source                          hash    source status (see SourceStatus)
  *   deployment-status:<ns>:<name>   string  JSON DeploymentStatus
  *   rollout:<ns>:<name>             string  JSON RolloutState: revisions, target, stable, pin, canary step
+ *   reconcile-dirty:<ns>:<name>     string  a reconcile was asked for while one ran (see reconcile-queue.ts)
  *   events                          stream  bounded event log
  *   channel:changes                 pubsub  "<ns>/<name>" of a deployment whose actual state moved,
  *                                           or "node/<name>" when a node registered
@@ -93,6 +94,11 @@ export function createKeys(prefix: string = DEFAULT_PREFIX) {
     deploymentStatus: (ns: string, name: string) =>
       k('deployment-status', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
     rollout: (ns: string, name: string) => k('rollout', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
+    /** By reconcile key `<ns>/<name>`. */
+    reconcileDirty: (key: string) => {
+      const [ns = '', name = ''] = key.split('/');
+      return k('reconcile-dirty', assertKeyPart(ns, 'namespace'), assertKeyPart(name));
+    },
     deploymentInstances: (ns: string, name: string) =>
       k('deployment-instances', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
 
@@ -128,6 +134,8 @@ export function createKeys(prefix: string = DEFAULT_PREFIX) {
 
 /** BullMQ queue names (BullMQ forbids `:` in them). */
 export const QUEUE_SCHEDULE = 'schedule';
+/** Deployment reconciles, one job per deployment key (rollout steps included). */
+export const QUEUE_RECONCILE = 'reconcile';
 export function nodeQueueName(node: string): string {
   return `node-${assertKeyPart(node, 'node name')}`;
 }

@@ -1,0 +1,116 @@
+import { Queue, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import { connectRedis } from '../redis/connection.ts';
+import { QUEUE_RECONCILE, type Keys } from '../redis/keys.ts';
+
+/**
+ * Deployment reconciles (and so rollout steps) as BullMQ jobs on the `reconcile` queue, keyed by
+ * deployment: the job id is the key, so at most one job per deployment exists at a time (one in
+ * flight), and a delayed job (a rollout's next deadline or canary pause) survives a reconciler
+ * that was killed: the next one finds it in Redis and picks up where the last stopped.
+ *
+ * BullMQ ignores an add whose id still exists, so a trigger that arrives while its key is being
+ * reconciled would be lost; such a trigger leaves a `reconcile-dirty:<key>` mark instead, and the
+ * key is added again once its job has left the queue. The same happens for requeueAfterMs: the
+ * delayed job is added after the running one completes.
+ */
+
+/** What a reconcile asks of the queue: nothing, or to look again after a while. */
+export type ReconcileOutcome = { requeueAfterMs?: number } | void;
+
+export interface ReconcileJob {
+  key: string;
+  /** Set on the job that follows a failure: how many in a row. */
+  failures?: number;
+}
+
+const jobIdOf = (key: string) => `reconcile.${key.replace('/', '.')}`;
+
+export class ReconcileQueue {
+  private readonly queue: Queue<ReconcileJob>;
+  private readonly worker: Worker<ReconcileJob>;
+  private readonly workerConnection: Redis;
+  private readonly followUps = new Map<string, number>();
+  private stopped = false;
+
+  constructor(
+    private readonly redis: Redis,
+    redisUrl: string,
+    private readonly keys: Keys,
+    handler: (key: string) => Promise<ReconcileOutcome>,
+    private readonly opts: { concurrency?: number; onError?: (key: string, err: unknown, retryInMs: number) => void } = {},
+  ) {
+    this.queue = new Queue<ReconcileJob>(QUEUE_RECONCILE, { connection: redis, prefix: keys.bullPrefix });
+    this.workerConnection = connectRedis(redisUrl, 'gantry-reconcile-worker');
+    this.worker = new Worker<ReconcileJob>(
+      QUEUE_RECONCILE,
+      async (job: Job<ReconcileJob>) => {
+        const key = job.data.key;
+        // Triggers from now on are for a state this run may not see: they re-add the key after it.
+        await this.redis.del(this.keys.reconcileDirty(key));
+        try {
+          const outcome = await handler(key);
+          if (outcome && outcome.requeueAfterMs !== undefined) this.followUps.set(key, outcome.requeueAfterMs);
+        } catch (err) {
+          const failures = (job.data.failures ?? 0) + 1;
+          const delay = Math.min(60_000, 100 * 2 ** (failures - 1));
+          this.opts.onError?.(key, err, delay);
+          this.followUps.set(key, -delay);
+          job.data.failures = failures;
+        }
+      },
+      { connection: this.workerConnection, prefix: keys.bullPrefix, concurrency: opts.concurrency ?? 4, lockDuration: 5_000, stalledInterval: 5_000 },
+    );
+    this.worker.on('error', () => {});
+    // Only once the job has left the queue (removeOnComplete) can the same id be added again.
+    this.worker.on('completed', (job) => void this.afterRun(job.data));
+    this.worker.on('failed', (job) => job && void this.afterRun(job.data));
+  }
+
+  private async afterRun(data: ReconcileJob): Promise<void> {
+    if (this.stopped) return;
+    const key = data.key;
+    const follow = this.followUps.get(key);
+    this.followUps.delete(key);
+    if ((await this.redis.exists(this.keys.reconcileDirty(key))) === 1) return this.add(key);
+    if (follow !== undefined) await this.enqueue(key, Math.abs(follow), follow < 0 ? (data.failures ?? 1) : undefined);
+  }
+
+  private async enqueue(key: string, delayMs = 0, failures?: number): Promise<void> {
+    await this.queue.add('reconcile', { key, ...(failures ? { failures } : {}) }, { jobId: jobIdOf(key), delay: delayMs, removeOnComplete: true, removeOnFail: true });
+  }
+
+  /** "Look at this deployment now." Never lost: marks the key dirty, then adds its job. */
+  add(key: string): void {
+    if (this.stopped) return;
+    void this.redis
+      .set(this.keys.reconcileDirty(key), '1', 'EX', 3600)
+      .then(async () => {
+        const existing = await this.queue.getJob(jobIdOf(key));
+        // A delayed job (deadline, backoff) would hold the trigger back: run it now instead.
+        if (existing && (await existing.isDelayed())) await existing.changeDelay(0).catch(() => {});
+        else await this.enqueue(key);
+      })
+      .catch(() => {});
+  }
+
+  addAfter(key: string, delayMs: number): void {
+    if (!this.stopped) void this.enqueue(key, delayMs).catch(() => {});
+  }
+
+  /** Resolves once no reconcile is waiting or running (delayed ones do not count). */
+  async idle(): Promise<void> {
+    for (;;) {
+      const c = await this.queue.getJobCounts('waiting', 'active', 'prioritized');
+      if (c.waiting + c.active + (c.prioritized ?? 0) === 0) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.worker.close();
+    await this.queue.close();
+    this.workerConnection.disconnect();
+  }
+}
