@@ -149,6 +149,36 @@ dockerTest('an agent killed while its containers run adopts them on restart: sam
   }
 });
 
+dockerTest('a rolling update of containers keeps within maxSurge/maxUnavailable and removes the old containers', async () => {
+  const before = await instances('default', 'docker-web');
+  const oldRevision = before[0]!.revision;
+  const oldContainers = (await Promise.all(before.map((i) => gantryContainers(i.node!, i.id)))).flat().map((c) => c.Id);
+  const samples: { total: number; running: number }[] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      const all = await instances('default', 'docker-web');
+      samples.push({ total: all.length, running: all.filter((i) => i.phase === 'Running').length });
+    }
+  })();
+  await repo.commitFiles({ 'apps/docker-web.yaml': web.replace("set in the container's environment", 'changed: a new revision') }, 'docker-web: new revision');
+  const after = await waitFor(async () => {
+    const all = await instances('default', 'docker-web');
+    return all.length === 3 && all.every((i) => i.phase === 'Running' && i.revision !== oldRevision) ? all : undefined;
+  }, { timeoutMs: 60_000, what: '3 containers of the new revision' });
+  sampling = false;
+  await sampler;
+  // 3 replicas at 25%/25%: surge 1 (rounded up), unavailable 0 (rounded down).
+  assert.ok(samples.length > 5);
+  assert.ok(samples.every((x) => x.total <= 4), `more than 4 instances: ${JSON.stringify(samples.find((x) => x.total > 4))}`);
+  assert.ok(samples.every((x) => x.running >= 3), `fewer than 3 running: ${JSON.stringify(samples.find((x) => x.running < 3))}`);
+  for (const i of after) assert.equal(await waitFor(() => httpGet(i.ports[0]!.hostPort)), `hello from ${i.id}\n`);
+  await waitFor(async () => {
+    const live = [...(await gantryContainers(NODE_A)), ...(await gantryContainers(NODE_B))].map((c) => c.Id);
+    return oldContainers.every((id) => !live.includes(id));
+  }, { timeoutMs: 30_000, what: 'old containers removed' });
+});
+
 dockerTest('an image deployment whose only matching node has no engine stays pending: runtime not offered', async () => {
   await repo.commitFiles({ 'apps/stuck.yaml': stuck }, 'stuck: needs docker on a node without it');
   const [pending] = await waitFor(async () => {
