@@ -46,6 +46,39 @@ export class DockerDriver {
     this.puller = new ImagePuller(docker);
   }
 
+  /**
+   * Runs an exec probe's command inside the container (`docker exec`): exit 0 passes. A command
+   * still running at the timeout fails the probe (the engine has no way to kill an exec; it ends
+   * with the container or on its own).
+   */
+  async exec(containerId: string, command: string[], timeoutMs: number): Promise<{ ok: boolean; detail?: string }> {
+    const what = `exec ${command.join(' ')}`;
+    try {
+      const exec = await this.docker.getContainer(containerId).exec({ Cmd: command, AttachStdout: true, AttachStderr: true });
+      const stream = await exec.start({ hijack: true, stdin: false });
+      await new Promise<void>((resolve) => {
+        const t = setTimeout(() => {
+          stream.destroy();
+          resolve();
+        }, timeoutMs);
+        stream.on('end', () => {
+          clearTimeout(t);
+          resolve();
+        });
+        stream.on('error', () => {
+          clearTimeout(t);
+          resolve();
+        });
+        stream.resume();
+      });
+      const info = await exec.inspect();
+      if (info.Running) return { ok: false, detail: `${what}: no exit within ${timeoutMs / 1000}s` };
+      return info.ExitCode === 0 ? { ok: true } : { ok: false, detail: `${what}: exit ${info.ExitCode}` };
+    } catch (err) {
+      return { ok: false, detail: `${what}: ${engineMessage(err)}` };
+    }
+  }
+
   async start(req: DockerStartRequest): Promise<DockerContainer> {
     const spec = req.container;
     await this.puller.ensure(spec.image!, spec.imagePullPolicy ?? 'IfNotPresent', req.report);

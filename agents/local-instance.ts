@@ -44,7 +44,6 @@ export class LocalInstance {
   private transient?: 'Pending' | 'Starting';
   private backoffTimer?: NodeJS.Timeout;
   private released = false;
-  private execSkipNoted = false;
   private persisted?: string;
 
   private constructor(
@@ -202,10 +201,12 @@ export class LocalInstance {
       hostPort: (containerPort) => c.ports.find((p) => p.containerPort === containerPort)?.hostPort ?? containerPort,
       exec: async (command, timeoutMs) => {
         if (c.spec.image) {
-          // Not run inside the container yet: counted as passing, and said once, rather than failing a healthy container.
-          if (!this.execSkipNoted) this.event('Warning', 'ProbeSkipped', `exec probes of Docker container ${c.spec.name} are not run (not supported for Docker yet); counted as passing`);
-          this.execSkipNoted = true;
-          return { ok: true };
+          // Inside the container, as Kubernetes runs exec probes.
+          const docker = this.host.docker();
+          const containerId = c.proc?.containerId;
+          if (typeof docker === 'string') return { ok: false, detail: `exec probe: ${docker}` };
+          if (!containerId) return { ok: false, detail: 'exec probe: the container is not running' };
+          return docker.exec(containerId, command, timeoutMs);
         }
         const env = containerEnv(c.spec, c.ports, this.identity());
         return execCheck(command, { cwd: this.dir, env, timeoutMs });

@@ -344,3 +344,14 @@ dockerAgentTest('an ended container is removed, its exit code and last lines kep
   assert.equal(logs.body, 'oops\nhello from docker\nbye\n');
   assert.equal((await getLogs(port, r.id, '?tail=1')).body, 'bye\n');
 });
+
+dockerAgentTest('exec probes run inside the container: ready only once the command passes', async (w) => {
+  await w.startAgent();
+  const probe = { exec: { command: ['sh', '-c', '[ -f /tmp/ready ]'] }, initialDelaySeconds: 0, periodSeconds: 1, timeoutSeconds: 2, successThreshold: 1, failureThreshold: 3 };
+  // The file the probe looks for appears inside the container only after a while.
+  const r = dockerRecord(w.node, { containers: [web({ command: ['sh', '-c', 'sleep 2; echo ok > /tmp/ready; exec sleep 3600'], ports: [], readinessProbe: probe })] });
+  await start(w, r);
+  const first = await statusWhere(w, r.id, 'running', (s) => s.phase === 'Running');
+  assert.equal(first.ready, false, 'not ready before the file exists in the container');
+  await statusWhere(w, r.id, 'ready', (s) => s.phase === 'Running' && s.ready === true, 30_000);
+});
