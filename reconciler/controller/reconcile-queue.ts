@@ -72,30 +72,45 @@ export class ReconcileQueue {
     const key = data.key;
     const follow = this.followUps.get(key);
     this.followUps.delete(key);
-    if ((await this.redis.exists(this.keys.reconcileDirty(key))) === 1) return this.add(key);
-    if (follow !== undefined) await this.enqueue(key, Math.abs(follow), follow < 0 ? (data.failures ?? 1) : undefined);
+    if ((await this.redis.exists(this.keys.reconcileDirty(key))) === 1) return this.ensureJob(key, 0);
+    if (follow !== undefined) await this.ensureJob(key, Math.abs(follow), follow < 0 ? (data.failures ?? 1) : undefined);
   }
 
-  private async enqueue(key: string, delayMs = 0, failures?: number): Promise<void> {
-    await this.queue.add('reconcile', { key, ...(failures ? { failures } : {}) }, { jobId: jobIdOf(key), delay: delayMs, removeOnComplete: true, removeOnFail: true });
+  /**
+   * Makes sure a job for `key` will run (within `delayMs`). A waiting or delayed job already does
+   * (a delayed one is brought forward when asked for now); an active one re-checks the dirty mark
+   * when it ends; a finished one still there (its removal raced us, or a lost lock failed it) is
+   * removed so that a new job can take its id.
+   */
+  private async ensureJob(key: string, delayMs: number, failures?: number): Promise<void> {
+    for (let attempt = 0; attempt < 20; attempt++) {
+      const job = await this.queue.getJob(jobIdOf(key));
+      if (!job) {
+        // Then look again: another add may have raced ours; either way one job must be there.
+        await this.queue.add('reconcile', { key, ...(failures ? { failures } : {}) }, { jobId: jobIdOf(key), delay: delayMs, removeOnComplete: true, removeOnFail: true });
+        continue;
+      }
+      const state = await job.getState();
+      if (state === 'active' || state === 'waiting' || state === 'prioritized' || state === 'waiting-children') return;
+      if (state === 'delayed') {
+        if (delayMs === 0) await job.changeDelay(0).catch(() => {});
+        return;
+      }
+      await job.remove().catch(() => {});
+    }
   }
 
-  /** "Look at this deployment now." Never lost: marks the key dirty, then adds its job. */
+  /** "Look at this deployment now." Never lost: marks the key dirty, then makes sure a job runs. */
   add(key: string): void {
     if (this.stopped) return;
     void this.redis
       .set(this.keys.reconcileDirty(key), '1', 'EX', 3600)
-      .then(async () => {
-        const existing = await this.queue.getJob(jobIdOf(key));
-        // A delayed job (deadline, backoff) would hold the trigger back: run it now instead.
-        if (existing && (await existing.isDelayed())) await existing.changeDelay(0).catch(() => {});
-        else await this.enqueue(key);
-      })
+      .then(() => this.ensureJob(key, 0))
       .catch(() => {});
   }
 
   addAfter(key: string, delayMs: number): void {
-    if (!this.stopped) void this.enqueue(key, delayMs).catch(() => {});
+    if (!this.stopped) void this.ensureJob(key, delayMs).catch(() => {});
   }
 
   /** Resolves once no reconcile is waiting or running (delayed ones do not count). */
