@@ -57,6 +57,7 @@ export async function reconcileDeployment(deps: DeploymentReconcilerDeps, key: s
   // What to converge to: Git's revision, or the one a rollout pin or canary step holds.
   let actions: PlanAction[];
   let decision: RolloutDecision | undefined;
+  let deferUntil: number | undefined;
   const templates = new Map<string, InstanceTemplate>();
   if (!desired) {
     actions = computePlan(undefined, instances);
@@ -76,6 +77,14 @@ export async function reconcileDeployment(deps: DeploymentReconcilerDeps, key: s
   }
 
   const byId = new Map(instances.map((i) => [i.record.id, i]));
+  // Recreate: new instances start only once the replaced ones have really stopped.
+  if (desired?.strategy.type === 'Recreate' && actions.some((a) => a.type === 'create')) {
+    const waitMs = await stillTerminating(store, namespace, name, now);
+    if (waitMs > 0) {
+      actions = actions.filter((a) => a.type !== 'create');
+      deferUntil = waitMs;
+    }
+  }
   let changed = false;
   for (const action of actions) {
     if (action.type === 'create') {
@@ -87,6 +96,9 @@ export async function reconcileDeployment(deps: DeploymentReconcilerDeps, key: s
     } else {
       const inst = byId.get(action.id)!;
       if (!(await store.deleteInstance(inst))) throw new Error(`instance ${action.id} changed while deleting it; retrying`);
+      if (desired?.strategy.type === 'Recreate' && inst.record.node) {
+        await store.redis.hset(store.keys.terminating(namespace, name), inst.record.id, `${inst.record.uid} ${now} ${inst.record.terminationGracePeriodSeconds}`);
+      }
       changed = true;
       if (inst.record.node) {
         await queues.enqueueNode(inst.record.node, 'stop', inst.record.id, inst.record.uid);
@@ -103,7 +115,7 @@ export async function reconcileDeployment(deps: DeploymentReconcilerDeps, key: s
   const current: StoredInstance[] = changed ? await store.readDeploymentInstances(namespace, name) : instances;
   if (!desired) {
     if (current.length === 0) {
-      await store.redis.del(store.keys.deploymentStatus(namespace, name), rolloutKey);
+      await store.redis.del(store.keys.deploymentStatus(namespace, name), rolloutKey, store.keys.terminating(namespace, name));
       return;
     }
     // Pruned but instances remain (a delete raced): look again shortly.
@@ -112,7 +124,29 @@ export async function reconcileDeployment(deps: DeploymentReconcilerDeps, key: s
   const [source, previous] = await Promise.all([store.readSourceStatus(), store.readDeploymentStatus(namespace, name)]);
   const status = computeDeploymentStatus(desired, current, source, previous, now, decision);
   if (!previous || statusChanged(previous, status)) await store.writeDeploymentStatus(status);
-  return decision?.requeueAfterMs !== undefined ? { requeueAfterMs: decision.requeueAfterMs } : undefined;
+  const requeue = Math.min(decision?.requeueAfterMs ?? Infinity, deferUntil ?? Infinity);
+  return Number.isFinite(requeue) ? { requeueAfterMs: requeue } : undefined;
+}
+
+/**
+ * Instances a Recreate deleted whose agent has not reported them stopped yet (their status is
+ * still there, with the same uid). Gives up on one after its grace period plus 30 s: a node that
+ * died never reports, and its instances are gone with it. Returns how long to wait, or 0.
+ */
+async function stillTerminating(store: Store, ns: string, name: string, now: number): Promise<number> {
+  const key = store.keys.terminating(ns, name);
+  const entries = Object.entries(await store.redis.hgetall(key));
+  if (entries.length === 0) return 0;
+  const statuses = await Promise.all(entries.map(([id]) => store.readInstanceStatus(id)));
+  let waiting = 0;
+  for (const [i, [id, value]] of entries.entries()) {
+    const [uid, deletedAt, grace] = value.split(' ');
+    const s = statuses[i];
+    const running = !!s && s.uid === uid && s.phase !== 'Exited' && s.phase !== 'Failed';
+    if (running && now - Number(deletedAt) < (Number(grace) + 30) * 1000) waiting++;
+    else await store.redis.hdel(key, id);
+  }
+  return waiting > 0 ? 250 : 0;
 }
 
 function statusChanged(a: object, b: object): boolean {

@@ -37,6 +37,7 @@
  *   deployment-status:<ns>:<name>   string  JSON DeploymentStatus
  *   rollout:<ns>:<name>             string  JSON RolloutState: revisions, target, stable, pin, canary step
  *   reconcile-dirty:<ns>:<name>     string  a reconcile was asked for while one ran (see reconcile-queue.ts)
+ *   terminating:<ns>:<name>         hash    "<id>" -> "<uid> <deletedAt>": instances replaced by Recreate, until their agent stopped them
  *   events                          stream  bounded event log
  *   channel:changes                 pubsub  "<ns>/<name>" of a deployment whose actual state moved,
  *                                           or "node/<name>" when a node registered
@@ -94,6 +95,7 @@ export function createKeys(prefix: string = DEFAULT_PREFIX) {
     deploymentStatus: (ns: string, name: string) =>
       k('deployment-status', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
     rollout: (ns: string, name: string) => k('rollout', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
+    terminating: (ns: string, name: string) => k('terminating', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
     /** By reconcile key `<ns>/<name>`. */
     reconcileDirty: (key: string) => {
       const [ns = '', name = ''] = key.split('/');

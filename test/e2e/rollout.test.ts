@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { readFileSync, readdirSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import type { DeploymentView, InstanceView } from '../../reconciler/api/views.ts';
 import type { DeploymentStatus } from '../../reconciler/state/records.ts';
@@ -177,4 +178,63 @@ test('a reconciler killed with SIGKILL mid-rollout finishes it after restart, wi
   const done = await converged('k2', 6, 60_000);
   assert.equal(new Set(done.map((i) => i.id)).size, 6);
   assert.equal(new Set(done.map((i) => i.pid)).size, 6);
+});
+
+/** Revisions (template hashes) of the live processes of a deployment, read from /proc. */
+function liveRevisions(deployment: string): Set<string> {
+  const revs = new Set<string>();
+  for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+    try {
+      const env = readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0');
+      if (!env.includes(`GANTRY_DEPLOYMENT=${deployment}`) || !env.includes(`GANTRY_PREFIX_TAG=${c.prefix}`)) continue;
+      const id = env.find((e) => e.startsWith('GANTRY_INSTANCE_ID='))!.split('=')[1]!;
+      const state = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.[0];
+      if (state !== 'Z') revs.add(id.split('-').at(-2)!);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return revs;
+}
+
+test('Recreate stops every old process before any new one starts', async () => {
+  const rec = (greeting: string) => `apiVersion: gantry.dev/v1
+kind: Deployment
+metadata:
+  name: rec
+spec:
+  replicas: 2
+  strategy: { type: Recreate }
+  template:
+    metadata:
+      labels: { app: rec }
+    spec:
+      terminationGracePeriodSeconds: 5
+      containers:
+        - name: main
+          # Takes a second to shut down, as real servers do: a new copy must not start meanwhile.
+          command: ["node", "-e", "setInterval(() => {}, 1000); process.on('SIGTERM', () => setTimeout(() => process.exit(0), 1000))"]
+          env: [{ name: GREETING, value: "${greeting}" }, { name: GANTRY_PREFIX_TAG, value: "${c.prefix}" }]
+`;
+  await c.repo.commitFiles({ 'rec.yaml': rec('r1') }, 'rec r1');
+  await waitFor(() => liveRevisions('rec').size === 1 && (async () => (await instances()).filter((i) => i.deployment === 'rec' && i.phase === 'Running').length === 2)(), { what: 'rec r1 running' });
+  const [oldRev] = [...liveRevisions('rec')];
+  const seen: string[][] = [];
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      seen.push([...liveRevisions('rec')]);
+      await new Promise((r) => setImmediate(r));
+    }
+  })();
+  await c.repo.commitFiles({ 'rec.yaml': rec('r2') }, 'rec r2');
+  await waitFor(async () => {
+    const live = (await instances()).filter((i) => i.deployment === 'rec');
+    const revs = liveRevisions('rec');
+    return live.length === 2 && live.every((i) => i.phase === 'Running') && revs.size === 1 && !revs.has(oldRev!);
+  }, { timeoutMs: 30_000, what: 'rec r2 running' });
+  sampling = false;
+  await sampler;
+  assert.ok(seen.some((s) => s.length === 0), 'a moment with no process at all (all old stopped, none new yet)');
+  assert.ok(seen.every((s) => s.length <= 1), `old and new processes alive together: ${JSON.stringify(seen.find((s) => s.length > 1))}`);
 });
