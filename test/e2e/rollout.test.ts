@@ -138,6 +138,32 @@ test('history, undo pins an earlier revision until resume', async () => {
   assert.match(bad.stderr, /revision 99 is not in the history/);
 });
 
+test('pause holds a rollout until resume; restart rolls every instance without a spec change', async () => {
+  const before = await converged('v4', 4);
+  const pause = await gantry('rollout', 'pause', 'deployment/web');
+  assert.equal(pause.code, 0, pause.stderr);
+  await c.repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'p1' }) }, 'p1 while paused');
+  // The commit is applied (the deployment's generation moves) but no instance changes.
+  await waitFor(async () => {
+    const r = await rollout();
+    return r.status?.rollout?.paused === true && r.status.observedGeneration === (await get<{ generation: number }>('/api/v1/deployments/default/web/rollout')).generation;
+  }, { what: 'paused status of the new generation' });
+  const held = await instances();
+  assert.deepEqual(held.map((i) => i.id).sort(), before.map((i) => i.id).sort());
+  const resume = await gantry('rollout', 'resume', 'deployment/web');
+  assert.equal(resume.code, 0, resume.stderr);
+  const resumed = await converged('p1', 4);
+
+  const restart = await gantry('rollout', 'restart', 'deployment/web');
+  assert.equal(restart.code, 0, restart.stderr);
+  const restarted = await waitFor(async () => {
+    const all = await instances();
+    return all.length === 4 && all.every((i) => i.phase === 'Running' && !resumed.some((r) => r.id === i.id)) ? all : undefined;
+  }, { timeoutMs: 30_000, what: 'every instance replaced by the restart' });
+  assert.equal(new Set(restarted.map((i) => i.revision)).size, 1);
+  await converged('p1', 4);
+});
+
 test('canary: pauses at its step, promote finishes it; abort returns to stable', async () => {
   const canary = 'type: Canary, steps: [ { setWeight: 50 }, { pause: {} } ]';
   await c.repo.commitFiles({ 'web.yaml': web({ replicas: 4, greeting: 'c1', strategy: canary }) }, 'canary c1');
@@ -149,7 +175,7 @@ test('canary: pauses at its step, promote finishes it; abort returns to stable',
   const split = await waitFor(async () => {
     const all = await instances();
     const bodies = await Promise.all(all.map((i) => httpGet(i.ports[0]!.hostPort)));
-    return all.length === 4 && bodies.filter((b) => b === 'c1').length === 2 && bodies.filter((b) => b === 'v4').length === 2 ? bodies : undefined;
+    return all.length === 4 && bodies.filter((b) => b === 'c1').length === 2 && bodies.filter((b) => b === 'p1').length === 2 ? bodies : undefined;
   }, { what: '2 canary + 2 stable' });
   assert.equal(split.length, 4);
   const promote = await gantry('rollout', 'promote', 'deployment/web');

@@ -180,7 +180,9 @@ test('a canary at weight 20 gets 20% of 500 connections (tolerance: 15-25%)', as
     const v = await svc('web');
     if (!v?.split || v.endpoints.length !== 5) return undefined;
     const onCanary = v.endpoints.filter((e) => e.revision === v.split!.canaryRevision).length;
-    return onCanary === 1 ? v : undefined;
+    // Settled: exactly the 5 instances of the split run (no stable one still on its way out).
+    const all = (await c.instances()).filter((i) => i.deployment === 'web');
+    return onCanary === 1 && all.length === 5 && all.every((i) => i.phase === 'Running') ? v : undefined;
   }, { timeoutMs: 30_000, what: '4 stable + 1 canary endpoints with a split' });
   assert.equal(s.split!.weight, 20);
   let toCanary = 0;
