@@ -5,7 +5,6 @@
  * commit says on the host port the API reports. Processes are started exactly as
  * test/e2e/backbone.test.ts starts them.
  */
-import { request } from 'node:http';
 import { readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -14,7 +13,7 @@ import type { InstanceView } from '../reconciler/api/views.ts';
 import { freePort } from '../reconciler/redis/redis-server.ts';
 import { spawnGantry, type GantryProcess } from '../test/helpers/gantry-process.ts';
 import { createRepo, gitAsync } from '../test/helpers/git-repo.ts';
-import { benchRedis, freshPrefix, sleep, tempDir, type Benchmark } from './harness.ts';
+import { benchRedis, freshPrefix, sleep, tempDir, type Benchmark, httpGet } from './harness.ts';
 import { formatSummary, summarize } from './stats.ts';
 
 const TEMPLATE_COMMITS = Number(process.env.BENCH_COMMITS ?? 20);
@@ -55,22 +54,6 @@ spec:
             cpu: 100m
             memory: 32Mi
 `;
-
-/** GET http://host:port/ on a fresh connection (no keep-alive: ports are reused by new instances). */
-function httpGet(host: string, port: number, timeoutMs = 1_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host, port, path: '/', agent: false, timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve(body));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 const refuses = (host: string, port: number) => httpGet(host, port, 500).then(() => false, () => true);
 

@@ -3,6 +3,7 @@
  * succeeds, fails or the run is interrupted (Ctrl-C).
  */
 import { randomUUID } from 'node:crypto';
+import { request } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -85,4 +86,20 @@ export class Deferred {
     })();
     return this.running;
   }
+}
+
+/** GET / on a fresh connection (no keep-alive: ports are reused by new instances). */
+export function httpGet(host: string, port: number, timeoutMs = 1_000): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path: '/', agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve(body));
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
 }

@@ -8,7 +8,6 @@
  * greeting; between pushes the bench waits, untimed, for exactly 3 Running and the old ports closed.
  */
 import { createHmac, randomUUID } from 'node:crypto';
-import { request } from 'node:http';
 import { readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { InstanceView } from '../reconciler/api/views.ts';
@@ -16,7 +15,7 @@ import { freePort, startRedisServer } from '../reconciler/redis/redis-server.ts'
 import { spawnGantry, type GantryProcess } from '../test/helpers/gantry-process.ts';
 import { startGitHttpServer } from '../test/helpers/git-http-server.ts';
 import { createRepo } from '../test/helpers/git-repo.ts';
-import { Deferred, freshPrefix, sleep, tempDir, type Benchmark, type BenchContext, type Figure } from './harness.ts';
+import { Deferred, freshPrefix, sleep, tempDir, type Benchmark, type BenchContext, type Figure, httpGet } from './harness.ts';
 import { formatSummary, summarize } from './stats.ts';
 
 const PUSHES = Number(process.env.BENCH_PUSHES ?? 20);
@@ -58,22 +57,6 @@ spec:
             cpu: 100m
             memory: 32Mi
 `;
-
-/** GET on a fresh connection (no keep-alive: ports are reused by new instances). */
-function httpGet(host: string, port: number, timeoutMs = 1_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host, port, path: '/', agent: false, timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve(body));
-      res.on('error', reject);
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 export const webhookToServing: Benchmark = {
   name: 'webhook-to-serving',
