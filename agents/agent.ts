@@ -1,9 +1,11 @@
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { InstanceStatus, NodeRecord } from '../reconciler/model.ts';
-import { connectRedis } from '../reconciler/redis/connection.ts';
-import { createKeys, DEFAULT_PREFIX, nodeQueueName, type Keys } from '../reconciler/redis/keys.ts';
-import { recordEvent } from '../reconciler/state/events.ts';
+import type { InstanceStatus } from '../state/records/instance.ts';
+import type { NodeRecord } from '../state/records/node.ts';
+import { connectRedis } from '../state/connection.ts';
+import { createKeys, DEFAULT_PREFIX, type Keys } from '../state/keys.ts';
+import { nodeQueueName } from '../state/queues.ts';
+import { recordEvent } from '../state/events.ts';
 import type { ManagedContainer } from './docker-engine.ts';
 import {
   instanceDir,
@@ -19,7 +21,7 @@ import { startLogServer, type LogServer } from './log-server.ts';
 import { NodeDocker, ownerFromLabels } from './node-docker.ts';
 import { stopProcessGroup } from './process-driver.ts';
 import { signalGroup } from './proc.ts';
-import { StatusStore } from './status-store.ts';
+import { StatusStore } from '../state/agent-store.ts';
 import { ServiceProxy } from './service-proxy.ts';
 import { serviceEnv } from './service-env.ts';
 import { ConnectionGuard } from './connection-guard.ts';

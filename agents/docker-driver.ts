@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import type { ContainerSpec, PortStatus } from '../reconciler/model.ts';
+import type { ContainerSpec, PortStatus } from '../state/records/instance.ts';
 import { StartError, type ExitInfo, type RunningContainer } from './container-runtime.ts';
 import { DockerEvents, listManaged, type ContainerEvent, type ManagedContainer } from './docker-engine.ts';
 import { inScope, LABELS } from './docker-labels.ts';

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { resolve } from 'node:path';
-import type { InstanceRecord } from '../reconciler/model.ts';
+import type { InstanceRecord } from '../state/records/instance.ts';
 
 /**
  * How Gantry names and labels the Docker containers it runs. Labels are the agent's memory on the

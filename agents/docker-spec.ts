@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import type { ContainerSpec, InstanceRecord, PortStatus } from '../reconciler/model.ts';
+import type { ContainerSpec, InstanceRecord, PortStatus } from '../state/records/instance.ts';
 import { containerLabels, containerName } from './docker-labels.ts';
 
 /**

@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { assertKeyPart } from '../reconciler/redis/keys.ts';
-import type { PortStatus } from '../reconciler/model.ts';
+import { assertKeyPart } from '../state/keys.ts';
+import type { PortStatus } from '../state/records/instance.ts';
 import type { ExitInfo } from './container-runtime.ts';
 
 /**

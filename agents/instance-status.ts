@@ -1,4 +1,4 @@
-import type { ContainerSpec, ContainerStatus, InstancePhase, InstanceStatus, PortStatus } from '../reconciler/model.ts';
+import type { ContainerSpec, ContainerStatus, InstancePhase, InstanceStatus, PortStatus } from '../state/records/instance.ts';
 import type { RunningContainer, StartFailure } from './container-runtime.ts';
 import type { ContainerState } from './instance-dir.ts';
 

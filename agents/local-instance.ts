@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import type { InstanceRecord, InstanceStatus } from '../reconciler/model.ts';
+import type { InstanceRecord, InstanceStatus } from '../state/records/instance.ts';
 import { StartError, type ExitInfo, type RunningContainer } from './container-runtime.ts';
 import type { DockerDriver, FoundContainer } from './docker-driver.ts';
 import { exitFilePath, writeInstanceState, type ContainerState, type DockerContainerState, type InstanceState } from './instance-dir.ts';

@@ -1,7 +1,7 @@
 import { copyFileSync, existsSync, readdirSync, statSync, truncateSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { assertKeyPart } from '../reconciler/redis/keys.ts';
+import { assertKeyPart } from '../state/keys.ts';
 import { instanceDir, logPath } from './instance-dir.ts';
 
 /**

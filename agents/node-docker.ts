@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { assertKeyPart } from '../reconciler/redis/keys.ts';
+import { assertKeyPart } from '../state/keys.ts';
 import { connectDocker, DockerEvents, instanceOf, probeEngine, type ManagedContainer } from './docker-engine.ts';
 import { DockerDriver } from './docker-driver.ts';
 import { agentScope, LABELS } from './docker-labels.ts';

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
-import type { ContainerSpec, ProbeSpec } from '../reconciler/model.ts';
+import type { ContainerSpec, ProbeSpec } from '../state/records/instance.ts';
 import { initialProbeState, nextProbeState, type ProbeState } from './probe-state.ts';
 
 /**

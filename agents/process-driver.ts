@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { constants } from 'node:os';
-import type { ContainerSpec, PortSpec, PortStatus } from '../reconciler/model.ts';
+import type { ContainerSpec, PortSpec, PortStatus } from '../state/records/instance.ts';
 import type { ExitInfo, RunningContainer } from './container-runtime.ts';
 import { exitFilePath, logPath, type ContainerState } from './instance-dir.ts';
 import { hasExecedChild, isGroupAlive, isProcessAlive, processStartTime, signalGroup } from './proc.ts';

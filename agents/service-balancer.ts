@@ -1,4 +1,4 @@
-import type { CanarySplit, Endpoint } from '../reconciler/services/service-records.ts';
+import type { CanarySplit, Endpoint } from '../state/records/service.ts';
 
 /**
  * Which endpoints one new connection tries, in order, pure apart from its own counters: round robin

@@ -1,4 +1,4 @@
-import type { EndpointsRecord } from '../reconciler/services/service-records.ts';
+import type { EndpointsRecord } from '../state/records/service.ts';
 
 /**
  * `<NAME>_SERVICE_HOST` / `<NAME>_SERVICE_PORT` (and `<NAME>_SERVICE_PORT_<PORT>` for named ports)

@@ -1,8 +1,9 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Redis } from 'ioredis';
-import { connectRedis } from '../reconciler/redis/connection.ts';
-import { objectKey, type Keys } from '../reconciler/redis/keys.ts';
-import { readAllEndpoints, type EndpointsRecord, type ServiceNodeStatus } from '../reconciler/services/service-records.ts';
+import { connectRedis } from '../state/connection.ts';
+import { objectKey, type Keys } from '../state/keys.ts';
+import { readAllEndpoints } from '../state/service-store.ts';
+import { type EndpointsRecord, type ServiceNodeStatus } from '../state/records/service.ts';
 import { ServiceBalancer } from './service-balancer.ts';
 
 /**

@@ -10,7 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { readInstanceState } from '../agents/instance-dir.ts';
 import type { InstanceView } from '../reconciler/api/views.ts';
-import { freePort } from '../reconciler/redis/redis-server.ts';
+import { freePort } from '../cli/redis-server.ts';
 import { spawnGantry, type GantryProcess } from '../test/helpers/gantry-process.ts';
 import { createRepo, gitAsync } from '../test/helpers/git-repo.ts';
 import { benchRedis, freshPrefix, sleep, tempDir, type Benchmark, httpGet } from './harness.ts';

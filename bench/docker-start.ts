@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import type { InstanceRecord } from '../reconciler/model.ts';
+import type { InstanceRecord } from '../state/records/instance.ts';
 import { connectDocker, DockerEvents, probeEngine } from '../agents/docker-engine.ts';
 import { DockerDriver } from '../agents/docker-driver.ts';
 import { allocateHostPorts } from '../agents/process-driver.ts';

@@ -7,7 +7,7 @@ import { request } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startRedisServer, type RedisServerHandle } from '../reconciler/redis/redis-server.ts';
+import { startRedisServer, type RedisServerHandle } from '../cli/redis-server.ts';
 
 /** One line of the final table. */
 export interface Figure {

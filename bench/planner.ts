@@ -3,8 +3,9 @@
  * actions) for 10,000 deployments, the pure core a commit and every reconcile pass go through.
  */
 import { buildDesiredState, type LoadedObject } from '../reconciler/desired/desired-state.ts';
-import { computePlan, type ActualInstance, type PlanAction } from '../reconciler/plan/compute-plan.ts';
-import type { DeploymentRecord } from '../reconciler/state/records.ts';
+import { computePlan, type PlanAction } from '../reconciler/plan/compute-plan.ts';
+import { type ActualInstance } from '../state/records/instance.ts';
+import type { DeploymentRecord } from '../state/records/deployment.ts';
 import { instance } from '../test/helpers/records.ts';
 import { deploymentObjects, rng } from './fixtures.ts';
 import type { Benchmark } from './harness.ts';

@@ -4,7 +4,7 @@
  * reconciler and two agents as separate processes, as test/e2e/rollout.test.ts runs them.
  */
 import type { InstanceView } from '../reconciler/api/views.ts';
-import { freePort } from '../reconciler/redis/redis-server.ts';
+import { freePort } from '../cli/redis-server.ts';
 import { spawnGantry } from '../test/helpers/gantry-process.ts';
 import { createRepo } from '../test/helpers/git-repo.ts';
 import { benchRedis, freshPrefix, sleep, tempDir, type Benchmark } from './harness.ts';

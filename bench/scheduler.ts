@@ -5,15 +5,16 @@
  */
 import { newInstanceRecord } from '../reconciler/controller/deployment-reconciler.ts';
 import { toDeploymentRecord } from '../reconciler/desired/desired-state.ts';
-import type { InstanceRecord, NodeRecord } from '../reconciler/model.ts';
-import { instanceId } from '../reconciler/plan/compute-plan.ts';
+import type { InstanceRecord } from '../state/records/instance.ts';
+import type { NodeRecord } from '../state/records/node.ts';
+import { instanceId } from '../state/records/instance.ts';
 import { Queues } from '../reconciler/queue/queues.ts';
-import { connectRedis } from '../reconciler/redis/connection.ts';
-import { createKeys } from '../reconciler/redis/keys.ts';
+import { connectRedis } from '../state/connection.ts';
+import { createKeys } from '../state/keys.ts';
 import { Scheduler, type ScheduleOutcome } from '../reconciler/scheduler/scheduler.ts';
 import { selectNode, type NodeView } from '../reconciler/scheduler/select-node.ts';
-import type { DeploymentRecord } from '../reconciler/state/records.ts';
-import { Store } from '../reconciler/state/store.ts';
+import type { DeploymentRecord } from '../state/records/deployment.ts';
+import { Store } from '../state/store.ts';
 import { deploymentObjects, rng } from './fixtures.ts';
 import { benchRedis, freshPrefix, type Benchmark } from './harness.ts';
 import { summarize } from './stats.ts';

@@ -13,10 +13,10 @@ import { spawn } from 'node:child_process';
 import { request } from 'node:http';
 import { connect } from 'node:net';
 import { ServiceProxy } from '../agents/service-proxy.ts';
-import { freePort } from '../reconciler/redis/redis-server.ts';
-import { connectRedis } from '../reconciler/redis/connection.ts';
-import { createKeys } from '../reconciler/redis/keys.ts';
-import type { EndpointsRecord } from '../reconciler/services/service-records.ts';
+import { freePort } from '../cli/redis-server.ts';
+import { connectRedis } from '../state/connection.ts';
+import { createKeys } from '../state/keys.ts';
+import type { EndpointsRecord } from '../state/records/service.ts';
 import { benchRedis, freshPrefix, sleep, type Benchmark } from './harness.ts';
 import { summarize } from './stats.ts';
 

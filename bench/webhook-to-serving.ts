@@ -11,7 +11,7 @@ import { createHmac, randomUUID } from 'node:crypto';
 import { readdirSync, readlinkSync, realpathSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { InstanceView } from '../reconciler/api/views.ts';
-import { freePort, startRedisServer } from '../reconciler/redis/redis-server.ts';
+import { freePort, startRedisServer } from '../cli/redis-server.ts';
 import { spawnGantry, type GantryProcess } from '../test/helpers/gantry-process.ts';
 import { startGitHttpServer } from '../test/helpers/git-http-server.ts';
 import { createRepo } from '../test/helpers/git-repo.ts';

@@ -201,7 +201,7 @@ program
   .description('show what the branch head would change against what runs now')
   .addOption(apiOption())
   .action(async (o) => {
-    const d = await callApi<import('../reconciler/controller/source-sync.ts').HeadDiff>(o.api, '/api/v1/diff');
+    const d = await callApi<import('../state/records/preview.ts').HeadDiff>(o.api, '/api/v1/diff');
     if (!d.valid) {
       console.error(`commit ${d.commit.slice(0, 7)} is invalid:`);
       for (const e of d.errors) console.error(`  ${e}`);

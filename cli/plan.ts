@@ -1,5 +1,5 @@
 import { InvalidArgumentError, Option, type Command } from 'commander';
-import type { HeadDiff } from '../reconciler/controller/source-sync.ts';
+import type { HeadDiff } from '../state/records/preview.ts';
 import { hasChanges, planMarkdown, planText } from '../reconciler/preview/plan-report.ts';
 import { callApi } from './api-client.ts';
 

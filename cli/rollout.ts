@@ -2,7 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { callApi } from './api-client.ts';
 import { age, table } from './format.ts';
 import { positiveInt } from './args.ts';
-import type { DeploymentStatus } from '../reconciler/state/records.ts';
+import type { DeploymentStatus } from '../state/records/status.ts';
 
 /**
  * `gantry rollout status|history|undo|pause|resume|promote|abort|restart deployment/NAME [-n NS]`.

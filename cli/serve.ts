@@ -5,7 +5,7 @@ import { DEFAULT_WEBHOOK_SECRET_ENV } from '../reconciler/webhooks/routes.ts';
 import { durationMs, memoryBytes, nonNegativeInt, positiveInt } from './args.ts';
 import { startAgent } from '../agents/agent.ts';
 import { createLogger } from '../reconciler/log.ts';
-import { redactUrl } from '../reconciler/redis/connection.ts';
+import { redactUrl } from '../state/connection.ts';
 import { startReconciler } from '../reconciler/reconciler.ts';
 
 /**

@@ -27,7 +27,7 @@ const step = (what, cmd, args) => {
 };
 
 if (filters.length === 0) step('type-check (tsc --noEmit)', process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', root]);
-step('redis-server present', process.execPath, ['--import', 'tsx', '-e', "import('./reconciler/redis/redis-server.ts').then(m => { try { console.log(m.ensureRedisServer(console.log)); } catch (e) { console.error(e.message); process.exit(1); } })"]);
+step('redis-server present', process.execPath, ['--import', 'tsx', '-e', "import('./cli/redis-server.ts').then(m => { try { console.log(m.ensureRedisServer(console.log)); } catch (e) { console.error(e.message); process.exit(1); } })"]);
 
 const files = find(join(root, 'test')).sort().filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
 step(`tests (${files.length} files)`, process.execPath, ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=300000', ...files]);

@@ -1,6 +1,6 @@
 import { request as httpRequest, type IncomingMessage } from 'node:http';
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { Store } from '../state/store.ts';
+import type { Store } from '../../state/store.ts';
 
 /**
  * GET /api/v1/instances/:id/logs?follow=&tail=&container=

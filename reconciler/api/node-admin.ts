@@ -1,6 +1,6 @@
-import type { NodeRecord } from '../model.ts';
-import { recordEvent } from '../state/events.ts';
-import type { Store } from '../state/store.ts';
+import type { NodeRecord } from '../../state/records/node.ts';
+import { recordEvent } from '../../state/events.ts';
+import type { Store } from '../../state/store.ts';
 
 /**
  * Cordon and uncordon: a cordoned node takes no new placements (the bind script refuses it too);

@@ -1,8 +1,8 @@
 import type { FastifyInstance } from 'fastify';
-import { objectKey } from '../redis/keys.ts';
+import { objectKey } from '../../state/keys.ts';
 import { ROLLOUT_ACTIONS, RolloutCommandError, runRolloutAction, type RolloutAction } from '../rollout/rollout-commands.ts';
-import type { RolloutState } from '../rollout/rollout-state.ts';
-import type { Store } from '../state/store.ts';
+import type { RolloutState } from '../../state/records/rollout.ts';
+import type { Store } from '../../state/store.ts';
 
 /**
  * GET  /api/v1/deployments/:ns/:name/rollout          status + revision history

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { SourceSync } from '../controller/source-sync.ts';
-import { readEvents } from '../state/events.ts';
-import type { Store } from '../state/store.ts';
+import { readEvents } from '../../state/events.ts';
+import type { Store } from '../../state/store.ts';
 import { describeDeployments, describeInstances, describeNodes } from './views.ts';
 import { proxyInstanceLogs, type LogsQuery } from './logs-proxy.ts';
 import { setCordoned } from './node-admin.ts';

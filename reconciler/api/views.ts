@@ -1,5 +1,5 @@
-import type { Store } from '../state/store.ts';
-import type { Condition } from '../state/records.ts';
+import type { Store } from '../../state/store.ts';
+import type { Condition } from '../../state/records/status.ts';
 
 /** The shapes the API returns (and the CLI prints): flat, stable, no secrets. */
 

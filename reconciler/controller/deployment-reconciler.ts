@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
-import type { InstanceRecord } from '../model.ts';
+import type { InstanceRecord } from '../../state/records/instance.ts';
 import { computePlan, computeSplitPlan, type PlanAction } from '../plan/compute-plan.ts';
 import { advanceRollout, type RolloutDecision } from '../rollout/advance-rollout.ts';
-import type { RolloutState } from '../rollout/rollout-state.ts';
+import type { RolloutState } from '../../state/records/rollout.ts';
 import type { Queues } from '../queue/queues.ts';
-import { parseObjectKey } from '../redis/keys.ts';
-import { recordEvent } from '../state/events.ts';
-import type { DeploymentRecord, InstanceTemplate } from '../state/records.ts';
-import type { Store, StoredInstance } from '../state/store.ts';
+import { parseObjectKey } from '../../state/keys.ts';
+import { recordEvent } from '../../state/events.ts';
+import type { DeploymentRecord, InstanceTemplate } from '../../state/records/deployment.ts';
+import type { Store, StoredInstance } from '../../state/store.ts';
 import { computeDeploymentStatus } from '../status/deployment-status.ts';
 import type { ReconcileOutcome } from './reconcile-queue.ts';
 

@@ -1,7 +1,8 @@
-import { isReady, resolveIntOrPercent } from '../plan/compute-plan.ts';
-import { objectKey } from '../redis/keys.ts';
-import { recordEvent } from '../state/events.ts';
-import type { Store, StoredInstance } from '../state/store.ts';
+import { isReady } from '../../state/records/instance.ts';
+import { resolveIntOrPercent } from '../plan/compute-plan.ts';
+import { objectKey } from '../../state/keys.ts';
+import { recordEvent } from '../../state/events.ts';
+import type { Store, StoredInstance } from '../../state/store.ts';
 import { setCordoned } from '../api/node-admin.ts';
 
 /**

@@ -1,6 +1,7 @@
-import { objectKey } from '../redis/keys.ts';
-import { recordEvent } from '../state/events.ts';
-import type { Store } from '../state/store.ts';
+import { objectKey } from '../../state/keys.ts';
+import { recordEvent } from '../../state/events.ts';
+import type { Store } from '../../state/store.ts';
+import type { NodeLifecycle, NodeState } from '../../state/records/node.ts';
 
 /**
  * Node lifecycle, as Kubernetes' node lifecycle controller does it: a node whose agent has not
@@ -10,15 +11,6 @@ import type { Store } from '../state/store.ts';
  * nodes that are ready. An agent that comes back finds its instances bound elsewhere, or gone, and
  * stops its stale copies.
  */
-
-export type NodeState = 'Ready' | 'NotReady' | 'Evicted';
-
-export interface NodeLifecycle {
-  state: NodeState;
-  /** When the node entered this state. */
-  since: number;
-  lastHeartbeat: number;
-}
 
 export interface LifecycleTimings {
   graceMs: number;

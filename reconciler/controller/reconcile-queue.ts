@@ -1,7 +1,8 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { connectRedis } from '../redis/connection.ts';
-import { QUEUE_RECONCILE, type Keys } from '../redis/keys.ts';
+import { connectRedis } from '../../state/connection.ts';
+import { QUEUE_RECONCILE, reconcileJobId, type ReconcileJob } from '../../state/queues.ts';
+import { type Keys } from '../../state/keys.ts';
 
 /**
  * Deployment reconciles (and so rollout steps) as BullMQ jobs on the `reconcile` queue, keyed by
@@ -17,14 +18,6 @@ import { QUEUE_RECONCILE, type Keys } from '../redis/keys.ts';
 
 /** What a reconcile asks of the queue: nothing, or to look again after a while. */
 export type ReconcileOutcome = { requeueAfterMs?: number } | void;
-
-export interface ReconcileJob {
-  key: string;
-  /** Set on the job that follows a failure: how many in a row. */
-  failures?: number;
-}
-
-const jobIdOf = (key: string) => `reconcile.${key.replace('/', '.')}`;
 
 export class ReconcileQueue {
   private readonly queue: Queue<ReconcileJob>;
@@ -84,10 +77,10 @@ export class ReconcileQueue {
    */
   private async ensureJob(key: string, delayMs: number, failures?: number): Promise<void> {
     for (let attempt = 0; attempt < 20; attempt++) {
-      const job = await this.queue.getJob(jobIdOf(key));
+      const job = await this.queue.getJob(reconcileJobId(key));
       if (!job) {
         // Then look again: another add may have raced ours; either way one job must be there.
-        await this.queue.add('reconcile', { key, ...(failures ? { failures } : {}) }, { jobId: jobIdOf(key), delay: delayMs, removeOnComplete: true, removeOnFail: true });
+        await this.queue.add('reconcile', { key, ...(failures ? { failures } : {}) }, { jobId: reconcileJobId(key), delay: delayMs, removeOnComplete: true, removeOnFail: true });
         continue;
       }
       const state = await job.getState();

@@ -2,12 +2,15 @@ import type { GitSource } from '../git/source.ts';
 import { loadManifests } from '../manifests/index.ts';
 import type { ChainableCommander } from 'ioredis';
 import { buildDesiredState, diffDesired, MAIN_OWNER, ownerOf, type DesiredState, type DesiredDiff } from '../desired/desired-state.ts';
-import { objectKey, type Keys } from '../redis/keys.ts';
-import { recordEvent } from '../state/events.ts';
-import type { DeploymentRecord, NamespaceRecord, SourceStatus } from '../state/records.ts';
-import type { Store } from '../state/store.ts';
+import { objectKey, type Keys } from '../../state/keys.ts';
+import { recordEvent } from '../../state/events.ts';
+import type { DeploymentRecord, NamespaceRecord } from '../../state/records/deployment.ts';
+import type { SourceStatus } from '../../state/records/status.ts';
+import type { Store } from '../../state/store.ts';
 import { short } from '../status/deployment-status.ts';
-import { readServices, writeOwnedServices, type ServiceRecord } from '../services/service-records.ts';
+import { readServices, writeOwnedServices } from '../../state/service-store.ts';
+import { type ServiceRecord } from '../../state/records/service.ts';
+import type { HeadDiff } from '../../state/records/preview.ts';
 
 /**
  * Turns the branch's newest commit into desired state in Redis, whole or not at all.
@@ -26,18 +29,6 @@ export type SyncResult =
   | { outcome: 'applied'; commit: string; diff: DesiredDiff }
   | { outcome: 'rejected'; commit: string; errors: string[] }
   | { outcome: 'failed'; error: string };
-
-export interface HeadDiff {
-  commit: string;
-  /** The commit applied now (what the diff is against), when there is one. */
-  base?: string;
-  valid: boolean;
-  errors: string[];
-  summary: string;
-  added: { name: string; changes: string[] }[];
-  changed: { name: string; changes: string[] }[];
-  removed: { name: string; changes: string[] }[];
-}
 
 export interface SourceSyncDeps {
   store: Store;

@@ -3,9 +3,9 @@ import type { Deployment, Namespace, Service } from '../../schemas/generated/ind
 import { parseCpu, parseMemory } from '../manifests/quantity.ts';
 import { resolveProbes } from '../manifests/probes.ts';
 import { canonicalJson, templateHash } from '../manifests/template-hash.ts';
-import type { ContainerSpec } from '../model.ts';
-import type { CanaryStep, DeploymentRecord, NamespaceRecord } from '../state/records.ts';
-import { toServiceRecord, type ServiceRecord } from '../services/service-records.ts';
+import type { ContainerSpec } from '../../state/records/instance.ts';
+import type { CanaryStep, DeploymentRecord, NamespaceRecord } from '../../state/records/deployment.ts';
+import { type ServiceRecord } from '../../state/records/service.ts';
 
 /**
  * Desired state: what one commit's validated manifests mean, as records ready for Redis.
@@ -150,4 +150,16 @@ export function diffDesired(current: DeploymentRecord[], next: DesiredState): De
   for (const [k, b] of before) if (!after.has(k)) removed.push(b);
   const summary = `+${added.length} ~${changed.length} -${removed.length}`;
   return { added, changed, removed, unchanged, summary };
+}
+
+export function toServiceRecord(s: Service, commit: string, file: string, line: number): ServiceRecord {
+  return {
+    namespace: s.metadata.namespace ?? 'default',
+    name: s.metadata.name,
+    commit,
+    file,
+    line,
+    selector: s.spec.selector,
+    ports: s.spec.ports.map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port, targetPort: p.targetPort ?? p.port })),
+  };
 }

@@ -1,4 +1,4 @@
-import type { Store } from '../state/store.ts';
+import type { Store } from '../../state/store.ts';
 import type { CommitStatus, GitHostClient } from './git-host-client.ts';
 
 /**

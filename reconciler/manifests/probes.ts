@@ -1,5 +1,5 @@
 import type { Container, Probe } from '../../schemas/generated/index.ts';
-import type { ProbeSpec } from '../model.ts';
+import type { ProbeSpec } from '../../state/records/instance.ts';
 import type { ManifestIssue } from './validator.ts';
 
 /**

@@ -1,5 +1,5 @@
-import type { InstanceRecord, InstanceStatus } from '../model.ts';
-import type { DeploymentRecord } from '../state/records.ts';
+import { instanceId, isAvailable, isReady, type ActualInstance } from '../../state/records/instance.ts';
+import type { DeploymentRecord } from '../../state/records/deployment.ts';
 
 /**
  * The pure planner: (desired deployment, actual instances) -> actions.
@@ -13,42 +13,11 @@ import type { DeploymentRecord } from '../state/records.ts';
  * creates new ones once none is left.
  */
 
-export interface ActualInstance {
-  record: InstanceRecord;
-  status?: InstanceStatus;
-}
-
 export type PlanAction =
   | { type: 'create'; id: string; ordinal: number; templateHash: string }
   | { type: 'delete'; id: string; reason: DeleteReason };
 
 export type DeleteReason = 'pruned' | 'scaled-down' | 'replaced' | 'superseded';
-
-export function instanceId(namespace: string, name: string, templateHash: string, ordinal: number): string {
-  return `${namespace}.${name}-${templateHash}-${ordinal}`;
-}
-
-/** `<ns>.<name>` of an instance id: the part shared by all revisions of one deployment. */
-export function instanceGroup(id: string): string {
-  const last = id.lastIndexOf('-');
-  const cut = last > 0 ? id.lastIndexOf('-', last - 1) : -1;
-  return cut > 0 ? id.slice(0, cut) : id;
-}
-
-/** Ready = running on its node as the record asks (same uid), as reported by that node's agent. */
-export function isReady(inst: ActualInstance): boolean {
-  const s = inst.status;
-  // `ready` is the agent's readiness verdict (probes); without probes an instance is ready once running.
-  return !!s && s.phase === 'Running' && (s.ready ?? true) && s.uid === inst.record.uid && s.node === inst.record.node;
-}
-
-/** Available = ready for at least minReadySeconds (Kubernetes' minReadySeconds). */
-export function isAvailable(inst: ActualInstance, now: number, minReadyMs: number): boolean {
-  if (!isReady(inst)) return false;
-  if (minReadyMs <= 0) return true;
-  const since = inst.status!.startedAt ?? inst.status!.updatedAt;
-  return now - since >= minReadyMs;
-}
 
 /**
  * A canary split: `canaryReplicas` instances of the target revision and the rest of the stable

@@ -1,4 +1,4 @@
-import type { HeadDiff } from '../controller/source-sync.ts';
+import type { HeadDiff } from '../../state/records/preview.ts';
 
 /**
  * A plan (HeadDiff: what a revision would change against what runs now) as text, pure: the

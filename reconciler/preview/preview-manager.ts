@@ -1,12 +1,13 @@
 import { describeInstances } from '../api/views.ts';
-import { writeOwnedState, type HeadDiff, type SourceSync } from '../controller/source-sync.ts';
+import { writeOwnedState, type SourceSync } from '../controller/source-sync.ts';
 import { ownerOf } from '../desired/desired-state.ts';
 import type { PrReporter } from '../git-host/pr-reporter.ts';
-import { isReady } from '../plan/compute-plan.ts';
-import { objectKey, parseObjectKey } from '../redis/keys.ts';
-import { recordEvent } from '../state/events.ts';
-import type { Store } from '../state/store.ts';
-import type { ProviderName, PullRequestEvent } from '../webhooks/webhook-event.ts';
+import { isReady } from '../../state/records/instance.ts';
+import { objectKey, parseObjectKey } from '../../state/keys.ts';
+import { recordEvent } from '../../state/events.ts';
+import type { Store } from '../../state/store.ts';
+import type { PreviewPhase, PreviewRecord, ProviderName } from '../../state/records/preview.ts';
+import type { PullRequestEvent } from '../webhooks/webhook-event.ts';
 import { commentMarkdown, planSummaryLine, type PreviewSummary } from './plan-report.ts';
 import { buildPreviewState, previewOwner } from './preview-state.ts';
 
@@ -21,28 +22,6 @@ import { buildPreviewState, previewOwner } from './preview-state.ts';
  * Changes are serialized (one pull request at a time), so the cap on concurrent previews holds.
  * What was reported lives in Redis (`preview:<N>`), so a restarted reconciler resumes waiting.
  */
-
-export type PreviewPhase = 'deploying' | 'ready' | 'failed';
-
-export interface PreviewRecord {
-  number: number;
-  provider: ProviderName;
-  /** The Git host API's name of the repository (owner/name, GitLab project id). */
-  repo: string;
-  headBranch: string;
-  /** The ref the head was fetched from (refs/pull/7/head...). */
-  headRef: string;
-  /** The commit the preview runs. */
-  commit: string;
-  state: PreviewPhase;
-  message: string;
-  plan: HeadDiff;
-  namespaces: string[];
-  /** `<ns>/<name>` of its deployments. */
-  deployments: string[];
-  createdAt: number;
-  updatedAt: number;
-}
 
 export interface PreviewEndpoint {
   deployment: string;

@@ -1,5 +1,5 @@
 import { specHash, type DesiredState } from '../desired/desired-state.ts';
-import type { DeploymentRecord, NamespaceRecord } from '../state/records.ts';
+import type { DeploymentRecord, NamespaceRecord } from '../../state/records/deployment.ts';
 
 /**
  * The desired state of a pull request's preview, pure: what the pull request's head would deploy,

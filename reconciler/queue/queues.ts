@@ -1,36 +1,13 @@
-import { Queue, type JobsOptions } from 'bullmq';
+import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { QUEUE_SCHEDULE, nodeQueueName, type Keys } from '../redis/keys.ts';
+import { JOB_OPTIONS, QUEUE_SCHEDULE, nodeJobId, nodeQueueName, scheduleJobId, type NodeJob, type ScheduleJob } from '../../state/queues.ts';
+import { type Keys } from '../../state/keys.ts';
 
 /**
  * The BullMQ queues the reconciler writes to. Jobs are triggers ("look at instance X now"); the
  * handler converges X to what Redis records, so job ids are deterministic per instance and uid,
  * and a lost, repeated or reordered job cannot cause drift.
  */
-
-export interface ScheduleJob {
-  instanceId: string;
-}
-export interface NodeJob {
-  instanceId: string;
-}
-
-/** One place for retry and retention policy. */
-export const JOB_OPTIONS: JobsOptions = {
-  attempts: 5,
-  backoff: { type: 'exponential', delay: 200 },
-  removeOnComplete: true,
-  // Failed jobs are dropped too: a kept one would swallow later adds of the same id, and the
-  // state they pointed at is re-checked by the periodic resync anyway.
-  removeOnFail: true,
-};
-
-export function scheduleJobId(instanceId: string, uid: string): string {
-  return `bind.${instanceId}.${uid}`;
-}
-export function nodeJobId(action: 'start' | 'stop', instanceId: string, uid: string): string {
-  return `${action}.${instanceId}.${uid}`;
-}
 
 export class Queues {
   readonly schedule: Queue<ScheduleJob>;

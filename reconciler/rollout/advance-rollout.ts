@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
-import { isAvailable, type ActualInstance } from '../plan/compute-plan.ts';
-import type { DeploymentRecord } from '../state/records.ts';
-import { revisionByNumber, type Revision, type RolloutState } from './rollout-state.ts';
+import { isAvailable, type ActualInstance } from '../../state/records/instance.ts';
+import type { DeploymentRecord } from '../../state/records/deployment.ts';
+import { revisionByNumber, type Revision, type RolloutState } from '../../state/records/rollout.ts';
 
 /**
  * The pure rollout state machine: (desired, remembered rollout, instances, now) -> the revision(s)

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { Store } from '../state/store.ts';
-import { revisionByNumber, type RolloutState } from './rollout-state.ts';
+import type { Store } from '../../state/store.ts';
+import { revisionByNumber, type RolloutState } from '../../state/records/rollout.ts';
 
 /**
  * What `gantry rollout pause|resume|promote|abort|restart|undo` do to a deployment's rollout

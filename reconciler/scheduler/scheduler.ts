@@ -1,13 +1,15 @@
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { InstanceRecord } from '../model.ts';
-import { connectRedis } from '../redis/connection.ts';
-import { QUEUE_SCHEDULE, type Keys } from '../redis/keys.ts';
-import type { Queues, ScheduleJob } from '../queue/queues.ts';
-import { recordEvent } from '../state/events.ts';
-import type { Store, StoredNode } from '../state/store.ts';
+import type { InstanceRecord } from '../../state/records/instance.ts';
+import { connectRedis } from '../../state/connection.ts';
+import { QUEUE_SCHEDULE } from '../../state/queues.ts';
+import { type Keys } from '../../state/keys.ts';
+import type { Queues } from '../queue/queues.ts';
+import type { ScheduleJob } from '../../state/queues.ts';
+import { recordEvent } from '../../state/events.ts';
+import type { Store, StoredNode } from '../../state/store.ts';
 import { selectNode, type NodeView } from './select-node.ts';
-import { instanceGroup } from '../plan/compute-plan.ts';
+import { instanceGroup } from '../../state/records/instance.ts';
 
 /**
  * The scheduler: a BullMQ worker that places pending instances on nodes.

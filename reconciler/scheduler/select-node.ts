@@ -1,4 +1,5 @@
-import type { InstanceRecord, NodeAllocation, NodeRecord } from '../model.ts';
+import type { InstanceRecord } from '../../state/records/instance.ts';
+import type { NodeAllocation, NodeRecord } from '../../state/records/node.ts';
 
 /**
  * The scheduler's pure decision: filter the nodes an instance may go to, then score them.

@@ -1,9 +1,10 @@
-import type { InstanceStatus } from '../model.ts';
-import { isReady, type ActualInstance } from '../plan/compute-plan.ts';
-import { objectKey } from '../redis/keys.ts';
-import type { RolloutState } from '../rollout/rollout-state.ts';
-import type { Condition, DeploymentRecord, DeploymentStatus } from '../state/records.ts';
-import type { CanarySplit, Endpoint, EndpointsRecord, ServicePortRecord, ServiceRecord } from './service-records.ts';
+import type { InstanceStatus } from '../../state/records/instance.ts';
+import { isReady, type ActualInstance } from '../../state/records/instance.ts';
+import { objectKey } from '../../state/keys.ts';
+import type { RolloutState } from '../../state/records/rollout.ts';
+import type { Condition, DeploymentStatus } from '../../state/records/status.ts';
+import type { DeploymentRecord } from '../../state/records/deployment.ts';
+import type { CanarySplit, Endpoint, EndpointsRecord, ServicePortRecord, ServiceRecord } from '../../state/records/service.ts';
 
 /**
  * What each Service's endpoints are, pure: the ready instances of its namespace whose labels carry

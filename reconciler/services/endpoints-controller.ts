@@ -1,9 +1,10 @@
-import { objectKey } from '../redis/keys.ts';
-import type { RolloutState } from '../rollout/rollout-state.ts';
-import type { DeploymentStatus } from '../state/records.ts';
-import type { Store } from '../state/store.ts';
+import { objectKey } from '../../state/keys.ts';
+import type { RolloutState } from '../../state/records/rollout.ts';
+import type { DeploymentStatus } from '../../state/records/status.ts';
+import type { Store } from '../../state/store.ts';
 import { canarySplitOf, computeEndpoints, endpointsChanged } from './compute-endpoints.ts';
-import { readEndpoints, readServices, type CanarySplit } from './service-records.ts';
+import { readEndpoints, readServices } from '../../state/service-store.ts';
+import { type CanarySplit } from '../../state/records/service.ts';
 
 /**
  * Keeps `endpoints:<ns>:<name>` of every Service in step with what runs. Level-triggered: any poke

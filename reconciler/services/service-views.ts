@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
-import { objectKey } from '../redis/keys.ts';
-import type { Condition } from '../state/records.ts';
-import type { Store } from '../state/store.ts';
-import { readEndpoints, readServiceNodeStatuses, readServices, type CanarySplit, type Endpoint, type ServicePortRecord } from './service-records.ts';
+import { objectKey } from '../../state/keys.ts';
+import type { Condition } from '../../state/records/status.ts';
+import type { Store } from '../../state/store.ts';
+import { readEndpoints, readServiceNodeStatuses, readServices } from '../../state/service-store.ts';
+import { type CanarySplit, type Endpoint, type ServicePortRecord } from '../../state/records/service.ts';
 
 /** What `GET /api/v1/services` returns and `gantry get services` prints. */
 export interface ServiceView {

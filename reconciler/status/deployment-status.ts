@@ -1,5 +1,7 @@
-import { isReady, resolveIntOrPercent, type ActualInstance } from '../plan/compute-plan.ts';
-import type { Condition, DeploymentRecord, DeploymentStatus, SourceStatus } from '../state/records.ts';
+import { isReady, type ActualInstance } from '../../state/records/instance.ts';
+import { resolveIntOrPercent } from '../plan/compute-plan.ts';
+import type { Condition, DeploymentStatus, SourceStatus } from '../../state/records/status.ts';
+import type { DeploymentRecord } from '../../state/records/deployment.ts';
 import type { RolloutDecision } from '../rollout/advance-rollout.ts';
 import { MAIN_OWNER, ownerOf } from '../desired/desired-state.ts';
 

@@ -1,19 +1,5 @@
 import { verifyHmacSha256 } from './signature.ts';
-import {
-  at,
-  header,
-  MalformedPayload,
-  optionalString,
-  requireObject,
-  requirePositiveInt,
-  requireString,
-  strings,
-  type PullRequestAction,
-  type RefUpdate,
-  type RepoRef,
-  type WebhookEvent,
-  type WebhookProvider,
-} from './webhook-event.ts';
+import { at, header, MalformedPayload, optionalString, requireObject, requirePositiveInt, requireString, strings, type PullRequestAction, type RefUpdate, type RepoRef, type WebhookEvent, type WebhookProvider } from './webhook-event.ts';
 
 /**
  * Bitbucket Cloud deliveries: X-Hub-Signature `sha256=<hex>` over the body, X-Event-Key repo:push

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import type { Store } from '../state/store.ts';
-import type { ProviderName } from './webhook-event.ts';
+import type { Store } from '../../state/store.ts';
+import type { ProviderName } from '../../state/records/preview.ts';
 
 /**
  * Remembers handled deliveries so that one delivered twice (a retry, a replay of a captured

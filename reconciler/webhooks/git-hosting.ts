@@ -5,7 +5,7 @@ import { PrReporter } from '../git-host/pr-reporter.ts';
 import { createGitHostClient } from '../git-host/rest-clients.ts';
 import { normalizeBranch } from '../git/local-source.ts';
 import { DEFAULT_PREVIEW_OPTIONS, PreviewManager, type PreviewOptions } from '../preview/preview-manager.ts';
-import type { Store } from '../state/store.ts';
+import type { Store } from '../../state/store.ts';
 import { normalizeRepoUrl } from './repo-url.ts';
 import { DEFAULT_DELIVERY_TTL_SEC, DEFAULT_WEBHOOK_MAX_BODY_BYTES, DEFAULT_WEBHOOK_SECRET_ENV, type WebhookRouteDeps } from './routes.ts';
 

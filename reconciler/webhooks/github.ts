@@ -1,18 +1,5 @@
 import { verifyHmacSha256 } from './signature.ts';
-import {
-  at,
-  header,
-  MalformedPayload,
-  requireObject,
-  requirePositiveInt,
-  requireString,
-  strings,
-  ZERO_SHA,
-  type PullRequestAction,
-  type RepoRef,
-  type WebhookEvent,
-  type WebhookProvider,
-} from './webhook-event.ts';
+import { at, header, MalformedPayload, requireObject, requirePositiveInt, requireString, strings, ZERO_SHA, type PullRequestAction, type RepoRef, type WebhookEvent, type WebhookProvider } from './webhook-event.ts';
 
 /**
  * GitHub and Gitea deliveries. Gitea's payloads copy GitHub's shapes (push, pull_request); the

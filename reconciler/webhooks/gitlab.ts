@@ -1,18 +1,5 @@
 import { verifyToken } from './signature.ts';
-import {
-  at,
-  header,
-  MalformedPayload,
-  requireObject,
-  requirePositiveInt,
-  requireString,
-  strings,
-  ZERO_SHA,
-  type PullRequestAction,
-  type RepoRef,
-  type WebhookEvent,
-  type WebhookProvider,
-} from './webhook-event.ts';
+import { at, header, MalformedPayload, requireObject, requirePositiveInt, requireString, strings, ZERO_SHA, type PullRequestAction, type RepoRef, type WebhookEvent, type WebhookProvider } from './webhook-event.ts';
 
 /**
  * GitLab deliveries: authenticated by the shared X-Gitlab-Token (GitLab does not sign bodies),

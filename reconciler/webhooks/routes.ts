@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { Store } from '../state/store.ts';
+import type { Store } from '../../state/store.ts';
 import { bitbucket } from './bitbucket.ts';
 import { decide, type TrackedSource } from './decide.ts';
 import { DeliveryLog } from './delivery-log.ts';
 import { gitea, github } from './github.ts';
 import { gitlab } from './gitlab.ts';
-import { MalformedPayload, type ProviderName, type PullRequestEvent, type WebhookEvent, type WebhookProvider } from './webhook-event.ts';
+import { MalformedPayload, type PullRequestEvent, type WebhookEvent, type WebhookProvider } from './webhook-event.ts';
+import { type ProviderName } from '../../state/records/preview.ts';
 
 /**
  * POST /webhooks/{github,gitlab,gitea,bitbucket}. In order: a body over the cap gets 413 (before

@@ -1,10 +1,10 @@
+import type { ProviderName } from '../../state/records/preview.ts';
+
 /**
  * What a webhook delivery means to Gantry, whatever the Git host: the normalized event every
  * provider parser (github.ts, gitlab.ts, bitbucket.ts) produces, and the small readers they share.
  * Pure: no I/O.
  */
-
-export type ProviderName = 'github' | 'gitlab' | 'gitea' | 'bitbucket';
 
 export type Headers = Record<string, string | string[] | undefined>;
 

@@ -3,7 +3,7 @@ import { after, before, test } from 'node:test';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../reconciler/redis/redis-server.ts';
+import { freePort } from '../../cli/redis-server.ts';
 import type { DeploymentView, InstanceView } from '../../reconciler/api/views.ts';
 import { createRepo, type TestRepo } from '../helpers/git-repo.ts';
 import { runGantry, spawnGantry, type GantryProcess } from '../helpers/gantry-process.ts';

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort } from '../../reconciler/redis/redis-server.ts';
+import { freePort } from '../../cli/redis-server.ts';
 import type { InstanceView, NodeView } from '../../reconciler/api/views.ts';
 import { httpGet } from '../helpers/agent-fixtures.ts';
 import { dockerTest, dockerUnavailable, gantryContainers, removeContainersWithLabels, TEST_IMAGE } from '../helpers/docker.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { InstanceView, NodeView } from '../../reconciler/api/views.ts';
-import type { GantryEvent } from '../../reconciler/state/events.ts';
+import type { GantryEvent } from '../../state/events.ts';
 import { runGantry } from '../helpers/gantry-process.ts';
 import { startCluster, type TestCluster } from '../helpers/cluster.ts';
 import { waitFor } from '../helpers/wait.ts';

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startReconciler, type ReconcilerHandle } from '../../reconciler/reconciler.ts';
-import type { HeadDiff } from '../../reconciler/controller/source-sync.ts';
+import type { HeadDiff } from '../../state/records/preview.ts';
 import { runGantry } from '../helpers/gantry-process.ts';
 import { createRepo, gitAsync, type TestRepo } from '../helpers/git-repo.ts';
 import { freshPrefix, testRedis } from '../helpers/redis.ts';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { request } from 'node:http';
 import { connect, createServer, type Server } from 'node:net';
-import { freePort } from '../../reconciler/redis/redis-server.ts';
+import { freePort } from '../../cli/redis-server.ts';
 import type { InstanceView, NodeView } from '../../reconciler/api/views.ts';
 import type { ServiceView } from '../../reconciler/services/service-views.ts';
 import { startCluster, type TestCluster } from '../helpers/cluster.ts';

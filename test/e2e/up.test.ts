@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../reconciler/redis/redis-server.ts';
+import { freePort } from '../../cli/redis-server.ts';
 import type { InstanceView } from '../../reconciler/api/views.ts';
 import { spawnGantry } from '../helpers/gantry-process.ts';
 import { waitFor } from '../helpers/wait.ts';

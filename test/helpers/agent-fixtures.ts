@@ -7,9 +7,11 @@ import type { Redis } from 'ioredis';
 import { startAgent, type AgentHandle, type AgentOptions } from '../../agents/agent.ts';
 import { listInstanceIds, readInstanceState } from '../../agents/instance-dir.ts';
 import { stopProcessGroup } from '../../agents/process-driver.ts';
-import type { ContainerSpec, InstanceRecord, InstanceStatus, NodeRecord } from '../../reconciler/model.ts';
-import { connectRedis } from '../../reconciler/redis/connection.ts';
-import { createKeys, nodeQueueName, type Keys } from '../../reconciler/redis/keys.ts';
+import type { ContainerSpec, InstanceRecord, InstanceStatus } from '../../state/records/instance.ts';
+import type { NodeRecord } from '../../state/records/node.ts';
+import { connectRedis } from '../../state/connection.ts';
+import { createKeys, type Keys } from '../../state/keys.ts';
+import { nodeQueueName } from '../../state/queues.ts';
 import { freshPrefix, testRedis } from './redis.ts';
 
 /** A tiny HTTP server on $PORT that answers every request with its GANTRY_INSTANCE_ID. */

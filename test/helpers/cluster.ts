@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from '../../reconciler/redis/redis-server.ts';
+import { freePort } from '../../cli/redis-server.ts';
 import type { InstanceView, NodeView } from '../../reconciler/api/views.ts';
 import { createRepo, type TestRepo } from './git-repo.ts';
 import { spawnGantry, type GantryProcess } from './gantry-process.ts';

@@ -1,7 +1,8 @@
-import type { InstanceRecord, InstanceStatus, NodeRecord } from '../../reconciler/model.ts';
-import type { ActualInstance } from '../../reconciler/plan/compute-plan.ts';
-import { instanceId } from '../../reconciler/plan/compute-plan.ts';
-import type { DeploymentRecord } from '../../reconciler/state/records.ts';
+import type { InstanceRecord, InstanceStatus } from '../../state/records/instance.ts';
+import type { NodeRecord } from '../../state/records/node.ts';
+import type { ActualInstance } from '../../state/records/instance.ts';
+import { instanceId } from '../../state/records/instance.ts';
+import type { DeploymentRecord } from '../../state/records/deployment.ts';
 
 /** Builders of records for unit tests of the pure core. */
 

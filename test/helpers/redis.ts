@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { startRedisServer, type RedisServerHandle } from '../../reconciler/redis/redis-server.ts';
+import { startRedisServer, type RedisServerHandle } from '../../cli/redis-server.ts';
 
 let shared: Promise<RedisServerHandle> | undefined;
 let sharedDir: string | undefined;

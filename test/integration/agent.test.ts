@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { connectRedis } from '../../reconciler/redis/connection.ts';
+import { connectRedis } from '../../state/connection.ts';
 import { readInstanceLogs } from '../../agents/log-file.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { AgentWorld, container, httpGet, instanceRecord, pidAlive, processGroupsOf } from '../helpers/agent-fixtures.ts';

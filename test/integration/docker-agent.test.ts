@@ -1,8 +1,8 @@
 import { after } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ContainerSpec, InstanceRecord, InstanceStatus } from '../../reconciler/model.ts';
-import { readEvents } from '../../reconciler/state/events.ts';
-import { connectRedis } from '../../reconciler/redis/connection.ts';
+import type { ContainerSpec, InstanceRecord, InstanceStatus } from '../../state/records/instance.ts';
+import { readEvents } from '../../state/events.ts';
+import { connectRedis } from '../../state/connection.ts';
 import { AgentWorld, container, httpGet, instanceRecord } from '../helpers/agent-fixtures.ts';
 import { docker, dockerTest, gantryContainers, removeContainersWithLabels, startEngineProxy, TEST_IMAGE } from '../helpers/docker.ts';
 import { waitFor } from '../helpers/wait.ts';

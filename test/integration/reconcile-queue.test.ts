@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Redis } from 'ioredis';
 import { ReconcileQueue } from '../../reconciler/controller/reconcile-queue.ts';
-import { connectRedis } from '../../reconciler/redis/connection.ts';
-import { createKeys } from '../../reconciler/redis/keys.ts';
+import { connectRedis } from '../../state/connection.ts';
+import { createKeys } from '../../state/keys.ts';
 import { freshPrefix, testRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 

@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Redis } from 'ioredis';
-import { connectRedis } from '../../reconciler/redis/connection.ts';
-import { createKeys, type Keys } from '../../reconciler/redis/keys.ts';
+import { connectRedis } from '../../state/connection.ts';
+import { createKeys, type Keys } from '../../state/keys.ts';
 import { Queues } from '../../reconciler/queue/queues.ts';
 import { Scheduler } from '../../reconciler/scheduler/scheduler.ts';
-import { Store } from '../../reconciler/state/store.ts';
+import { Store } from '../../state/store.ts';
 import { newInstanceRecord } from '../../reconciler/controller/deployment-reconciler.ts';
-import { instanceId } from '../../reconciler/plan/compute-plan.ts';
+import { instanceId } from '../../state/records/instance.ts';
 import { deployment, node } from '../helpers/records.ts';
 import { freshPrefix, testRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { advanceRollout, effectiveTemplateHash } from '../../reconciler/rollout/advance-rollout.ts';
-import type { RolloutState } from '../../reconciler/rollout/rollout-state.ts';
-import type { ActualInstance } from '../../reconciler/plan/compute-plan.ts';
-import type { DeploymentRecord } from '../../reconciler/state/records.ts';
+import type { RolloutState } from '../../state/records/rollout.ts';
+import type { ActualInstance } from '../../state/records/instance.ts';
+import type { DeploymentRecord } from '../../state/records/deployment.ts';
 import { deployment, instance } from '../helpers/records.ts';
 
 const ready = (d: DeploymentRecord, n: number, hash = d.templateHash): ActualInstance[] =>

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ActualInstance } from '../../reconciler/plan/compute-plan.ts';
+import type { ActualInstance } from '../../state/records/instance.ts';
 import { canarySplitOf, computeEndpoints, endpointsChanged, resolveTargetPort, type EndpointsInput } from '../../reconciler/services/compute-endpoints.ts';
-import type { ServiceRecord } from '../../reconciler/services/service-records.ts';
-import type { RolloutState } from '../../reconciler/rollout/rollout-state.ts';
-import type { DeploymentStatus } from '../../reconciler/state/records.ts';
+import type { ServiceRecord } from '../../state/records/service.ts';
+import type { RolloutState } from '../../state/records/rollout.ts';
+import type { DeploymentStatus } from '../../state/records/status.ts';
 import { deployment, instance } from '../helpers/records.ts';
 
 const svc = (over: Partial<ServiceRecord> = {}): ServiceRecord => ({

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { computePlan, isReady, rollingBounds, type ActualInstance, type PlanAction } from '../../reconciler/plan/compute-plan.ts';
-import type { DeploymentRecord } from '../../reconciler/state/records.ts';
+import { computePlan, rollingBounds, type PlanAction } from '../../reconciler/plan/compute-plan.ts';
+import { isReady, type ActualInstance } from '../../state/records/instance.ts';
+import type { DeploymentRecord } from '../../state/records/deployment.ts';
 import { deployment, instance } from '../helpers/records.ts';
 
 const d3 = deployment({ replicas: 3 });

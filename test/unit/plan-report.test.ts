@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { HeadDiff } from '../../reconciler/controller/source-sync.ts';
+import type { HeadDiff } from '../../state/records/preview.ts';
 import { COMMENT_MARKER, commentMarkdown, hasChanges, planMarkdown, planSummaryLine, planText } from '../../reconciler/preview/plan-report.ts';
 
 /** Plans as a commit-status line, Markdown and text. */

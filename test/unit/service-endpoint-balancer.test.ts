@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ServiceBalancer } from '../../agents/service-balancer.ts';
 import { serviceEnv } from '../../agents/service-env.ts';
-import type { Endpoint, EndpointsRecord } from '../../reconciler/services/service-records.ts';
+import type { Endpoint, EndpointsRecord } from '../../state/records/service.ts';
 
 const ep = (id: string, revision = 'r1'): Endpoint => ({ instanceId: id, node: 'n', host: '127.0.0.1', ports: { '80': 1000 }, revision });
 

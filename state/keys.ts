@@ -133,11 +133,3 @@ export function createKeys(prefix: string = DEFAULT_PREFIX) {
     servicesChannel: k('channel', 'services'),
   };
 }
-
-/** BullMQ queue names (BullMQ forbids `:` in them). */
-export const QUEUE_SCHEDULE = 'schedule';
-/** Deployment reconciles, one job per deployment key (rollout steps included). */
-export const QUEUE_RECONCILE = 'reconcile';
-export function nodeQueueName(node: string): string {
-  return `node-${assertKeyPart(node, 'node name')}`;
-}

@@ -1,4 +1,4 @@
-import type { InstanceTemplate } from '../state/records.ts';
+import type { InstanceTemplate } from './deployment.ts';
 
 /**
  * What Gantry remembers about a deployment's rollouts, in Redis (`rollout:<ns>:<name>`), so that a

@@ -1,9 +1,11 @@
 import type { Redis } from 'ioredis';
-import type { InstanceRecord, InstanceStatus, NodeAllocation, NodeRecord } from '../model.ts';
-import type { ActualInstance } from '../plan/compute-plan.ts';
-import { parseObjectKey, type Keys } from '../redis/keys.ts';
-import { scripts, type GantryScripts } from '../redis/scripts.ts';
-import type { DeploymentRecord, DeploymentStatus, NamespaceRecord, SourceStatus } from './records.ts';
+import type { InstanceRecord, InstanceStatus } from './records/instance.ts';
+import type { NodeAllocation, NodeRecord } from './records/node.ts';
+import type { ActualInstance } from './records/instance.ts';
+import { parseObjectKey, type Keys } from './keys.ts';
+import { scripts, type GantryScripts } from './scripts.ts';
+import type { DeploymentRecord, NamespaceRecord } from './records/deployment.ts';
+import type { DeploymentStatus, SourceStatus } from './records/status.ts';
 
 /** An instance as read from Redis, with the exact stored string for compare-and-swap updates. */
 export interface StoredInstance extends ActualInstance {

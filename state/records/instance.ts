@@ -1,5 +1,7 @@
 /**
- * The records Gantry keeps in Redis, shared by reconciler, scheduler and agents.
+ * Instances: one replica of a deployment (InstanceRecord, written by the reconciler, bound by the
+ * scheduler), what its node's agent observed (InstanceStatus), and the id format with the readiness
+ * rules that reconciler and agents both apply.
  * Manifest types (what users write) are generated from schemas/; these are internal state.
  */
 
@@ -115,23 +117,35 @@ export interface InstanceStatus {
   updatedAt: number;
 }
 
-export interface NodeRecord {
-  name: string;
-  cpuMilli: number;
-  memoryBytes: number;
-  labels: Record<string, string>;
-  runtimes: Runtime[];
-  /** Address at which the node's instances answer (host ports are published there). */
-  address: string;
-  agentPid?: number;
-  /** Port of the agent's log endpoint on `address` (GET /logs/<instanceId>?follow=&tail=&container=). */
-  logsPort?: number;
-  registeredAt: number;
-  cordoned?: boolean;
+/** An instance as read from Redis: its record and, once an agent reported, its status. */
+export interface ActualInstance {
+  record: InstanceRecord;
+  status?: InstanceStatus;
 }
 
-export interface NodeAllocation {
-  cpuMilli: number;
-  memoryBytes: number;
-  instances: number;
+export function instanceId(namespace: string, name: string, templateHash: string, ordinal: number): string {
+  return `${namespace}.${name}-${templateHash}-${ordinal}`;
 }
+
+/** `<ns>.<name>` of an instance id: the part shared by all revisions of one deployment. */
+export function instanceGroup(id: string): string {
+  const last = id.lastIndexOf('-');
+  const cut = last > 0 ? id.lastIndexOf('-', last - 1) : -1;
+  return cut > 0 ? id.slice(0, cut) : id;
+}
+
+/** Ready = running on its node as the record asks (same uid), as reported by that node's agent. */
+export function isReady(inst: ActualInstance): boolean {
+  const s = inst.status;
+  // `ready` is the agent's readiness verdict (probes); without probes an instance is ready once running.
+  return !!s && s.phase === 'Running' && (s.ready ?? true) && s.uid === inst.record.uid && s.node === inst.record.node;
+}
+
+/** Available = ready for at least minReadySeconds (Kubernetes' minReadySeconds). */
+export function isAvailable(inst: ActualInstance, now: number, minReadyMs: number): boolean {
+  if (!isReady(inst)) return false;
+  if (minReadyMs <= 0) return true;
+  const since = inst.status!.startedAt ?? inst.status!.updatedAt;
+  return now - since >= minReadyMs;
+}
+

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { Keys } from '../redis/keys.ts';
+import type { Keys } from './keys.ts';
 
 /** An event, as Kubernetes records them: what happened to which object, and why. */
 export interface GantryEvent {

@@ -4,12 +4,12 @@ import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 
 /**
- * Loads the Lua scripts of reconciler/lua/ (`<name>-<numberOfKeys>.lua`, each with an
+ * Loads the Lua scripts of state/lua/ (`<name>-<numberOfKeys>.lua`, each with an
  * input/output header) and defines them as commands on a connection, as BullMQ does.
  * ioredis sends EVALSHA and falls back to EVAL, so a restarted Redis needs nothing from us.
  */
 
-const LUA_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', 'lua');
+const LUA_DIR = join(dirname(fileURLToPath(import.meta.url)), 'lua');
 
 interface ScriptSource {
   name: string;
@@ -35,6 +35,8 @@ export interface GantryScripts {
   bindInstance(keys: [string, string, string, string, string], expected: string, next: string, id: string, cpuMilli: number, memoryBytes: number): Promise<number>;
   deleteInstance(keys: [string, string, string, string, string, string], expected: string, id: string, cpuMilli: number, memoryBytes: number, bound: '0' | '1'): Promise<number>;
   compareAndSet(key: string, expected: string, next: string): Promise<number>;
+  setStatusIfBound(keys: [string, string], node: string, uid: string, statusJson: string, channel: string, message: string): Promise<number>;
+  deleteStatusIfMine(key: string, node: string): Promise<number>;
 }
 
 const defined = new WeakSet<Redis>();
@@ -51,5 +53,7 @@ export function scripts(redis: Redis): GantryScripts {
     bindInstance: (keys, expected, next, id, cpu, mem) => r.bindInstance!(...keys, expected, next, id, cpu, mem),
     deleteInstance: (keys, expected, id, cpu, mem, bound) => r.deleteInstance!(...keys, expected, id, cpu, mem, bound),
     compareAndSet: (key, expected, next) => r.compareAndSet!(key, expected, next),
+    setStatusIfBound: (keys, node, uid, json, channel, message) => r.setStatusIfBound!(...keys, node, uid, json, channel, message),
+    deleteStatusIfMine: (key, node) => r.deleteStatusIfMine!(key, node),
   };
 }

@@ -1,0 +1,56 @@
+import type { JobsOptions } from 'bullmq';
+import { assertKeyPart } from './keys.ts';
+
+/**
+ * The BullMQ queues between reconciler and agents: names, job payloads, job ids and the options
+ * jobs are added with. Jobs are triggers ("look at instance X now"); the handler converges X to
+ * what Redis records, so job ids are deterministic per instance and uid, and a lost, repeated or
+ * reordered job cannot cause drift.
+ *
+ *   schedule        ScheduleJob   bind.<instance>.<uid>        reconciler -> scheduler
+ *   node-<name>     NodeJob       start|stop.<instance>.<uid>  reconciler/scheduler -> that node's agent
+ *   reconcile       ReconcileJob  reconcile.<ns>.<name>        one per deployment (reconciler)
+ */
+
+/** BullMQ queue names (BullMQ forbids `:` in them). */
+export const QUEUE_SCHEDULE = 'schedule';
+/** Deployment reconciles, one job per deployment key (rollout steps included). */
+export const QUEUE_RECONCILE = 'reconcile';
+export function nodeQueueName(node: string): string {
+  return `node-${assertKeyPart(node, 'node name')}`;
+}
+
+export interface ScheduleJob {
+  instanceId: string;
+}
+export interface NodeJob {
+  instanceId: string;
+}
+
+/** One place for retry and retention policy. */
+export const JOB_OPTIONS: JobsOptions = {
+  attempts: 5,
+  backoff: { type: 'exponential', delay: 200 },
+  removeOnComplete: true,
+  // Failed jobs are dropped too: a kept one would swallow later adds of the same id, and the
+  // state they pointed at is re-checked by the periodic resync anyway.
+  removeOnFail: true,
+};
+
+export function scheduleJobId(instanceId: string, uid: string): string {
+  return `bind.${instanceId}.${uid}`;
+}
+export function nodeJobId(action: 'start' | 'stop', instanceId: string, uid: string): string {
+  return `${action}.${instanceId}.${uid}`;
+}
+
+export interface ReconcileJob {
+  key: string;
+  /** Set on the job that follows a failure: how many in a row. */
+  failures?: number;
+}
+
+/** One job per deployment key: its id is the key. */
+export function reconcileJobId(key: string): string {
+  return `reconcile.${key.replace('/', '.')}`;
+}

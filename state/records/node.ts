@@ -1,0 +1,35 @@
+import type { Runtime } from './instance.ts';
+
+/** Nodes: what an agent registers (NodeRecord), what is bound there, and the lifecycle the reconciler keeps. */
+
+export interface NodeRecord {
+  name: string;
+  cpuMilli: number;
+  memoryBytes: number;
+  labels: Record<string, string>;
+  runtimes: Runtime[];
+  /** Address at which the node's instances answer (host ports are published there). */
+  address: string;
+  agentPid?: number;
+  /** Port of the agent's log endpoint on `address` (GET /logs/<instanceId>?follow=&tail=&container=). */
+  logsPort?: number;
+  registeredAt: number;
+  cordoned?: boolean;
+}
+
+export interface NodeAllocation {
+  cpuMilli: number;
+  memoryBytes: number;
+  instances: number;
+}
+
+/** The node lifecycle controller's verdict (`node-lifecycle` hash), from heartbeats. */
+export type NodeState = 'Ready' | 'NotReady' | 'Evicted';
+
+export interface NodeLifecycle {
+  state: NodeState;
+  /** When the node entered this state. */
+  since: number;
+  lastHeartbeat: number;
+}
+

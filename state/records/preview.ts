@@ -1,0 +1,43 @@
+/**
+ * Pull-request previews (reconciler/preview/): what was planned and reported for a pull request,
+ * kept in Redis so that a restarted reconciler resumes waiting for it.
+ */
+
+/** The Git hosts Gantry takes webhooks from. */
+export type ProviderName = 'github' | 'gitlab' | 'gitea' | 'bitbucket';
+
+/** What syncing a revision would change (`gantry plan`, `gantry diff`, the plan of a preview). */
+export interface HeadDiff {
+  commit: string;
+  /** The commit applied now (what the diff is against), when there is one. */
+  base?: string;
+  valid: boolean;
+  errors: string[];
+  summary: string;
+  added: { name: string; changes: string[] }[];
+  changed: { name: string; changes: string[] }[];
+  removed: { name: string; changes: string[] }[];
+}
+
+export type PreviewPhase = 'deploying' | 'ready' | 'failed';
+
+export interface PreviewRecord {
+  number: number;
+  provider: ProviderName;
+  /** The Git host API's name of the repository (owner/name, GitLab project id). */
+  repo: string;
+  headBranch: string;
+  /** The ref the head was fetched from (refs/pull/7/head...). */
+  headRef: string;
+  /** The commit the preview runs. */
+  commit: string;
+  state: PreviewPhase;
+  message: string;
+  plan: HeadDiff;
+  namespaces: string[];
+  /** `<ns>/<name>` of its deployments. */
+  deployments: string[];
+  createdAt: number;
+  updatedAt: number;
+}
+
