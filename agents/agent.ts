@@ -5,7 +5,6 @@ import type { NodeRecord } from '../state/records/node.ts';
 import { connectRedis } from '../state/connection.ts';
 import { createKeys, DEFAULT_PREFIX, type Keys } from '../state/keys.ts';
 import { nodeQueueName } from '../state/queues.ts';
-import { recordEvent } from '../state/events.ts';
 import type { ManagedContainer } from './docker-engine.ts';
 import {
   instanceDir,
@@ -21,7 +20,7 @@ import { startLogServer, type LogServer } from './log-server.ts';
 import { NodeDocker, ownerFromLabels } from './node-docker.ts';
 import { stopProcessGroup } from './process-driver.ts';
 import { signalGroup } from './proc.ts';
-import { StatusStore } from '../state/agent-store.ts';
+import { AgentStore } from '../state/agent-store.ts';
 import { ServiceProxy } from './service-proxy.ts';
 import { serviceEnv } from './service-env.ts';
 import { ConnectionGuard } from './connection-guard.ts';
@@ -99,7 +98,7 @@ class NodeAgent {
   private readonly log: (line: string) => void;
   private readonly redis: Redis;
   private readonly workerRedis: Redis;
-  private readonly store: StatusStore;
+  private readonly store: AgentStore;
   private readonly host: InstanceHost;
   private readonly instances = new Map<string, LocalInstance>();
   /** Last status written per local instance, to skip writes (and change events) that change nothing. */
@@ -125,7 +124,7 @@ class NodeAgent {
     this.redis = connectRedis(opts.redisUrl, `gantry-agent-${this.node}`);
     // BullMQ blocks on its connection; commands of the agent must not queue behind it.
     this.workerRedis = connectRedis(opts.redisUrl, `gantry-agent-${this.node}-worker`);
-    this.store = new StatusStore(this.redis, this.keys, this.node);
+    this.store = new AgentStore(this.redis, this.keys, this.node);
     this.docker = new NodeDocker(
       { enabled: opts.docker !== false, node: this.node, address: this.address, dataDir: opts.dataDir, prefix: this.keys.prefix, logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES },
       this.log,
@@ -136,7 +135,7 @@ class NodeAgent {
       adoptPollMs: opts.adoptPollMs ?? 500,
       poke: (id) => this.inBackground(this.handle(id)),
       docker: () => this.docker.driverOrReason(),
-      event: (ev) => void recordEvent(this.redis, this.keys, ev).catch((err) => this.log(`recording an event failed: ${err}`)),
+      event: (ev) => void this.store.events.record(ev).catch((err) => this.log(`recording an event failed: ${err}`)),
       serviceEnv: (ns, own) => serviceEnv(this.proxy.services(), ns, this.address, own),
       backoff: {
         ...DEFAULT_BACKOFF,
@@ -148,6 +147,7 @@ class NodeAgent {
     const heartbeatMs = opts.heartbeatMs ?? 5_000;
     this.guard = new ConnectionGuard({
       redis: this.redis,
+      ping: () => this.store.ping(),
       // Well past any event-loop hiccup, well before the reconciler's NotReady timeout.
       gapMs: Math.max(1_000, Math.min(2 * heartbeatMs, 5_000)),
       stopAfterDisconnectMs: opts.stopAfterDisconnectMs,
@@ -181,7 +181,7 @@ class NodeAgent {
       // Never "I am here" before stale copies are stopped (fencing).
       this.guard
         .whenFenced()
-        .then(() => this.redis.set(this.keys.nodeHeartbeat(this.node), String(Date.now())))
+        .then(() => this.store.heartbeat())
         .then(() => this.guard.markOk(), (err) => this.log(`heartbeat failed: ${err}`));
     }, this.opts.heartbeatMs ?? 5_000);
     this.worker = new Worker<InstanceJob>(nodeQueueName(this.node), (job) => this.handle(job.data.instanceId), {
@@ -201,32 +201,18 @@ class NodeAgent {
 
   /** Writes the node record (keeping an operator's cordon), joins `nodes`, heartbeats, announces. */
   private async register(): Promise<void> {
-    const nodeKey = this.keys.node(this.node);
-    for (;;) {
-      await this.redis.watch(nodeKey);
-      const existing = await this.redis.get(nodeKey);
-      const cordoned = existing ? (JSON.parse(existing) as NodeRecord).cordoned : undefined;
-      const record: NodeRecord = {
-        name: this.node,
-        cpuMilli: this.opts.cpuMilli,
-        memoryBytes: this.opts.memoryBytes,
-        labels: this.opts.labels ?? {},
-        runtimes: this.runtimes(),
-        address: this.address,
-        agentPid: process.pid,
-        ...(this.logServer ? { logsPort: this.logServer.port } : {}),
-        registeredAt: Date.now(),
-        ...(cordoned ? { cordoned } : {}),
-      };
-      const done = await this.redis
-        .multi()
-        .set(nodeKey, JSON.stringify(record))
-        .sadd(this.keys.nodes, this.node)
-        .set(this.keys.nodeHeartbeat(this.node), String(Date.now()))
-        .exec();
-      if (done) break; // null: someone (a cordon) wrote the record meanwhile; read it again
-    }
-    await this.redis.publish(this.keys.changesChannel, `node/${this.node}`);
+    await this.store.register((existing) => ({
+      name: this.node,
+      cpuMilli: this.opts.cpuMilli,
+      memoryBytes: this.opts.memoryBytes,
+      labels: this.opts.labels ?? {},
+      runtimes: this.runtimes(),
+      address: this.address,
+      agentPid: process.pid,
+      ...(this.logServer ? { logsPort: this.logServer.port } : {}),
+      registeredAt: Date.now(),
+      ...(existing?.cordoned ? { cordoned: true } : {}),
+    }));
   }
 
   private handle(id: string, opts: HandleOptions = {}): Promise<void> {
@@ -293,7 +279,7 @@ class NodeAgent {
       this.killStrays(id, opts.procs, new Set());
       removeInstanceDir(dir);
       const owner = local?.record ?? leftover ?? record ?? ownerFromLabels(opts.seen);
-      if ((await this.store.deleteStatusIfMine(id)) && owner) await this.store.publishChange(owner.namespace, owner.deployment);
+      if ((await this.store.deleteStatusIfMine(id)) && owner) await this.store.announceDeploymentChange(owner.namespace, owner.deployment);
       await this.docker.removeStrays(opts.seen, handled);
       return;
     }
@@ -341,7 +327,7 @@ class NodeAgent {
    */
   private async resync(): Promise<void> {
     if (await this.docker.probe()) await this.register();
-    const assigned = await this.redis.smembers(this.keys.nodeInstances(this.node));
+    const assigned = await this.store.assignedInstanceIds();
     const onDisk = listInstanceIds(this.opts.dataDir, this.node);
     const seen = await this.docker.listByInstance();
     const procs = processesByInstance(instancesRoot(this.opts.dataDir, this.node));

@@ -14,7 +14,10 @@ import type { Redis } from 'ioredis';
  */
 
 export interface ConnectionGuardOptions {
+  /** Watched for connection events (close, ready). */
   redis: Redis;
+  /** One round trip to Redis (AgentStore.ping). */
+  ping: () => Promise<unknown>;
   /** A pause of the event loop longer than this counts as having been away. */
   gapMs: number;
   stopAfterDisconnectMs?: number;
@@ -87,7 +90,7 @@ export class ConnectionGuard {
       // Its own round trip: heartbeats may be rarer than the limit.
       this.pinging = true;
       const timeout = new Promise<never>((_, reject) => setTimeout(() => reject(new Error('timeout')), Math.max(500, limit / 2)).unref());
-      Promise.race([this.opts.redis.ping(), timeout])
+      Promise.race([this.opts.ping(), timeout])
         .then(() => this.markOk(), () => {})
         .finally(() => (this.pinging = false));
     }

@@ -1,3 +1,5 @@
+import { GantryError, registerErrorClass } from '../lib/errors/index.ts';
+
 /**
  * What LocalInstance needs from a runtime, whichever runs the container: the process driver
  * (image-less containers) or the Docker driver (containers with an image). Restart policy, backoff
@@ -38,15 +40,29 @@ export interface RunningContainer {
  */
 export type StartFailure = 'ImagePullFailed' | 'ErrImageNeverPull' | 'RuntimeUnavailable' | 'StartFailed';
 
-export class StartError extends Error {
-  constructor(
-    readonly reason: StartFailure,
-    message: string,
-  ) {
-    super(message);
+const START_ERROR_CODES = {
+  ImagePullFailed: 'IMAGE_PULL_FAILED',
+  ErrImageNeverPull: 'IMAGE_NEVER_PULL',
+  RuntimeUnavailable: 'RUNTIME_UNAVAILABLE',
+  StartFailed: 'START_FAILED',
+} as const satisfies Record<StartFailure, string>;
+
+export type StartErrorCode = (typeof START_ERROR_CODES)[StartFailure];
+
+export class StartError extends GantryError {
+  declare readonly code: StartErrorCode;
+
+  constructor(reason: StartFailure, message: string) {
+    super(START_ERROR_CODES[reason], message, { reason });
+  }
+
+  /** The status reason the instance reports (a Kubernetes-style word: `ImagePullFailed`). */
+  get reason(): StartFailure {
+    return this.data.reason as StartFailure;
   }
 
   get waiting(): boolean {
     return this.reason !== 'StartFailed';
   }
 }
+registerErrorClass(StartError, 'StartError');

@@ -1,8 +1,9 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Redis } from 'ioredis';
+import { CoalescedRunner } from '../lib/coalesced-runner.ts';
 import { connectRedis } from '../state/connection.ts';
 import { objectKey, type Keys } from '../state/keys.ts';
-import { readAllEndpoints } from '../state/service-store.ts';
+import { ServiceStore } from '../state/service-store.ts';
 import { type EndpointsRecord, type ServiceNodeStatus } from '../state/records/service.ts';
 import { ServiceBalancer } from './service-balancer.ts';
 
@@ -41,29 +42,33 @@ interface Listener {
 
 export class ServiceProxy {
   private readonly redis: Redis;
+  private readonly store: ServiceStore;
   private readonly sub: Redis;
   private readonly listeners = new Map<number, Listener>();
   /** Ports that failed to bind, by service, as last written to Redis. */
   private readonly failures = new Map<string, ServiceNodeStatus>();
   private records: EndpointsRecord[] = [];
   private timer?: NodeJS.Timeout;
-  private running?: Promise<void>;
-  private again = false;
+  /** Refreshes one at a time; messages during one share a single refresh after it. */
+  private readonly refreshes = new CoalescedRunner(() => this.refresh(), {
+    onError: (err) => this.log(`service proxy: ${err instanceof Error ? err.message : String(err)}`),
+  });
   private closed = false;
   private readonly log: (line: string) => void;
 
   constructor(private readonly opts: ServiceProxyOptions) {
     this.log = opts.log ?? (() => {});
     this.redis = connectRedis(opts.redisUrl, `gantry-agent-${opts.node}-proxy`);
+    this.store = new ServiceStore(this.redis, opts.keys);
     this.sub = connectRedis(opts.redisUrl, `gantry-agent-${opts.node}-proxy-sub`);
   }
 
   /** Subscribes, then applies the current services (so instances started next see their env). */
   async start(): Promise<void> {
-    await this.redis.del(this.opts.keys.serviceNodeStatus(this.opts.node));
+    await this.store.clearNodeStatus(this.opts.node);
     await this.sub.subscribe(this.opts.keys.servicesChannel);
     this.sub.on('message', () => this.poke());
-    await this.refresh();
+    await this.refreshes.run();
     this.timer = setInterval(() => this.poke(), this.opts.resyncMs ?? 5_000);
     this.timer.unref();
   }
@@ -79,24 +84,11 @@ export class ServiceProxy {
   }
 
   poke(): void {
-    if (this.closed) return;
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.refresh()
-      .catch((err) => this.log(`service proxy: ${err instanceof Error ? err.message : String(err)}`))
-      .finally(() => {
-        this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.poke();
-        }
-      });
+    this.refreshes.poke();
   }
 
   private async refresh(): Promise<void> {
-    const records = await readAllEndpoints(this.redis, this.opts.keys);
+    const records = await this.store.readAllEndpoints();
     if (this.closed) return;
     this.records = records;
     const wanted = new Map<number, EndpointsRecord>();
@@ -178,21 +170,15 @@ export class ServiceProxy {
   }
 
   private async reportFailures(failed: Map<string, ServiceNodeStatus>): Promise<void> {
-    const key = this.opts.keys.serviceNodeStatus(this.opts.node);
-    const set: string[] = [];
+    const set = new Map<string, ServiceNodeStatus>();
     for (const [service, st] of failed) {
       const before = this.failures.get(service);
       if (before && before.port === st.port && before.error === st.error) continue;
-      set.push(service, JSON.stringify(st));
+      set.set(service, st);
       this.log(`service ${service}: ${st.error}`);
     }
     const gone = [...this.failures.keys()].filter((s) => !failed.has(s));
-    if (set.length > 0 || gone.length > 0) {
-      const tx = this.redis.multi();
-      if (set.length > 0) tx.hset(key, ...set);
-      if (gone.length > 0) tx.hdel(key, ...gone);
-      await tx.exec();
-    }
+    await this.store.updateNodeStatus(this.opts.node, set, gone);
     this.failures.clear();
     for (const [k, v] of failed) this.failures.set(k, v);
   }
@@ -200,10 +186,10 @@ export class ServiceProxy {
   async stop(): Promise<void> {
     this.closed = true;
     clearInterval(this.timer);
-    await this.running;
+    await this.refreshes.stop();
     for (const l of this.listeners.values()) l.server.close();
     this.listeners.clear();
-    await this.redis.del(this.opts.keys.serviceNodeStatus(this.opts.node)).catch(() => 0);
+    await this.store.clearNodeStatus(this.opts.node).catch(() => undefined);
     await Promise.allSettled([this.redis.quit(), this.sub.quit()]);
   }
 }

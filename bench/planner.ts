@@ -3,6 +3,7 @@
  * actions) for 10,000 deployments, the pure core a commit and every reconcile pass go through.
  */
 import { buildDesiredState, type LoadedObject } from '../reconciler/desired/desired-state.ts';
+import { normalizeDeployment } from '../reconciler/manifests/normalize.ts';
 import { computePlan, type PlanAction } from '../reconciler/plan/compute-plan.ts';
 import { type ActualInstance } from '../state/records/instance.ts';
 import type { DeploymentRecord } from '../state/records/deployment.ts';
@@ -55,7 +56,7 @@ export const planner: Benchmark = {
   name: 'planner',
   description: `buildDesiredState and computePlan for ${DEPLOYMENTS.toLocaleString('en')} deployments`,
   async run(ctx) {
-    const objects: LoadedObject[] = deploymentObjects(DEPLOYMENTS).map((manifest, i) => ({ manifest, file: `apps/group-${Math.floor(i / 100)}.yaml`, line: 1 + (i % 100) * 40 }));
+    const objects: LoadedObject[] = deploymentObjects(DEPLOYMENTS).map((d, i) => ({ manifest: normalizeDeployment(d), file: `apps/group-${Math.floor(i / 100)}.yaml`, line: 1 + (i % 100) * 40 }));
 
     // buildDesiredState against the previous commit's records (the steady case: generations carry over).
     const previous = buildDesiredState(objects, 'c0', []).deployments;

@@ -5,6 +5,7 @@
  */
 import { newInstanceRecord } from '../reconciler/controller/deployment-reconciler.ts';
 import { toDeploymentRecord } from '../reconciler/desired/desired-state.ts';
+import { normalizeDeployment } from '../reconciler/manifests/normalize.ts';
 import type { InstanceRecord } from '../state/records/instance.ts';
 import type { NodeRecord } from '../state/records/node.ts';
 import { instanceId } from '../state/records/instance.ts';
@@ -12,7 +13,7 @@ import { Queues } from '../reconciler/queue/queues.ts';
 import { connectRedis } from '../state/connection.ts';
 import { createKeys } from '../state/keys.ts';
 import { Scheduler, type ScheduleOutcome } from '../reconciler/scheduler/scheduler.ts';
-import { selectNode, type NodeView } from '../reconciler/scheduler/select-node.ts';
+import { selectNode, type NodeCandidate } from '../reconciler/scheduler/select-node.ts';
 import type { DeploymentRecord } from '../state/records/deployment.ts';
 import { Store } from '../state/store.ts';
 import { deploymentObjects, rng } from './fixtures.ts';
@@ -75,7 +76,7 @@ export const scheduler: Benchmark = {
     await reg.exec();
 
     // 200 deployments x 10 replicas, pending, created as the deployment controller creates them.
-    const deployments: DeploymentRecord[] = deploymentObjects(DEPLOYMENTS, 11).map((d) => toDeploymentRecord({ ...d, spec: { ...d.spec, replicas: REPLICAS } }, 'c1', 'apps/x.yaml', 1));
+    const deployments: DeploymentRecord[] = deploymentObjects(DEPLOYMENTS, 11).map((d) => toDeploymentRecord(normalizeDeployment({ ...d, spec: { ...d.spec, replicas: REPLICAS } }), 'c1', 'apps/x.yaml', 1));
     const records: InstanceRecord[] = deployments.flatMap((d) =>
       Array.from({ length: REPLICAS }, (_, o) => newInstanceRecord(d, { type: 'create', id: instanceId(d.namespace, d.name, d.templateHash, o), ordinal: o, templateHash: d.templateHash }, Date.now())),
     );
@@ -132,7 +133,7 @@ export const scheduler: Benchmark = {
 
     // The pure decision: 1,000 node views with varied allocation, instances of every shape.
     const random = rng(3);
-    const views: NodeView[] = nodes.map((record) => ({
+    const views: NodeCandidate[] = nodes.map((record) => ({
       record,
       alloc: { cpuMilli: Math.floor(random() * 900), memoryBytes: Math.floor(random() * 0.9 * NODE_MEMORY), instances: Math.floor(random() * 5) },
       ready: random() > 0.01,

@@ -1,11 +1,39 @@
+import { GantryError, registerErrorClass } from '../lib/errors/index.ts';
+
 /** A small client of the reconciler's HTTP API, for the CLI. */
 
 export const DEFAULT_API = 'http://127.0.0.1:7070';
 
-export class ApiError extends Error {
-  constructor(message: string, readonly status?: number) {
-    super(message);
+/**
+ * A failed API call: API_UNREACHABLE (no answer), or API_REQUEST_FAILED with the HTTP `status`
+ * and the code the server gave (`serverCode`, e.g. NOT_FOUND, or fastify's FST_* ones).
+ */
+export class ApiError extends GantryError {
+  declare readonly code: 'API_UNREACHABLE' | 'API_REQUEST_FAILED';
+
+  constructor(message: string, status?: number, serverCode?: string) {
+    const data: Record<string, unknown> = {};
+    if (status !== undefined) data.status = status;
+    if (serverCode !== undefined) data.serverCode = serverCode;
+    super(status === undefined ? 'API_UNREACHABLE' : 'API_REQUEST_FAILED', message, data);
   }
+
+  /** The HTTP status the server answered with; undefined when it could not be reached. */
+  get status(): number | undefined {
+    return typeof this.data.status === 'number' ? this.data.status : undefined;
+  }
+
+  /** The server's own error code (`{ code }` in its reply), when it gave one. */
+  get serverCode(): string | undefined {
+    return typeof this.data.serverCode === 'string' ? this.data.serverCode : undefined;
+  }
+}
+registerErrorClass(ApiError, 'ApiError');
+
+/** The `{ error, code }` of an API error reply, whatever parsed out of it. */
+function errorReply(body: unknown): { error?: string; code?: string } {
+  const { error, code } = (body ?? {}) as { error?: unknown; code?: unknown };
+  return { ...(typeof error === 'string' ? { error } : {}), ...(typeof code === 'string' ? { code } : {}) };
 }
 
 export async function callApi<T>(base: string, path: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
@@ -27,8 +55,8 @@ export async function callApi<T>(base: string, path: string, init: { method?: st
     body = undefined;
   }
   if (!res.ok) {
-    const msg = (body as { error?: string } | undefined)?.error ?? `HTTP ${res.status}`;
-    throw new ApiError(`${init.method ?? 'GET'} ${path}: ${msg}`, res.status);
+    const reply = errorReply(body);
+    throw new ApiError(`${init.method ?? 'GET'} ${path}: ${reply.error ?? `HTTP ${res.status}`}`, res.status, reply.code);
   }
   return body as T;
 }
@@ -43,13 +71,13 @@ export async function streamApi(base: string, path: string, out: NodeJS.Writable
   }
   if (!res.ok) {
     const text = await res.text();
-    let msg = `HTTP ${res.status}`;
+    let reply: { error?: string; code?: string } = {};
     try {
-      msg = (JSON.parse(text) as { error?: string }).error ?? msg;
+      reply = errorReply(JSON.parse(text));
     } catch {
       // not JSON: keep the status
     }
-    throw new ApiError(msg, res.status);
+    throw new ApiError(reply.error ?? `HTTP ${res.status}`, res.status, reply.code);
   }
   if (!res.body) return;
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) out.write(chunk);

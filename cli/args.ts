@@ -1,5 +1,6 @@
 import { InvalidArgumentError } from 'commander';
 import { parseCpu, parseMemory } from '../reconciler/manifests/quantity.ts';
+import { isValidName } from '../state/keys.ts';
 
 /** Argument parsers for commander: each throws InvalidArgumentError, which exits 2 with one line. */
 
@@ -66,7 +67,7 @@ export function labels(value: string): Record<string, string> {
 }
 
 export function nodeName(value: string): string {
-  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(value) || value.length > 63) {
+  if (!isValidName(value)) {
     throw new InvalidArgumentError(`node names are DNS labels (lowercase letters, digits, '-'), got ${JSON.stringify(value)}`);
   }
   return value;

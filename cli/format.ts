@@ -3,23 +3,10 @@ import { formatCpu, formatMemory } from '../reconciler/manifests/quantity.ts';
 import type { DeploymentView, InstanceView, NodeView } from '../reconciler/api/views.ts';
 import type { ServiceView } from '../reconciler/services/service-views.ts';
 import { renderServices } from './service-format.ts';
+import { age, table } from './table.ts';
+import { shortSha } from '../lib/short-sha.ts';
 
 /** Renders API items for `gantry get` as an aligned table, JSON or YAML. */
-
-export function table(header: string[], rows: string[][]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
-  const line = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]!))).join('   ').trimEnd();
-  return [line(header), ...rows.map(line)].join('\n');
-}
-
-export function age(sinceMs: number | null | undefined, now = Date.now()): string {
-  if (!sinceMs) return '-';
-  const s = Math.max(0, Math.round((now - sinceMs) / 1000));
-  if (s < 120) return `${s}s`;
-  if (s < 7200) return `${Math.round(s / 60)}m`;
-  if (s < 172800) return `${Math.round(s / 3600)}h`;
-  return `${Math.round(s / 86400)}d`;
-}
 
 export function render(kind: 'nodes' | 'deployments' | 'instances' | 'services', items: unknown[], format: 'table' | 'json' | 'yaml'): string {
   if (format === 'json') return JSON.stringify({ items }, null, 2);
@@ -50,7 +37,7 @@ export function render(kind: 'nodes' | 'deployments' | 'instances' | 'services',
         `${d.ready}/${d.replicas}`,
         String(d.updated),
         String(d.available),
-        d.commit.slice(0, 7),
+        shortSha(d.commit),
         d.templateHash,
         d.conditions.filter((c) => c.status === 'True' || c.type === 'Progressing').map((c) => (c.status === 'True' ? c.type : `${c.type}=${c.reason}`)).join(',') || '-',
       ]),

@@ -4,11 +4,13 @@ import { VERSION } from '../reconciler/version.ts';
 import { validateDirectory } from '../reconciler/manifests/index.ts';
 import { ApiError, DEFAULT_API, callApi, streamApi } from './api-client.ts';
 import { cpuMilli, durationMs, labels, memoryBytes, nodeName, nonNegativeInt, outputFormat, port, positiveInt } from './args.ts';
-import { render, table } from './format.ts';
+import { render } from './format.ts';
+import { table } from './table.ts';
 import { addGitHostingOptions, runAgent, runReconciler } from './serve.ts';
 import { registerPlanCommand } from './plan.ts';
 import { runUp } from './up.ts';
 import { registerRolloutCommand } from './rollout.ts';
+import { shortSha } from '../lib/short-sha.ts';
 
 /**
  * `gantry`: exit codes are 0 success, 1 failure, 2 usage error (bad command or argument, with a
@@ -203,13 +205,13 @@ program
   .action(async (o) => {
     const d = await callApi<import('../state/records/preview.ts').HeadDiff>(o.api, '/api/v1/diff');
     if (!d.valid) {
-      console.error(`commit ${d.commit.slice(0, 7)} is invalid:`);
+      console.error(`commit ${shortSha(d.commit)} is invalid:`);
       for (const e of d.errors) console.error(`  ${e}`);
       process.exitCode = EXIT_FAILURE;
       return;
     }
     const lines = [...d.added.map((x) => ({ s: '+', ...x })), ...d.changed.map((x) => ({ s: '~', ...x })), ...d.removed.map((x) => ({ s: '-', ...x }))];
-    console.log(`commit ${d.commit.slice(0, 7)}: ${lines.length === 0 ? 'no changes' : d.summary}`);
+    console.log(`commit ${shortSha(d.commit)}: ${lines.length === 0 ? 'no changes' : d.summary}`);
     for (const l of lines) console.log(`${l.s} Deployment ${l.name}: ${l.changes.join(', ')}`);
   });
 
@@ -220,14 +222,14 @@ program
   .action(async (o) => {
     const r = await callApi<{ outcome: string; commit?: string; errors?: string[]; error?: string; diff?: { summary: string } }>(o.api, '/api/v1/sync', { method: 'POST', body: {} });
     if (r.outcome === 'rejected') {
-      console.error(`commit ${r.commit?.slice(0, 7)} rejected:`);
+      console.error(`commit ${shortSha(r.commit)} rejected:`);
       for (const e of r.errors ?? []) console.error(`  ${e}`);
       process.exitCode = EXIT_FAILURE;
     } else if (r.outcome === 'failed') {
       console.error(`sync failed: ${r.error}`);
       process.exitCode = EXIT_FAILURE;
     } else {
-      console.log(`commit ${r.commit?.slice(0, 7)}: ${r.outcome}${r.diff ? ` (${r.diff.summary})` : ''}`);
+      console.log(`commit ${shortSha(r.commit)}: ${r.outcome}${r.diff ? ` (${r.diff.summary})` : ''}`);
     }
   });
 

@@ -1,7 +1,8 @@
 import { Command, CommanderError, Option } from 'commander';
 import { callApi } from './api-client.ts';
-import { age, table } from './format.ts';
+import { age, table } from './table.ts';
 import { positiveInt } from './args.ts';
+import { shortSha } from '../lib/short-sha.ts';
 import type { DeploymentStatus } from '../state/records/status.ts';
 
 /**
@@ -86,7 +87,7 @@ export function registerRolloutCommand(program: Command, apiOption: () => Option
       console.log(
         table(
           ['REVISION', 'TEMPLATE', 'COMMIT', 'AGE', 'STATUS', 'MESSAGE'],
-          v.history.map((h) => [String(h.revision), h.templateHash, h.commit.slice(0, 7), age(h.createdAt), [h.current ? 'current' : '', h.stable ? 'stable' : '', h.failed ? 'failed' : ''].filter(Boolean).join(',') || '-', h.message]),
+          v.history.map((h) => [String(h.revision), h.templateHash, shortSha(h.commit), age(h.createdAt), [h.current ? 'current' : '', h.stable ? 'stable' : '', h.failed ? 'failed' : ''].filter(Boolean).join(',') || '-', h.message]),
         ),
       );
     });

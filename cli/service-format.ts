@@ -1,6 +1,6 @@
 import type { ServiceView } from '../reconciler/services/service-views.ts';
 import { describePorts } from '../reconciler/services/compute-endpoints.ts';
-import { table } from './format.ts';
+import { table } from './table.ts';
 
 /** `gantry get services` as a table: endpoints as host:port, and what is wrong (conditions). */
 export function renderServices(items: ServiceView[]): string {

@@ -6,12 +6,15 @@ import { SourceSync } from './controller/source-sync.ts';
 import { checkNodes } from './controller/node-lifecycle.ts';
 import { drainNodes } from './controller/node-drain.ts';
 import { ReconcileQueue } from './controller/reconcile-queue.ts';
+import { describeDecision } from './controller/reconcile-outcome.ts';
 import { createGitSource, type GitSource, type SourceConfig } from './git/source.ts';
 import { Queues } from './queue/queues.ts';
+import { CoalescedRunner } from '../lib/coalesced-runner.ts';
 import { connectRedis } from '../state/connection.ts';
 import { createKeys, objectKey } from '../state/keys.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { Store } from '../state/store.ts';
+import { DEFAULT_NODE_READY_MS } from '../state/records/node.ts';
 import { EndpointsController } from './services/endpoints-controller.ts';
 import { VERSION } from './version.ts';
 import { setUpGitHosting, type GitHostingOptions } from './webhooks/git-hosting.ts';
@@ -60,23 +63,24 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   const sub: Redis = connectRedis(opts.redisUrl, 'gantry-reconciler-sub');
   const store = new Store(redis, keys);
   const queues = new Queues(redis, keys);
-  const nodeReadyMs = opts.nodeReadyMs ?? 20_000;
+  const nodeReadyMs = opts.nodeReadyMs ?? DEFAULT_NODE_READY_MS;
   const resyncMs = opts.resyncMs ?? 10_000;
 
   const scheduler = new Scheduler({ redisUrl: opts.redisUrl, store, queues, keys, nodeReadyMs, log });
-  // Coalesces "a node joined or freed room" into one retry of the pending instances per tick.
-  let retrySoon: NodeJS.Immediate | undefined;
-  const retryPendingSoon = () => {
-    retrySoon ??= setImmediate(() => {
-      retrySoon = undefined;
+  // Coalesces "a node joined or freed room": one retry of the pending instances at a time, and one
+  // more after it for whatever announced room meanwhile.
+  const pendingRetries = new CoalescedRunner(
+    async () => {
       scheduler.invalidate();
-      void scheduler.retryPending().catch((err) => log(`scheduler: ${err.message}`));
-    });
-  };
+      await scheduler.retryPending();
+    },
+    { onError: (err) => log(`scheduler: ${err instanceof Error ? err.message : String(err)}`) },
+  );
+  const retryPendingSoon = () => pendingRetries.poke();
   const endpoints = new EndpointsController({ store, log });
   // Every reconcile may have changed instances (scale, rollout step): endpoints follow at once.
-  const queue = new ReconcileQueue(redis, opts.redisUrl, keys, (key) => reconcileDeployment({ store, queues, onCapacityFreed: retryPendingSoon, log }, key).finally(() => endpoints.poke()), {
-    onError: (key, err, retryIn) => log(`reconcile ${key} failed (retry in ${retryIn} ms): ${err instanceof Error ? err.message : String(err)}`),
+  const queue = new ReconcileQueue(redis, opts.redisUrl, store, (key) => reconcileDeployment({ store, queues, onCapacityFreed: retryPendingSoon, log }, key).finally(() => endpoints.poke()), {
+    onError: (key, err, decision) => log(`reconcile ${key} ${decision.action === 'requeue' ? 'not ready' : 'failed'} (${describeDecision(decision)}): ${err instanceof Error ? err.message : String(err)}`),
   });
   const enqueue = (key: string) => queue.add(key);
   const source: GitSource = createGitSource(opts.source);
@@ -109,22 +113,28 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
 
   scheduler.start();
   const { app, url }: { app: FastifyInstance; url: string } = await startApi(
-    { store, sync, nodeReadyMs, version: VERSION, webhooks, previews, enqueue },
+    { store, sync, nodeReadyMs, version: VERSION, webhooks, previews, enqueue, log },
     { host: opts.apiHost ?? '127.0.0.1', port: opts.apiPort ?? 7070 },
   );
   source.watch(() => void safe('sync', sync.sync()));
   const timer = setInterval(() => void safe('resync', resync()), resyncMs);
   timer.unref();
   const timings = { graceMs: nodeReadyMs, evictionMs: opts.evictionMs ?? 30_000 };
-  let checking = false;
+  const nodeChecks = new CoalescedRunner(
+    async () => {
+      try {
+        await checkNodes({ store, timings, enqueue, log });
+        await drainNodes(store, enqueue);
+      } finally {
+        // Endpoints drop the instances of a node once it is NotReady (node loss), within this tick.
+        endpoints.poke();
+      }
+    },
+    { onError: (err) => log(`node check: ${err instanceof Error ? err.message : String(err)}`) },
+  );
   const nodeTimer = setInterval(() => {
-    if (checking) return;
-    checking = true;
-    // Endpoints drop the instances of a node once it is NotReady (node loss), within this tick.
-    void safe('node check', checkNodes({ store, timings, enqueue, log }).then(() => drainNodes(store, enqueue))).finally(() => {
-      checking = false;
-      endpoints.poke();
-    });
+    // A tick that finds the previous check still running is skipped, not queued behind it.
+    if (!nodeChecks.busy) nodeChecks.poke();
   }, opts.nodeCheckMs ?? 1000);
   nodeTimer.unref();
   await safe('sync', sync.sync());
@@ -140,7 +150,9 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
     async stop() {
       clearInterval(timer);
       clearInterval(nodeTimer);
+      await nodeChecks.stop();
       await queue.stop();
+      await pendingRetries.stop();
       await endpoints.stop();
       previews.stop();
       await source.close();

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// The test command: type-check, make sure redis-server exists, then run every test file with
-// Node's test runner through tsx. Node 20's --test takes no globs and finds no .ts files itself.
+// The test command: type-check, check dependency rules, make sure redis-server exists, then run
+// every test file with Node's test runner through tsx. Node 20's --test takes no globs and finds
+// no .ts files itself.
 // Usage: npm test [-- <substring filter on file paths>]
 import { spawnSync } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -27,6 +28,7 @@ const step = (what, cmd, args) => {
 };
 
 if (filters.length === 0) step('type-check (tsc --noEmit)', process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '--noEmit', '-p', root]);
+if (filters.length === 0) step('dependency rules (scripts/check-deps.ts)', process.execPath, ['--import', 'tsx', join(root, 'scripts/check-deps.ts')]);
 step('redis-server present', process.execPath, ['--import', 'tsx', '-e', "import('./cli/redis-server.ts').then(m => { try { console.log(m.ensureRedisServer(console.log)); } catch (e) { console.error(e.message); process.exit(1); } })"]);
 
 const files = find(join(root, 'test')).sort().filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));

@@ -12,20 +12,43 @@ export interface GantryEvent {
   message: string;
 }
 
+export type NewEvent = Omit<GantryEvent, 'time' | 'id'> & { time?: number };
+
 /** Bounded: the stream keeps about this many events. */
 export const EVENTS_MAX = 10_000;
 
-export async function recordEvent(redis: Redis, keys: Keys, ev: Omit<GantryEvent, 'time' | 'id'> & { time?: number }): Promise<void> {
-  const time = ev.time ?? Date.now();
-  await redis.xadd(keys.events, 'MAXLEN', '~', String(EVENTS_MAX), '*', 'time', String(time), 'type', ev.type, 'reason', ev.reason, 'object', ev.object, 'message', ev.message);
-}
+/** The `events` stream: written by reconciler and agents, read by the API. */
+export class EventLog {
+  constructor(
+    private readonly redis: Redis,
+    private readonly keys: Keys,
+  ) {}
 
-export async function readEvents(redis: Redis, keys: Keys, opts: { limit?: number; object?: string } = {}): Promise<GantryEvent[]> {
-  const rows = await redis.xrevrange(keys.events, '+', '-', 'COUNT', opts.limit ?? 100);
-  const events = rows.map(([id, fields]) => {
-    const f: Record<string, string> = {};
-    for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
-    return { id, time: Number(f.time), type: f.type === 'Warning' ? 'Warning' : 'Normal', reason: f.reason ?? '', object: f.object ?? '', message: f.message ?? '' } satisfies GantryEvent;
-  });
-  return (opts.object ? events.filter((e) => e.object.startsWith(opts.object!)) : events).reverse();
+  async record(ev: NewEvent): Promise<void> {
+    await this.recordAll([ev]);
+  }
+
+  /** Several events in one round trip, in order. */
+  async recordAll(events: NewEvent[]): Promise<void> {
+    if (events.length === 0) return;
+    const pipe = this.redis.pipeline();
+    for (const ev of events) {
+      const time = ev.time ?? Date.now();
+      pipe.xadd(this.keys.events, 'MAXLEN', '~', String(EVENTS_MAX), '*', 'time', String(time), 'type', ev.type, 'reason', ev.reason, 'object', ev.object, 'message', ev.message);
+    }
+    const res = (await pipe.exec()) ?? [];
+    const failed = res.find(([err]) => err);
+    if (failed) throw failed[0];
+  }
+
+  /** The newest `limit` events (of objects starting with `object`, when given), oldest first. */
+  async read(opts: { limit?: number; object?: string } = {}): Promise<GantryEvent[]> {
+    const rows = await this.redis.xrevrange(this.keys.events, '+', '-', 'COUNT', opts.limit ?? 100);
+    const events = rows.map(([id, fields]) => {
+      const f: Record<string, string> = {};
+      for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+      return { id, time: Number(f.time), type: f.type === 'Warning' ? 'Warning' : 'Normal', reason: f.reason ?? '', object: f.object ?? '', message: f.message ?? '' } satisfies GantryEvent;
+    });
+    return (opts.object ? events.filter((e) => e.object.startsWith(opts.object!)) : events).reverse();
+  }
 }

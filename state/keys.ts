@@ -53,6 +53,16 @@ export const DEFAULT_PREFIX = 'gantry';
 
 const PART = /^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/;
 
+/**
+ * Names of namespaces, deployments, services and nodes: a DNS label (RFC 1123), as Kubernetes
+ * names them. The API, the CLI and the schemas accept no other.
+ */
+export const NAME_PATTERN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+export function isValidName(s: string): boolean {
+  return typeof s === 'string' && s.length <= 63 && NAME_PATTERN.test(s);
+}
+
 /** Throws when a name would break the key schema (only DNS-label-like parts are allowed). */
 export function assertKeyPart(part: string, what = 'name'): string {
   if (typeof part !== 'string' || part.length === 0 || part.length > 253 || !PART.test(part)) {

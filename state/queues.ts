@@ -50,6 +50,33 @@ export interface ReconcileJob {
   failures?: number;
 }
 
+/**
+ * The reconcile queue's retention, worker and retry policy (ReconcileQueue). Its jobs are added
+ * with one attempt: a failed reconcile is not a failed job but a follow-up job, whose delay the
+ * outcome switch (reconciler/controller/reconcile-outcome.ts) computes from RECONCILE_BACKOFF.
+ */
+export const RECONCILE_JOB_OPTIONS: JobsOptions = {
+  // The job id is the key: a finished job left in the queue would swallow the next trigger.
+  removeOnComplete: true,
+  removeOnFail: true,
+};
+
+export const RECONCILE_WORKER_OPTIONS = {
+  concurrency: 4,
+  // Short, so a reconciler that died hands its keys to another within seconds.
+  lockDuration: 5_000,
+  stalledInterval: 5_000,
+} as const;
+
+/** After the n-th failure in a row: base * 2^(n-1), capped, then spread by +-jitter (a fraction). */
+export const RECONCILE_BACKOFF = {
+  baseMs: 100,
+  capMs: 60_000,
+  jitter: 0.2,
+} as const;
+
+export type BackoffPolicy = { readonly baseMs: number; readonly capMs: number; readonly jitter: number };
+
 /** One job per deployment key: its id is the key. */
 export function reconcileJobId(key: string): string {
   return `reconcile.${key.replace('/', '.')}`;

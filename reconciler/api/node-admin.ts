@@ -1,5 +1,4 @@
 import type { NodeRecord } from '../../state/records/node.ts';
-import { recordEvent } from '../../state/events.ts';
 import type { Store } from '../../state/store.ts';
 
 /**
@@ -8,26 +7,22 @@ import type { Store } from '../../state/store.ts';
  * registration while keeping the flag, so the update is a compare-and-set against the agent.
  */
 export async function setCordoned(store: Store, name: string, cordoned: boolean): Promise<NodeRecord | undefined> {
-  const key = store.keys.node(name);
-  for (let attempt = 0; attempt < 10; attempt++) {
-    const raw = await store.redis.get(key);
-    if (!raw) return undefined;
-    const record = JSON.parse(raw) as NodeRecord;
-    if (!!record.cordoned === cordoned) return record;
+  const updated = await store.updateNodeRecord(name, (record) => {
     const next: NodeRecord = { ...record };
     if (cordoned) next.cordoned = true;
     else delete next.cordoned;
-    if ((await store.scripts.compareAndSet(key, raw, JSON.stringify(next))) === 1) {
-      await recordEvent(store.redis, store.keys, {
-        type: 'Normal',
-        reason: cordoned ? 'NodeCordoned' : 'NodeUncordoned',
-        object: `node/${name}`,
-        message: cordoned ? `node ${name} cordoned: no new placements` : `node ${name} uncordoned`,
-      });
-      // Pending instances may fit there now.
-      if (!cordoned) await store.redis.publish(store.keys.changesChannel, `node/${name}`);
-      return next;
-    }
+    return next;
+  });
+  if (!updated) return undefined;
+  if (updated.changed) {
+    await store.events.record({
+      type: 'Normal',
+      reason: cordoned ? 'NodeCordoned' : 'NodeUncordoned',
+      object: `node/${name}`,
+      message: cordoned ? `node ${name} cordoned: no new placements` : `node ${name} uncordoned`,
+    });
+    // Pending instances may fit there now.
+    if (!cordoned) await store.announceNodeChange(name);
   }
-  throw new Error(`node ${name} kept changing; try again`);
+  return updated.record;
 }

@@ -1,7 +1,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { SourceSync } from '../controller/source-sync.ts';
-import { readEvents } from '../../state/events.ts';
 import type { Store } from '../../state/store.ts';
+import { isValidName } from '../../state/keys.ts';
 import { describeDeployments, describeInstances, describeNodes } from './views.ts';
 import { proxyInstanceLogs, type LogsQuery } from './logs-proxy.ts';
 import { setCordoned } from './node-admin.ts';
@@ -11,10 +11,12 @@ import { registerWebhookRoutes, type WebhookRouteDeps } from '../webhooks/routes
 import { startDrain } from '../controller/node-drain.ts';
 import { registerRolloutRoutes } from './rollout-routes.ts';
 import { registerServiceRoutes } from '../services/service-views.ts';
+import { HttpError, httpErrorOf } from './http-error.ts';
 
 /**
  * The reconciler's HTTP API (fastify). Read endpoints render Redis state; POST /api/v1/sync fetches
- * and reconciles now. Errors are JSON `{ error, code }`, never stack traces or secrets.
+ * and reconciles now. Errors are JSON `{ error, code }`, never stack traces or secrets: routes throw
+ * a GantryError and `httpErrorOf` (http-error.ts) picks the status from its code's catalog entry.
  */
 
 export interface ApiDeps {
@@ -27,6 +29,8 @@ export interface ApiDeps {
   previews?: PreviewManager;
   /** Enqueue a deployment's reconcile (after a rollout command). */
   enqueue?: (key: string) => void;
+  /** Where an unexpected error's message goes (the client only gets "internal error"). */
+  log?: (line: string) => void;
 }
 
 export async function startApi(deps: ApiDeps, opts: { host: string; port: number }): Promise<{ app: FastifyInstance; url: string }> {
@@ -39,24 +43,20 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const { store } = deps;
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
 
-  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
-    const status = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
-    void reply.status(status).send({ error: err.message, code: err.code ?? 'INTERNAL' });
+  app.setErrorHandler((err, req, reply) => {
+    const { status, body } = httpErrorOf(err);
+    if (body.code === 'INTERNAL') deps.log?.(`api: ${req.method} ${req.routeOptions.url ?? '(no route)'} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    void reply.status(status).send(body);
   });
 
   app.get('/healthz', async () => {
-    await store.redis.ping();
+    await store.ping();
     return { ok: true };
   });
 
   app.get('/api/v1/status', async () => {
-    const [source, deployments, nodes, instances] = await Promise.all([
-      store.readSourceStatus(),
-      store.redis.scard(store.keys.deployments),
-      store.redis.scard(store.keys.nodes),
-      store.redis.scard(store.keys.instances),
-    ]);
-    return { version: deps.version, source: source ?? null, counts: { deployments, nodes, instances } };
+    const [source, counts] = await Promise.all([store.readSourceStatus(), store.counts()]);
+    return { version: deps.version, source: source ?? null, counts };
   });
 
   app.get<{ Querystring: { namespace?: string } }>('/api/v1/deployments', async (req) => {
@@ -65,17 +65,17 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.get('/api/v1/nodes', async () => ({ items: await describeNodes(store, deps.nodeReadyMs) }));
 
-  app.post<{ Params: { name: string; action: string } }>('/api/v1/nodes/:name/:action', async (req, reply) => {
+  app.post<{ Params: { name: string; action: string } }>('/api/v1/nodes/:name/:action', async (req) => {
     const { name, action } = req.params;
-    if (action !== 'cordon' && action !== 'uncordon' && action !== 'drain') return reply.status(404).send({ error: `unknown node action ${JSON.stringify(action)}: cordon, uncordon or drain`, code: 'NOT_FOUND' });
-    if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(name)) return reply.status(400).send({ error: `invalid node name ${JSON.stringify(name)}`, code: 'INVALID_NAME' });
+    if (action !== 'cordon' && action !== 'uncordon' && action !== 'drain') throw new HttpError('NOT_FOUND', `unknown node action ${JSON.stringify(action)}: cordon, uncordon or drain`);
+    if (!isValidName(name)) throw new HttpError('INVALID_NAME', `invalid node name ${JSON.stringify(name)}`);
     if (action === 'drain') {
-      if (!(await startDrain(store, name))) return reply.status(404).send({ error: `node ${name} not found`, code: 'NOT_FOUND' });
+      if (!(await startDrain(store, name))) throw new HttpError('NOT_FOUND', `node ${name} not found`);
       return { name, cordoned: true, draining: true };
     }
-    if (action === 'uncordon') await store.redis.srem(store.keys.drainingNodes, name);
+    if (action === 'uncordon') await store.stopDraining(name);
     const node = await setCordoned(store, name, action === 'cordon');
-    if (!node) return reply.status(404).send({ error: `node ${name} not found`, code: 'NOT_FOUND' });
+    if (!node) throw new HttpError('NOT_FOUND', `node ${name} not found`);
     return { name, cordoned: !!node.cordoned };
   });
 
@@ -87,7 +87,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.get<{ Querystring: { limit?: string; for?: string } }>('/api/v1/events', async (req) => {
     const limit = Math.min(1000, Math.max(1, Number(req.query.limit ?? 100) || 100));
-    return { items: await readEvents(store.redis, store.keys, { limit, object: req.query.for }) };
+    return { items: await store.events.read({ limit, object: req.query.for }) };
   });
 
   app.post('/api/v1/sync', async () => deps.sync.sync());

@@ -1,4 +1,5 @@
 import type { Store } from '../../state/store.ts';
+import { isNodeReady } from '../../state/records/node.ts';
 import type { Condition } from '../../state/records/status.ts';
 
 /** The shapes the API returns (and the CLI prints): flat, stable, no secrets. */
@@ -22,7 +23,7 @@ export interface DeploymentView {
 
 export async function describeDeployments(store: Store, namespace?: string): Promise<DeploymentView[]> {
   const deployments = (await store.readDeployments()).filter((d) => !namespace || d.namespace === namespace);
-  const statuses = await Promise.all(deployments.map((d) => store.readDeploymentStatus(d.namespace, d.name)));
+  const statuses = await store.readDeploymentStatuses(deployments);
   return deployments
     .map((d, i) => {
       const s = statuses[i];
@@ -66,11 +67,11 @@ export interface NodeView {
 
 export async function describeNodes(store: Store, nodeReadyMs: number): Promise<NodeView[]> {
   const now = Date.now();
-  const [nodes, lifecycle, draining] = await Promise.all([store.readNodes(), store.redis.hgetall(store.keys.nodeLifecycle), store.redis.smembers(store.keys.drainingNodes)]);
+  const [nodes, lifecycle, draining] = await Promise.all([store.readNodes(), store.readNodeLifecycles(), store.drainingNodes()]);
   return nodes.map((n) => ({
     name: n.record.name,
-    ready: now - n.heartbeatAt <= nodeReadyMs,
-    state: now - n.heartbeatAt <= nodeReadyMs ? 'Ready' : lifecycle[n.record.name] ? (JSON.parse(lifecycle[n.record.name]!) as { state: string }).state : 'NotReady',
+    ready: isNodeReady(n.heartbeatAt, now, nodeReadyMs),
+    state: isNodeReady(n.heartbeatAt, now, nodeReadyMs) ? 'Ready' : (lifecycle[n.record.name]?.state ?? 'NotReady'),
     cordoned: !!n.record.cordoned,
     draining: draining.includes(n.record.name),
     address: n.record.address,

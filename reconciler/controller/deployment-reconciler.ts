@@ -1,13 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import { TransientError } from '../../lib/errors/index.ts';
 import type { InstanceRecord } from '../../state/records/instance.ts';
 import { computePlan, computeSplitPlan, type PlanAction } from '../plan/compute-plan.ts';
 import { advanceRollout, type RolloutDecision } from '../rollout/advance-rollout.ts';
-import type { RolloutState } from '../../state/records/rollout.ts';
 import type { Queues } from '../queue/queues.ts';
 import { parseObjectKey } from '../../state/keys.ts';
-import { recordEvent } from '../../state/events.ts';
 import type { DeploymentRecord, InstanceTemplate } from '../../state/records/deployment.ts';
 import type { Store, StoredInstance } from '../../state/store.ts';
+import type { NewEvent } from '../../state/events.ts';
 import { computeDeploymentStatus } from '../status/deployment-status.ts';
 import type { ReconcileOutcome } from './reconcile-queue.ts';
 
@@ -50,8 +50,7 @@ export function newInstanceRecord(d: DeploymentRecord, action: Extract<PlanActio
 export async function reconcileDeployment(deps: DeploymentReconcilerDeps, key: string): Promise<ReconcileOutcome> {
   const { store, queues } = deps;
   const { namespace, name } = parseObjectKey(key);
-  const rolloutKey = store.keys.rollout(namespace, name);
-  const [desired, instances, rolloutRaw] = await Promise.all([store.readDeployment(namespace, name), store.readDeploymentInstances(namespace, name), store.redis.get(rolloutKey)]);
+  const [desired, instances, rollout] = await Promise.all([store.readDeployment(namespace, name), store.readDeploymentInstances(namespace, name), store.readRollout(namespace, name)]);
   const now = Date.now();
 
   // What to converge to: Git's revision, or the one a rollout pin or canary step holds.
@@ -62,18 +61,17 @@ export async function reconcileDeployment(deps: DeploymentReconcilerDeps, key: s
   if (!desired) {
     actions = computePlan(undefined, instances);
   } else {
-    decision = advanceRollout(desired, rolloutRaw ? (JSON.parse(rolloutRaw) as RolloutState) : undefined, instances, now);
+    decision = advanceRollout(desired, rollout.state, instances, now);
     for (const r of decision.state.revisions) templates.set(r.templateHash, r.template);
     const effective: DeploymentRecord = { ...desired, templateHash: decision.target.templateHash, template: decision.target.template };
     if (decision.hold) actions = [];
     else if (decision.stable && decision.canaryReplicas !== undefined) actions = computeSplitPlan(effective, decision.target.templateHash, decision.stable.templateHash, decision.canaryReplicas, instances);
     else actions = computePlan(effective, instances, { now, minReadyMs: desired.minReadySeconds * 1000 });
     // Saved before acting, and only if nobody (a rollout command) changed it since we read it.
-    const next = JSON.stringify(decision.state);
-    if (next !== rolloutRaw && (await store.scripts.compareAndSet(rolloutKey, rolloutRaw ?? '', next)) !== 1) {
-      throw new Error(`rollout state of ${key} changed while reconciling; retrying`);
+    if (JSON.stringify(decision.state) !== rollout.raw && !(await store.replaceRollout(namespace, name, rollout, decision.state))) {
+      throw new TransientError('CONFLICT', `rollout state of ${key} changed while reconciling; retrying`, { object: `deployment/${key}` });
     }
-    for (const e of decision.events) await recordEvent(store.redis, store.keys, { ...e, object: `deployment/${key}` });
+    await store.events.recordAll(decision.events.map((e) => ({ ...e, object: `deployment/${key}` })));
   }
 
   const byId = new Map(instances.map((i) => [i.record.id, i]));
@@ -86,36 +84,44 @@ export async function reconcileDeployment(deps: DeploymentReconcilerDeps, key: s
     }
   }
   let changed = false;
-  for (const action of actions) {
-    if (action.type === 'create') {
-      const record = newInstanceRecord(desired!, action, now, templates.get(action.templateHash));
-      if (await store.createInstance(record)) {
-        changed = true;
-        await queues.enqueueSchedule(record.id, record.uid);
-      }
-    } else {
+  // Deletes first, one by one (each must still match what was read); then every create in one
+  // pipeline and their schedule jobs in one bulk add.
+  const deleted: NewEvent[] = [];
+  try {
+    for (const action of actions) {
+      if (action.type !== 'delete') continue;
       const inst = byId.get(action.id)!;
-      if (!(await store.deleteInstance(inst))) throw new Error(`instance ${action.id} changed while deleting it; retrying`);
+      if (!(await store.deleteInstance(inst))) throw new TransientError('CONFLICT', `instance ${action.id} changed while deleting it; retrying`, { instance: action.id });
       if (desired?.strategy.type === 'Recreate' && inst.record.node) {
-        await store.redis.hset(store.keys.terminating(namespace, name), inst.record.id, `${inst.record.uid} ${now} ${inst.record.terminationGracePeriodSeconds}`);
+        await store.markTerminating(namespace, name, [{ id: inst.record.id, uid: inst.record.uid, deletedAt: now, graceSeconds: inst.record.terminationGracePeriodSeconds }]);
       }
       changed = true;
       if (inst.record.node) {
         await queues.enqueueNode(inst.record.node, 'stop', inst.record.id, inst.record.uid);
         deps.onCapacityFreed?.();
       }
-      await recordEvent(store.redis, store.keys, { type: 'Normal', reason: 'Deleted', object: `deployment/${key}`, message: `instance ${action.id} deleted (${action.reason})` });
+      deleted.push({ type: 'Normal', reason: 'Deleted', object: `deployment/${key}`, message: `instance ${action.id} deleted (${action.reason})` });
     }
+  } finally {
+    // Whatever was deleted before a race cut the loop short is still told.
+    await store.events.recordAll(deleted);
   }
   const created = actions.filter((a) => a.type === 'create');
+  const records = created.map((a) => newInstanceRecord(desired!, a, now, templates.get(a.templateHash)));
+  const made = await store.createInstances(records);
+  const fresh = records.filter((_, i) => made[i]);
+  if (fresh.length > 0) {
+    changed = true;
+    await queues.enqueueSchedules(fresh);
+  }
   if (created.length > 0) {
-    await recordEvent(store.redis, store.keys, { type: 'Normal', reason: 'Created', object: `deployment/${key}`, message: `${created.length} instance(s) of revision ${created[0]!.templateHash} created` });
+    await store.events.record({ type: 'Normal', reason: 'Created', object: `deployment/${key}`, message: `${created.length} instance(s) of revision ${created[0]!.templateHash} created` });
   }
 
   const current: StoredInstance[] = changed ? await store.readDeploymentInstances(namespace, name) : instances;
   if (!desired) {
     if (current.length === 0) {
-      await store.redis.del(store.keys.deploymentStatus(namespace, name), rolloutKey, store.keys.terminating(namespace, name));
+      await store.deleteDeploymentState(namespace, name);
       return;
     }
     // Pruned but instances remain (a delete raced): look again shortly.
@@ -134,19 +140,17 @@ export async function reconcileDeployment(deps: DeploymentReconcilerDeps, key: s
  * died never reports, and its instances are gone with it. Returns how long to wait, or 0.
  */
 async function stillTerminating(store: Store, ns: string, name: string, now: number): Promise<number> {
-  const key = store.keys.terminating(ns, name);
-  const entries = Object.entries(await store.redis.hgetall(key));
+  const entries = await store.readTerminating(ns, name);
   if (entries.length === 0) return 0;
-  const statuses = await Promise.all(entries.map(([id]) => store.readInstanceStatus(id)));
-  let waiting = 0;
-  for (const [i, [id, value]] of entries.entries()) {
-    const [uid, deletedAt, grace] = value.split(' ');
+  const statuses = await store.readInstanceStatuses(entries.map((t) => t.id));
+  const done: string[] = [];
+  entries.forEach((t, i) => {
     const s = statuses[i];
-    const running = !!s && s.uid === uid && s.phase !== 'Exited' && s.phase !== 'Failed';
-    if (running && now - Number(deletedAt) < (Number(grace) + 30) * 1000) waiting++;
-    else await store.redis.hdel(key, id);
-  }
-  return waiting > 0 ? 250 : 0;
+    const running = !!s && s.uid === t.uid && s.phase !== 'Exited' && s.phase !== 'Failed';
+    if (!running || now - t.deletedAt >= (t.graceSeconds + 30) * 1000) done.push(t.id);
+  });
+  await store.forgetTerminating(ns, name, done);
+  return done.length < entries.length ? 250 : 0;
 }
 
 function statusChanged(a: object, b: object): boolean {

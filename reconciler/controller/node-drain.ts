@@ -1,7 +1,6 @@
 import { isReady } from '../../state/records/instance.ts';
 import { resolveIntOrPercent } from '../plan/compute-plan.ts';
 import { objectKey } from '../../state/keys.ts';
-import { recordEvent } from '../../state/events.ts';
 import type { Store, StoredInstance } from '../../state/store.ts';
 import { setCordoned } from '../api/node-admin.ts';
 
@@ -15,8 +14,8 @@ import { setCordoned } from '../api/node-admin.ts';
 
 export async function startDrain(store: Store, node: string): Promise<boolean> {
   if (!(await setCordoned(store, node, true))) return false;
-  if ((await store.redis.sadd(store.keys.drainingNodes, node)) === 1) {
-    await recordEvent(store.redis, store.keys, { type: 'Normal', reason: 'NodeDraining', object: `node/${node}`, message: `draining node ${node}` });
+  if (await store.startDraining(node)) {
+    await store.events.record({ type: 'Normal', reason: 'NodeDraining', object: `node/${node}`, message: `draining node ${node}` });
   }
   return true;
 }
@@ -36,11 +35,11 @@ export interface DrainProgress {
 /** One drain pass over every draining node; run it every second or so. Idempotent. */
 export async function drainNodes(store: Store, enqueue: (key: string) => void): Promise<DrainProgress[]> {
   const progress: DrainProgress[] = [];
-  for (const node of await store.redis.smembers(store.keys.drainingNodes)) {
-    const onNode = (await store.readInstances(await store.redis.smembers(store.keys.nodeInstances(node)))).filter((i) => i.record.node === node);
+  for (const node of await store.drainingNodes()) {
+    const onNode = (await store.readInstances(await store.nodeInstanceIds(node))).filter((i) => i.record.node === node);
     if (onNode.length === 0) {
-      await store.redis.srem(store.keys.drainingNodes, node);
-      await recordEvent(store.redis, store.keys, { type: 'Normal', reason: 'NodeDrained', object: `node/${node}`, message: `node ${node} drained: no instances left` });
+      await store.stopDraining(node);
+      await store.events.record({ type: 'Normal', reason: 'NodeDrained', object: `node/${node}`, message: `node ${node} drained: no instances left` });
       progress.push({ node, remaining: 0, evicted: 0, blocked: [] });
       continue;
     }
@@ -66,7 +65,7 @@ export async function drainNodes(store: Store, enqueue: (key: string) => void): 
         }
         if (!(await store.deleteInstance(inst))) continue;
         evicted++;
-        await recordEvent(store.redis, store.keys, { type: 'Normal', reason: 'Evicted', object: `deployment/${key}`, message: `instance ${inst.record.id} evicted from node ${node} (drain): rescheduling` });
+        await store.events.record({ type: 'Normal', reason: 'Evicted', object: `deployment/${key}`, message: `instance ${inst.record.id} evicted from node ${node} (drain): rescheduling` });
         enqueue(key);
       }
     }

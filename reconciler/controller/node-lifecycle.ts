@@ -1,7 +1,6 @@
 import { objectKey } from '../../state/keys.ts';
-import { recordEvent } from '../../state/events.ts';
 import type { Store } from '../../state/store.ts';
-import type { NodeLifecycle, NodeState } from '../../state/records/node.ts';
+import { isNodeReady, type NodeState } from '../../state/records/node.ts';
 
 /**
  * Node lifecycle, as Kubernetes' node lifecycle controller does it: a node whose agent has not
@@ -19,9 +18,8 @@ export interface LifecycleTimings {
 
 /** Pure: the state a node should be in, from its last heartbeat. */
 export function nodeState(lastHeartbeat: number, now: number, t: LifecycleTimings): NodeState {
-  const silent = now - lastHeartbeat;
-  if (silent <= t.graceMs) return 'Ready';
-  return silent > t.graceMs + t.evictionMs ? 'Evicted' : 'NotReady';
+  if (isNodeReady(lastHeartbeat, now, t.graceMs)) return 'Ready';
+  return isNodeReady(lastHeartbeat, now, t.graceMs + t.evictionMs) ? 'NotReady' : 'Evicted';
 }
 
 export interface NodeLifecycleDeps {
@@ -35,23 +33,22 @@ export interface NodeLifecycleDeps {
 /** One pass over all nodes; run it every second or so. Idempotent. */
 export async function checkNodes(deps: NodeLifecycleDeps, now = Date.now()): Promise<void> {
   const { store, timings } = deps;
-  const k = store.keys;
-  const [nodes, stored] = await Promise.all([store.readNodes(), store.redis.hgetall(k.nodeLifecycle)]);
+  const [nodes, stored] = await Promise.all([store.readNodes(), store.readNodeLifecycles()]);
   for (const n of nodes) {
     const name = n.record.name;
-    const previous = stored[name] ? (JSON.parse(stored[name]!) as NodeLifecycle) : undefined;
+    const previous = stored[name];
     const state = nodeState(n.heartbeatAt, now, timings);
     if (state === 'Evicted') await evictInstances(deps, name, now - n.heartbeatAt);
     if (previous?.state === state) continue;
-    await store.redis.hset(k.nodeLifecycle, name, JSON.stringify({ state, since: now, lastHeartbeat: n.heartbeatAt } satisfies NodeLifecycle));
+    await store.writeNodeLifecycle(name, { state, since: now, lastHeartbeat: n.heartbeatAt });
     const silentS = Math.round((now - n.heartbeatAt) / 1000);
     if (state === 'Ready') {
-      if (previous) await recordEvent(store.redis, k, { type: 'Normal', reason: 'NodeReady', object: `node/${name}`, message: `node ${name} is ready again` });
+      if (previous) await store.events.record({ type: 'Normal', reason: 'NodeReady', object: `node/${name}`, message: `node ${name} is ready again` });
     } else if (state === 'NotReady') {
-      await recordEvent(store.redis, k, { type: 'Warning', reason: 'NodeNotReady', object: `node/${name}`, message: `no heartbeat from node ${name} for ${silentS}s: no new placements there` });
+      await store.events.record({ type: 'Warning', reason: 'NodeNotReady', object: `node/${name}`, message: `no heartbeat from node ${name} for ${silentS}s: no new placements there` });
       deps.log?.(`node ${name} is NotReady (no heartbeat for ${silentS}s)`);
     } else {
-      await recordEvent(store.redis, k, { type: 'Warning', reason: 'NodeLost', object: `node/${name}`, message: `no heartbeat from node ${name} for ${silentS}s: its instances are rescheduled` });
+      await store.events.record({ type: 'Warning', reason: 'NodeLost', object: `node/${name}`, message: `no heartbeat from node ${name} for ${silentS}s: its instances are rescheduled` });
       deps.log?.(`node ${name} is lost (no heartbeat for ${silentS}s): evicting its instances`);
     }
   }
@@ -59,12 +56,12 @@ export async function checkNodes(deps: NodeLifecycleDeps, now = Date.now()): Pro
 
 async function evictInstances(deps: NodeLifecycleDeps, node: string, silentMs: number): Promise<void> {
   const { store } = deps;
-  const ids = await store.redis.smembers(store.keys.nodeInstances(node));
+  const ids = await store.nodeInstanceIds(node);
   for (const inst of await store.readInstances(ids)) {
     if (inst.record.node !== node) continue;
     if (!(await store.deleteInstance(inst))) continue; // changed meanwhile: the next pass sees it
     const key = objectKey(inst.record.namespace, inst.record.deployment);
-    await recordEvent(store.redis, store.keys, {
+    await store.events.record({
       type: 'Warning',
       reason: 'Evicted',
       object: `deployment/${key}`,

@@ -1,8 +1,9 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { connectRedis } from '../../state/connection.ts';
-import { QUEUE_RECONCILE, reconcileJobId, type ReconcileJob } from '../../state/queues.ts';
-import { type Keys } from '../../state/keys.ts';
+import { QUEUE_RECONCILE, RECONCILE_JOB_OPTIONS, RECONCILE_WORKER_OPTIONS, reconcileJobId, type ReconcileJob } from '../../state/queues.ts';
+import { decideNext, type ReconcileDecision, type ReconcileOutcome, type ReconcileResult } from './reconcile-outcome.ts';
+import type { Store } from '../../state/store.ts';
 
 /**
  * Deployment reconciles (and so rollout steps) as BullMQ jobs on the `reconcile` queue, keyed by
@@ -13,46 +14,56 @@ import { type Keys } from '../../state/keys.ts';
  * BullMQ ignores an add whose id still exists, so a trigger that arrives while its key is being
  * reconciled would be lost; such a trigger leaves a `reconcile-dirty:<key>` mark instead, and the
  * key is added again once its job has left the queue. The same happens for requeueAfterMs: the
- * delayed job is added after the running one completes.
+ * delayed job is added after the running one completes. What follows a run (nothing, a requeue, a
+ * backoff retry, or nothing because it stalled) is decideNext's call (reconcile-outcome.ts).
  */
 
-/** What a reconcile asks of the queue: nothing, or to look again after a while. */
-export type ReconcileOutcome = { requeueAfterMs?: number } | void;
+export type { ReconcileOutcome } from './reconcile-outcome.ts';
+
+export interface ReconcileQueueOptions {
+  concurrency?: number;
+  /** A reconcile threw: what was decided (a backoff retry, a waiting requeue, or terminal). */
+  onError?: (key: string, err: unknown, decision: Exclude<ReconcileDecision, { action: 'done' }>) => void;
+  /** For the backoff jitter; Math.random by default. */
+  random?: () => number;
+}
 
 export class ReconcileQueue {
   private readonly queue: Queue<ReconcileJob>;
   private readonly worker: Worker<ReconcileJob>;
   private readonly workerConnection: Redis;
-  private readonly followUps = new Map<string, number>();
+  /** The job to add once the running one has left the queue; failures is set after a failed run. */
+  private readonly followUps = new Map<string, { delayMs: number; failures?: number }>();
   private stopped = false;
 
   constructor(
-    private readonly redis: Redis,
+    connection: Redis,
     redisUrl: string,
-    private readonly keys: Keys,
+    private readonly store: Store,
     handler: (key: string) => Promise<ReconcileOutcome>,
-    private readonly opts: { concurrency?: number; onError?: (key: string, err: unknown, retryInMs: number) => void } = {},
+    private readonly opts: ReconcileQueueOptions = {},
   ) {
-    this.queue = new Queue<ReconcileJob>(QUEUE_RECONCILE, { connection: redis, prefix: keys.bullPrefix });
+    this.queue = new Queue<ReconcileJob>(QUEUE_RECONCILE, { connection, prefix: store.keys.bullPrefix });
     this.workerConnection = connectRedis(redisUrl, 'gantry-reconcile-worker');
     this.worker = new Worker<ReconcileJob>(
       QUEUE_RECONCILE,
       async (job: Job<ReconcileJob>) => {
         const key = job.data.key;
         // Triggers from now on are for a state this run may not see: they re-add the key after it.
-        await this.redis.del(this.keys.reconcileDirty(key));
+        await this.store.clearReconcileDirty(key);
+        let result: ReconcileResult;
         try {
-          const outcome = await handler(key);
-          if (outcome && outcome.requeueAfterMs !== undefined) this.followUps.set(key, outcome.requeueAfterMs);
-        } catch (err) {
-          const failures = (job.data.failures ?? 0) + 1;
-          const delay = Math.min(60_000, 100 * 2 ** (failures - 1));
-          this.opts.onError?.(key, err, delay);
-          this.followUps.set(key, -delay);
-          job.data.failures = failures;
+          result = { ok: true, outcome: await handler(key) };
+        } catch (error) {
+          result = { ok: false, error };
         }
+        // The job itself always completes: a retry is a new job, added by afterRun.
+        const decision = decideNext(result, job.data.failures ?? 0, opts.random);
+        if (!result.ok && decision.action !== 'done') this.opts.onError?.(key, result.error, decision);
+        if (decision.action === 'requeue') this.followUps.set(key, { delayMs: decision.afterMs });
+        if (decision.action === 'backoff') this.followUps.set(key, { delayMs: decision.afterMs, failures: decision.failures });
       },
-      { connection: this.workerConnection, prefix: keys.bullPrefix, concurrency: opts.concurrency ?? 4, lockDuration: 5_000, stalledInterval: 5_000 },
+      { ...RECONCILE_WORKER_OPTIONS, connection: this.workerConnection, prefix: store.keys.bullPrefix, concurrency: opts.concurrency ?? RECONCILE_WORKER_OPTIONS.concurrency },
     );
     this.worker.on('error', () => {});
     // Only once the job has left the queue (removeOnComplete) can the same id be added again.
@@ -65,8 +76,8 @@ export class ReconcileQueue {
     const key = data.key;
     const follow = this.followUps.get(key);
     this.followUps.delete(key);
-    if ((await this.redis.exists(this.keys.reconcileDirty(key))) === 1) return this.ensureJob(key, 0);
-    if (follow !== undefined) await this.ensureJob(key, Math.abs(follow), follow < 0 ? (data.failures ?? 1) : undefined);
+    if (await this.store.isReconcileDirty(key)) return this.ensureJob(key, 0);
+    if (follow !== undefined) await this.ensureJob(key, follow.delayMs, follow.failures);
   }
 
   /**
@@ -80,7 +91,7 @@ export class ReconcileQueue {
       const job = await this.queue.getJob(reconcileJobId(key));
       if (!job) {
         // Then look again: another add may have raced ours; either way one job must be there.
-        await this.queue.add('reconcile', { key, ...(failures ? { failures } : {}) }, { jobId: reconcileJobId(key), delay: delayMs, removeOnComplete: true, removeOnFail: true });
+        await this.queue.add('reconcile', { key, ...(failures ? { failures } : {}) }, { ...RECONCILE_JOB_OPTIONS, jobId: reconcileJobId(key), delay: delayMs });
         continue;
       }
       const state = await job.getState();
@@ -96,8 +107,8 @@ export class ReconcileQueue {
   /** "Look at this deployment now." Never lost: marks the key dirty, then makes sure a job runs. */
   add(key: string): void {
     if (this.stopped) return;
-    void this.redis
-      .set(this.keys.reconcileDirty(key), '1', 'EX', 3600)
+    void this.store
+      .markReconcileDirty(key)
       .then(() => this.ensureJob(key, 0))
       .catch(() => {});
   }

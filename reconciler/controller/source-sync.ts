@@ -1,15 +1,12 @@
+import { CoalescedRunner } from '../../lib/coalesced-runner.ts';
 import type { GitSource } from '../git/source.ts';
 import { loadManifests } from '../manifests/index.ts';
-import type { ChainableCommander } from 'ioredis';
-import { buildDesiredState, diffDesired, MAIN_OWNER, ownerOf, type DesiredState, type DesiredDiff } from '../desired/desired-state.ts';
-import { objectKey, type Keys } from '../../state/keys.ts';
-import { recordEvent } from '../../state/events.ts';
-import type { DeploymentRecord, NamespaceRecord } from '../../state/records/deployment.ts';
+import { buildDesiredState, diffDesired, type DesiredState, type DesiredDiff } from '../desired/desired-state.ts';
+import { MAIN_OWNER, ownerOf, type DeploymentRecord } from '../../state/records/deployment.ts';
+import { objectKey } from '../../state/keys.ts';
 import type { SourceStatus } from '../../state/records/status.ts';
 import type { Store } from '../../state/store.ts';
-import { short } from '../status/deployment-status.ts';
-import { readServices, writeOwnedServices } from '../../state/service-store.ts';
-import { type ServiceRecord } from '../../state/records/service.ts';
+import { shortSha as short } from '../../lib/short-sha.ts';
 import type { HeadDiff } from '../../state/records/preview.ts';
 
 /**
@@ -41,8 +38,7 @@ export interface SourceSyncDeps {
 }
 
 export class SourceSync {
-  private running?: Promise<SyncResult>;
-  private queued?: Promise<SyncResult>;
+  private readonly syncs = new CoalescedRunner(() => this.syncOnce());
 
   constructor(private readonly deps: SourceSyncDeps) {}
 
@@ -51,19 +47,7 @@ export class SourceSync {
    * a sync that began after its call, and any number of calls meanwhile share one follow-up.
    */
   sync(): Promise<SyncResult> {
-    if (!this.running) {
-      this.running = this.syncOnce().finally(() => {
-        this.running = undefined;
-      });
-      return this.running;
-    }
-    this.queued ??= this.running
-      .catch(() => undefined)
-      .then(() => {
-        this.queued = undefined;
-        return this.sync();
-      });
-    return this.queued;
+    return this.syncs.run();
   }
 
   /** Reads and validates the branch head without applying it. */
@@ -125,7 +109,7 @@ export class SourceSync {
       const message = err instanceof Error ? err.message : String(err);
       if (prev.lastFetchError !== message) {
         await store.writeSourceStatus({ ...prev, lastFetchError: message });
-        await recordEvent(store.redis, store.keys, { type: 'Warning', reason: 'FetchFailed', object: 'source', message });
+        await store.events.record({ type: 'Warning', reason: 'FetchFailed', object: 'source', message });
         log?.(`source: fetch failed: ${message}`);
       }
       return { outcome: 'failed', error: message };
@@ -141,7 +125,7 @@ export class SourceSync {
     if (!preview.desired) {
       const errors = preview.errors;
       await store.writeSourceStatus({ ...base, rejectedCommit: commit, errors, lastError: `${errors.length} error(s): ${errors[0]}` });
-      await recordEvent(store.redis, store.keys, { type: 'Warning', reason: 'CommitRejected', object: 'source', message: `commit ${short(commit)} rejected, keeping ${short(prev.lastAppliedCommit)}: ${errors.join('; ')}` });
+      await store.events.record({ type: 'Warning', reason: 'CommitRejected', object: 'source', message: `commit ${short(commit)} rejected, keeping ${short(prev.lastAppliedCommit)}: ${errors.join('; ')}` });
       log?.(`source: commit ${short(commit)} rejected (${errors.length} error(s)), keeping ${short(prev.lastAppliedCommit)}:\n  ${errors.join('\n  ')}`);
       for (const key of await store.deploymentKeys()) this.deps.enqueue(key);
       return { outcome: 'rejected', commit, errors };
@@ -149,43 +133,14 @@ export class SourceSync {
 
     const desired = preview.desired;
     const diff = diffDesired(current, desired);
-    const k = store.keys;
     const status: SourceStatus = { ...base, lastAppliedCommit: commit, lastAppliedAt: now, rejectedCommit: undefined, errors: undefined, lastError: undefined };
-    const [namespacesBefore, servicesBefore] = await Promise.all([store.readNamespaces(), readServices(store.redis, k)]);
-    const tx = store.redis.multi();
-    writeOwnedState(tx, k, MAIN_OWNER, { namespaces: namespacesBefore, deployments: current, services: servicesBefore }, desired);
-    tx.hset(k.source, 'status', JSON.stringify(status));
-    await tx.exec();
+    const [namespacesBefore, servicesBefore] = await Promise.all([store.readNamespaces(), store.services.readServices()]);
+    await store.writeOwnedState(MAIN_OWNER, { namespaces: namespacesBefore, deployments: current, services: servicesBefore }, desired, { sourceStatus: status });
 
-    await recordEvent(store.redis, store.keys, { type: 'Normal', reason: 'CommitApplied', object: 'source', message: `commit ${short(commit)} applied: ${diff.summary}` });
+    await store.events.record({ type: 'Normal', reason: 'CommitApplied', object: 'source', message: `commit ${short(commit)} applied: ${diff.summary}` });
     log?.(`source: commit ${short(commit)} applied: ${diff.summary}`);
     const keys = new Set([...current, ...desired.deployments].map((d) => objectKey(d.namespace, d.name)));
     for (const key of keys) this.deps.enqueue(key);
     return { outcome: 'applied', commit, diff };
   }
-}
-
-/**
- * Queues on `tx` the writes that make `owner`'s desired records exactly `next`: its namespaces and
- * deployments are written, the ones it no longer has deleted. Records of other owners are never
- * touched, which is what lets previews live beside the tracked branch's state.
- */
-export function writeOwnedState(
-  tx: ChainableCommander,
-  keys: Keys,
-  owner: string,
-  before: { namespaces: NamespaceRecord[]; deployments: DeploymentRecord[]; services?: ServiceRecord[] },
-  next: { namespaces: NamespaceRecord[]; deployments: DeploymentRecord[]; services?: ServiceRecord[] },
-): void {
-  // Services only when both sides name them: previews pass none and leave them alone.
-  if (before.services && next.services) writeOwnedServices(tx, keys, owner, before.services, next.services);
-  const keep = new Set(next.deployments.map((d) => objectKey(d.namespace, d.name)));
-  const keepNs = new Set(next.namespaces.map((n) => n.name));
-  for (const ns of before.namespaces) if (ownerOf(ns) === owner && !keepNs.has(ns.name)) tx.hdel(keys.namespaces, ns.name);
-  for (const d of before.deployments) {
-    const key = objectKey(d.namespace, d.name);
-    if (ownerOf(d) === owner && !keep.has(key)) tx.del(keys.deployment(d.namespace, d.name)).srem(keys.deployments, key);
-  }
-  for (const ns of next.namespaces) tx.hset(keys.namespaces, ns.name, JSON.stringify(ns));
-  for (const d of next.deployments) tx.set(keys.deployment(d.namespace, d.name), JSON.stringify(d)).sadd(keys.deployments, objectKey(d.namespace, d.name));
 }

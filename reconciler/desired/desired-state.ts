@@ -1,8 +1,10 @@
 import { createHash } from 'node:crypto';
-import type { Deployment, Namespace, Service } from '../../schemas/generated/index.ts';
+import type { CanaryStep as ManifestCanaryStep } from '../../schemas/generated/index.ts';
+import { DEFAULT_MAX_SURGE, DEFAULT_MAX_UNAVAILABLE } from '../manifests/normalize.ts';
 import { parseCpu, parseMemory } from '../manifests/quantity.ts';
 import { resolveProbes } from '../manifests/probes.ts';
 import { canonicalJson, templateHash } from '../manifests/template-hash.ts';
+import type { DeploymentObject, LoadedManifest, ServiceObject, ServicePortObject, StrategyObject } from '../manifests/types.ts';
 import type { ContainerSpec } from '../../state/records/instance.ts';
 import type { CanaryStep, DeploymentRecord, NamespaceRecord } from '../../state/records/deployment.ts';
 import { type ServiceRecord } from '../../state/records/service.ts';
@@ -11,15 +13,9 @@ import { type ServiceRecord } from '../../state/records/service.ts';
  * Desired state: what one commit's validated manifests mean, as records ready for Redis.
  * Pure: no I/O. Generations carry over from the records currently stored, bumped only when a
  * deployment's spec changed, so status can say whether it has caught up (observedGeneration).
+ * Input is the normalized manifests of reconciler/manifests/ (every schema default applied there),
+ * so no default is repeated here.
  */
-
-/** Owner of the records written from the tracked branch; records without an owner are main's. */
-export const MAIN_OWNER = 'main';
-
-/** Who may replace or prune a record: 'main' or 'pr-<N>' (see DeploymentRecord.owner). */
-export function ownerOf(record: { owner?: string }): string {
-  return record.owner ?? MAIN_OWNER;
-}
 
 export interface DesiredState {
   commit: string;
@@ -29,26 +25,24 @@ export interface DesiredState {
   services?: ServiceRecord[];
 }
 
-export interface LoadedObject {
-  manifest: Deployment | Namespace | Service;
-  file: string;
-  line: number;
-}
+/** A normalized manifest and where it was written (loadManifests' objects; the column is not needed). */
+export type LoadedObject = Pick<LoadedManifest, 'manifest' | 'file' | 'line'>;
 
 export function specHash(spec: unknown): string {
   return createHash('sha256').update(canonicalJson(spec)).digest('hex').slice(0, 16);
 }
 
-export function toDeploymentRecord(d: Deployment, commit: string, file: string, line: number, previous?: DeploymentRecord): DeploymentRecord {
+export function toDeploymentRecord(d: DeploymentObject, commit: string, file: string, line: number, previous?: DeploymentRecord): DeploymentRecord {
   const spec = d.spec;
   const t = spec.template;
   const containers: ContainerSpec[] = t.spec.containers.map((c) => ({
     name: c.name,
+    // Not schema defaults (they would change every template hash): what a record means by "unset".
     ...(c.image !== undefined ? { image: c.image, imagePullPolicy: c.imagePullPolicy ?? 'IfNotPresent' } : {}),
     command: c.command ?? [],
-    args: c.args ?? [],
-    env: c.env ?? [],
-    ports: (c.ports ?? []).map((p) => (p.name ? { name: p.name, containerPort: p.containerPort } : { containerPort: p.containerPort })),
+    args: c.args,
+    env: c.env,
+    ports: c.ports.map((p) => (p.name ? { name: p.name, containerPort: p.containerPort } : { containerPort: p.containerPort })),
     ...(c.workingDir !== undefined ? { workingDir: c.workingDir } : {}),
     cpuMilli: c.resources?.cpu !== undefined ? parseCpu(c.resources.cpu) : 0,
     memoryBytes: c.resources?.memory !== undefined ? parseMemory(c.resources.memory) : 0,
@@ -57,42 +51,44 @@ export function toDeploymentRecord(d: Deployment, commit: string, file: string, 
   const hashOfSpec = specHash(spec);
   const generation = !previous ? 1 : previous.specHash === hashOfSpec ? previous.generation : previous.generation + 1;
   return {
-    namespace: d.metadata.namespace ?? 'default',
+    namespace: d.metadata.namespace,
     name: d.metadata.name,
     commit,
     file,
     line,
     generation,
     specHash: hashOfSpec,
-    replicas: spec.replicas ?? 1,
-    selector: spec.selector?.matchLabels ?? t.metadata.labels,
-    strategy: {
-      type: spec.strategy?.type ?? 'RollingUpdate',
-      maxSurge: spec.strategy?.rollingUpdate?.maxSurge ?? '25%',
-      maxUnavailable: spec.strategy?.rollingUpdate?.maxUnavailable ?? '25%',
-      ...(spec.strategy?.steps ? { steps: spec.strategy.steps.map(toCanaryStep) } : {}),
-    },
-    minReadySeconds: spec.minReadySeconds ?? 0,
-    revisionHistoryLimit: spec.revisionHistoryLimit ?? 10,
-    progressDeadlineSeconds: spec.progressDeadlineSeconds ?? 600,
-    rollback: spec.rollback ?? 'auto',
+    replicas: spec.replicas,
+    selector: spec.selector.matchLabels,
+    strategy: toStrategy(spec.strategy),
+    minReadySeconds: spec.minReadySeconds,
+    revisionHistoryLimit: spec.revisionHistoryLimit,
+    progressDeadlineSeconds: spec.progressDeadlineSeconds,
+    rollback: spec.rollback,
     templateHash: templateHash(d),
     template: {
       labels: t.metadata.labels,
       containers,
       cpuMilli: containers.reduce((s, c) => s + c.cpuMilli, 0),
       memoryBytes: containers.reduce((s, c) => s + c.memoryBytes, 0),
-      nodeSelector: t.spec.nodeSelector ?? {},
-      restartPolicy: t.spec.restartPolicy ?? 'Always',
+      nodeSelector: t.spec.nodeSelector,
+      restartPolicy: t.spec.restartPolicy,
       runtime: containers.some((c) => c.image) ? 'docker' : 'process',
-      terminationGracePeriodSeconds: t.spec.terminationGracePeriodSeconds ?? 10,
+      terminationGracePeriodSeconds: t.spec.terminationGracePeriodSeconds,
     },
-    labels: d.metadata.labels ?? {},
-    annotations: d.metadata.annotations ?? {},
+    labels: d.metadata.labels,
+    annotations: d.metadata.annotations,
   };
 }
 
-function toCanaryStep(step: { setWeight?: number; pause?: { duration?: string } }): CanaryStep {
+/** The record keeps surge bounds for every type (checks.ts rejects rollingUpdate outside RollingUpdate). */
+function toStrategy(s: StrategyObject): DeploymentRecord['strategy'] {
+  if (s.type === 'RollingUpdate') return { type: s.type, maxSurge: s.rollingUpdate.maxSurge, maxUnavailable: s.rollingUpdate.maxUnavailable };
+  const bounds = { maxSurge: DEFAULT_MAX_SURGE, maxUnavailable: DEFAULT_MAX_UNAVAILABLE };
+  return s.type === 'Canary' ? { type: s.type, ...bounds, steps: s.steps.map(toCanaryStep) } : { type: s.type, ...bounds };
+}
+
+function toCanaryStep(step: ManifestCanaryStep): CanaryStep {
   if (step.setWeight !== undefined) return { setWeight: step.setWeight };
   const d = step.pause?.duration;
   if (!d) return { pause: {} };
@@ -108,9 +104,9 @@ export function buildDesiredState(objects: LoadedObject[], commit: string, curre
   for (const o of objects) {
     const m = o.manifest;
     if (m.kind === 'Namespace') {
-      namespaces.push({ name: m.metadata.name, commit, labels: m.metadata.labels ?? {}, annotations: m.metadata.annotations ?? {} });
+      namespaces.push({ name: m.metadata.name, commit, labels: m.metadata.labels, annotations: m.metadata.annotations });
     } else if (m.kind === 'Deployment') {
-      const key = `${m.metadata.namespace ?? 'default'}/${m.metadata.name}`;
+      const key = `${m.metadata.namespace}/${m.metadata.name}`;
       deployments.push(toDeploymentRecord(m, commit, o.file, o.line, prev.get(key)));
     } else if (m.kind === 'Service') {
       services.push(toServiceRecord(m, commit, o.file, o.line));
@@ -152,14 +148,16 @@ export function diffDesired(current: DeploymentRecord[], next: DesiredState): De
   return { added, changed, removed, unchanged, summary };
 }
 
-export function toServiceRecord(s: Service, commit: string, file: string, line: number): ServiceRecord {
+export function toServiceRecord(s: ServiceObject, commit: string, file: string, line: number): ServiceRecord {
+  // The normalized tuple type (the intersection with ServiceSpec would map over schema ports).
+  const ports: ServicePortObject[] = s.spec.ports;
   return {
-    namespace: s.metadata.namespace ?? 'default',
+    namespace: s.metadata.namespace,
     name: s.metadata.name,
     commit,
     file,
     line,
     selector: s.spec.selector,
-    ports: s.spec.ports.map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port, targetPort: p.targetPort ?? p.port })),
+    ports: ports.map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port, targetPort: p.targetPort })),
   };
 }

@@ -1,3 +1,4 @@
+import { GantryError, registerErrorClass } from '../../lib/errors/index.ts';
 import { redact } from '../git/redact.ts';
 
 /**
@@ -40,15 +41,22 @@ export interface GitHostClient {
   updateComment(repo: string, pr: number, id: string, body: string): Promise<boolean>;
 }
 
-export class GitHostError extends Error {
-  constructor(
-    message: string,
-    readonly status?: number,
-  ) {
-    super(message);
+export type GitHostErrorCode = 'GIT_HOST_NOT_CONFIGURED' | 'GIT_HOST_UNREACHABLE' | 'GIT_HOST_REJECTED' | 'GIT_HOST_NOT_FOUND' | 'GIT_HOST_BAD_RESPONSE';
+
+/** A failed call to the Git host's API. Its message is scrubbed of the token; `status` is the host's HTTP status, if it answered. */
+export class GitHostError extends GantryError {
+  declare readonly code: GitHostErrorCode;
+
+  constructor(code: GitHostErrorCode, message: string, status?: number) {
+    super(code, message, status === undefined ? {} : { status });
+  }
+
+  get status(): number | undefined {
+    const status = this.data.status;
+    return typeof status === 'number' ? status : undefined;
   }
 }
-Object.defineProperty(GitHostError.prototype, 'name', { value: 'GitHostError', enumerable: false });
+registerErrorClass(GitHostError, 'GitHostError');
 
 export const DEFAULT_API_URLS: Partial<Record<GitHostKind, string>> = {
   github: 'https://api.github.com',
@@ -71,7 +79,7 @@ export async function hostRequest(
       signal: AbortSignal.timeout(opts.timeoutMs ?? 10_000),
     });
   } catch (err) {
-    throw new GitHostError(redact(`${method} ${path}: ${err instanceof Error ? err.message : String(err)}`, [opts.token]));
+    throw new GitHostError('GIT_HOST_UNREACHABLE', redact(`${method} ${path}: ${err instanceof Error ? err.message : String(err)}`, [opts.token]));
   }
   const text = await res.text().catch(() => '');
   let json: unknown;
@@ -84,7 +92,9 @@ export async function hostRequest(
   if (!res.ok) {
     const detail = (json as { message?: unknown } | undefined)?.message;
     const why = typeof detail === 'string' ? detail : JSON.stringify(detail ?? text.slice(0, 200));
-    throw new GitHostError(redact(`${method} ${path}: HTTP ${res.status}: ${why.slice(0, 300)}`, [opts.token]), res.status);
+    // Rate limits and server errors pass; anything else the host refused stays refused.
+    const code = res.status === 429 || res.status >= 500 ? 'GIT_HOST_UNREACHABLE' : 'GIT_HOST_REJECTED';
+    throw new GitHostError(code, redact(`${method} ${path}: HTTP ${res.status}: ${why.slice(0, 300)}`, [opts.token]), res.status);
   }
   return { status: res.status, json };
 }
@@ -96,6 +106,6 @@ export function oneLine(text: string, max = 140): string {
 
 export function idOf(json: unknown, what: string): string {
   const id = (json as { id?: unknown } | undefined)?.id;
-  if (typeof id !== 'number' && typeof id !== 'string') throw new GitHostError(`${what}: the response has no id`);
+  if (typeof id !== 'number' && typeof id !== 'string') throw new GitHostError('GIT_HOST_BAD_RESPONSE', `${what}: the response has no id`);
   return String(id);
 }

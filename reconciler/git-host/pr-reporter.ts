@@ -1,5 +1,6 @@
 import type { Store } from '../../state/store.ts';
 import type { CommitStatus, GitHostClient } from './git-host-client.ts';
+import { shortSha } from '../../lib/short-sha.ts';
 
 /**
  * What the preview flow tells the Git host, best effort: a failed report is logged (token-free)
@@ -26,7 +27,7 @@ export class PrReporter {
     try {
       await this.client.setStatus(repo, sha, status);
     } catch (err) {
-      this.log(`git host: commit status ${status.context}=${status.state} on ${sha.slice(0, 7)} failed: ${message(err)}`);
+      this.log(`git host: commit status ${status.context}=${status.state} on ${shortSha(sha)} failed: ${message(err)}`);
     }
   }
 
@@ -34,11 +35,10 @@ export class PrReporter {
   comment(repo: string, pr: number, body: string): Promise<void> {
     return this.serial(pr, async () => {
       if (!this.client) return;
-      const key = this.store.keys.prComment(pr);
       try {
-        const id = await this.store.redis.get(key);
+        const id = await this.store.previews.readCommentId(pr);
         if (id && (await this.client.updateComment(repo, pr, id, body))) return;
-        await this.store.redis.set(key, await this.client.createComment(repo, pr, body));
+        await this.store.previews.writeCommentId(pr, await this.client.createComment(repo, pr, body));
       } catch (err) {
         this.log(`git host: comment on pull request #${pr} failed: ${message(err)}`);
       }
@@ -48,9 +48,7 @@ export class PrReporter {
   /** Edits the comment a last time (if there is one) and forgets its id: the pull request is closed. */
   finalComment(repo: string, pr: number, body: string): Promise<void> {
     return this.serial(pr, async () => {
-      const key = this.store.keys.prComment(pr);
-      const id = await this.store.redis.get(key);
-      await this.store.redis.del(key);
+      const id = await this.store.previews.takeCommentId(pr);
       if (!this.client || !id) return;
       try {
         await this.client.updateComment(repo, pr, id, body);

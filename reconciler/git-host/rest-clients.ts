@@ -10,6 +10,7 @@ import {
   type GitHostConfig,
   type GitHostKind,
 } from './git-host-client.ts';
+import { shortSha } from '../../lib/short-sha.ts';
 
 /**
  * The three REST dialects. GitHub and Gitea share theirs:
@@ -26,11 +27,11 @@ const repoPath = (repo: string) => repo.split('/').map(encodeURIComponent).join(
 
 export function createGitHostClient(cfg: GitHostConfig): GitHostClient {
   const base = (cfg.apiUrl ?? DEFAULT_API_URLS[cfg.kind] ?? '').replace(/\/+$/, '');
-  if (!/^https?:\/\//i.test(base)) throw new GitHostError(`--git-host ${cfg.kind} needs --git-host-api (the API base URL, e.g. https://gitea.example.com/api/v1)`);
+  if (!/^https?:\/\//i.test(base)) throw new GitHostError('GIT_HOST_NOT_CONFIGURED', `--git-host ${cfg.kind} needs --git-host-api (the API base URL, e.g. https://gitea.example.com/api/v1)`);
   const tokenEnv = cfg.tokenEnv ?? DEFAULT_GIT_HOST_TOKEN_ENV;
   const token = (): string => {
     const t = process.env[tokenEnv];
-    if (!t) throw new GitHostError(`no Git host token: set $${tokenEnv}`);
+    if (!t) throw new GitHostError('GIT_HOST_NOT_CONFIGURED', `no Git host token: set $${tokenEnv}`);
     return t;
   };
   const call = (kind: GitHostKind, method: string, path: string, body: unknown) => {
@@ -48,11 +49,11 @@ export function createGitHostClient(cfg: GitHostConfig): GitHostClient {
       async setStatus(repo, sha, s: CommitStatus) {
         const state = s.state === 'failure' ? 'failed' : s.state;
         const res = await call(kind, 'POST', `${project(repo)}/statuses/${encodeURIComponent(sha)}`, { state, name: s.context, description: oneLine(s.description, 255), ...(s.targetUrl ? { target_url: s.targetUrl } : {}) });
-        if (res.status === 404) throw new GitHostError(`project ${repo} or commit ${sha.slice(0, 7)} not found`, 404);
+        if (res.status === 404) throw new GitHostError('GIT_HOST_NOT_FOUND', `project ${repo} or commit ${shortSha(sha)} not found`, 404);
       },
       async createComment(repo, pr, body) {
         const res = await call(kind, 'POST', `${project(repo)}/merge_requests/${pr}/notes`, { body });
-        if (res.status === 404) throw new GitHostError(`merge request !${pr} of project ${repo} not found`, 404);
+        if (res.status === 404) throw new GitHostError('GIT_HOST_NOT_FOUND', `merge request !${pr} of project ${repo} not found`, 404);
         return idOf(res.json, 'create note');
       },
       async updateComment(repo, pr, id, body) {
@@ -66,11 +67,11 @@ export function createGitHostClient(cfg: GitHostConfig): GitHostClient {
     kind,
     async setStatus(repo, sha, s: CommitStatus) {
       const res = await call(kind, 'POST', `/repos/${repoPath(repo)}/statuses/${encodeURIComponent(sha)}`, { state: s.state, context: s.context, description: oneLine(s.description), ...(s.targetUrl ? { target_url: s.targetUrl } : {}) });
-      if (res.status === 404) throw new GitHostError(`repository ${repo} or commit ${sha.slice(0, 7)} not found`, 404);
+      if (res.status === 404) throw new GitHostError('GIT_HOST_NOT_FOUND', `repository ${repo} or commit ${shortSha(sha)} not found`, 404);
     },
     async createComment(repo, pr, body) {
       const res = await call(kind, 'POST', `/repos/${repoPath(repo)}/issues/${pr}/comments`, { body });
-      if (res.status === 404) throw new GitHostError(`pull request #${pr} of ${repo} not found`, 404);
+      if (res.status === 404) throw new GitHostError('GIT_HOST_NOT_FOUND', `pull request #${pr} of ${repo} not found`, 404);
       return idOf(res.json, 'create comment');
     },
     async updateComment(repo, _pr, id, body) {

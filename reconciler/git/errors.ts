@@ -1,7 +1,10 @@
+import { GantryError, registerErrorClass, type GantryErrorJSON } from '../../lib/errors/index.ts';
+
 /**
  * Errors raised by the Git source layer. Every message and data value is scrubbed of
  * credentials before the error is constructed, and no raw `cause` is attached: Node's
  * inspector prints causes verbatim, and isomorphic-git errors can echo URLs and headers.
+ * Status and policy of each code are in lib/errors/codes.ts.
  */
 
 export type GitSourceErrorCode =
@@ -14,23 +17,18 @@ export type GitSourceErrorCode =
   | 'FETCH_FAILED'
   | 'READ_FAILED';
 
-export class GitSourceError extends Error {
-  readonly code: GitSourceErrorCode;
-  readonly data: Record<string, unknown>;
+export class GitSourceError extends GantryError {
+  declare readonly code: GitSourceErrorCode;
 
   constructor(code: GitSourceErrorCode, message: string, data: Record<string, unknown> = {}) {
-    super(message);
-    this.code = code;
-    this.data = data;
+    super(code, message, data);
   }
 
-  toJSON(): { name: string; code: GitSourceErrorCode; message: string; data: Record<string, unknown> } {
+  override toJSON(): Required<GantryErrorJSON> & { code: GitSourceErrorCode } {
     return { name: this.name, code: this.code, message: this.message, data: this.data };
   }
 }
-
-// On the prototype, not as a field: the stack header is formatted inside super(), before fields exist.
-Object.defineProperty(GitSourceError.prototype, 'name', { value: 'GitSourceError', enumerable: false });
+registerErrorClass(GitSourceError, 'GitSourceError');
 
 export function isGitSourceError(err: unknown): err is GitSourceError {
   return err instanceof GitSourceError;

@@ -12,7 +12,7 @@ import { expandOid, readCommit, resolveRef } from 'isomorphic-git';
 import { GitSourceError, errorCode, errorMessage } from './errors.ts';
 import { Hints } from './hints.ts';
 import { DEFAULT_MAX_FILE_BYTES, normalizeSubPath, readCommitFiles } from './tree-reader.ts';
-import type { CommitFiles, GitSource, ReadOptions, SourceConfig } from './source.ts';
+import type { CommitFiles, GitSource, ReadOptions, SourceConfig } from './source-types.ts';
 
 const DEFAULT_LOCAL_POLL_MS = 10_000;
 /** Long enough to merge the unlink/add/change burst of one ref update into one hint. */

@@ -18,7 +18,7 @@ import { Hints } from './hints.ts';
 import { assertRevision, isShaLike, normalizeBranch, resolveRevision } from './local-source.ts';
 import { basicAuthForms, redact, redactData, redactUrl, splitCredentials } from './redact.ts';
 import { DEFAULT_MAX_FILE_BYTES, normalizeSubPath, readCommitFiles } from './tree-reader.ts';
-import { DEFAULT_TOKEN_ENV, type CommitFiles, type GitSource, type ReadOptions, type SourceConfig } from './source.ts';
+import { DEFAULT_TOKEN_ENV, type CommitFiles, type GitSource, type ReadOptions, type SourceConfig } from './source-types.ts';
 
 const DEFAULT_REMOTE_POLL_MS = 60_000;
 /** Username sent with a bare token; GitHub requires it for app tokens, others ignore it. */

@@ -7,7 +7,7 @@ import * as fs from 'node:fs';
 import { posix } from 'node:path';
 import { readBlob, readCommit, readTree, type TreeEntry } from 'isomorphic-git';
 import { GitSourceError, errorCode, errorMessage } from './errors.ts';
-import type { CommitFiles } from './source.ts';
+import type { CommitFiles } from './source-types.ts';
 
 export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
 

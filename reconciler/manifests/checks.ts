@@ -7,7 +7,7 @@ import type { Deployment, IntOrPercent, Service } from '../../schemas/generated/
 import { escapePointerToken } from './pointer.ts';
 import { checkProbes } from './probes.ts';
 import { parseCpu, parseMemory } from './quantity.ts';
-import type { ManifestIssue } from './validator.ts';
+import type { ManifestIssue } from './manifest-issue.ts';
 
 function invalid(pointer: string, message: string, key = false): ManifestIssue {
   return key ? { code: 'INVALID_VALUE', pointer, message, at: { pointer, key } } : { code: 'INVALID_VALUE', pointer, message };

@@ -1,6 +1,9 @@
+import { GantryError, registerErrorClass } from '../../lib/errors/index.ts';
+
 /**
  * One problem found in the manifests of a repository, located precisely enough for an editor to
  * jump to it. These are collected, not thrown: one bad document never hides problems in others.
+ * A GantryError all the same (code, data, policy `stalled`: a new commit must fix it).
  */
 
 export type ManifestErrorCode =
@@ -46,38 +49,42 @@ function oneLine(text: string): string {
   return text.replace(UNPRINTABLE, (c) => (c === '\n' ? '\\n' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
 }
 
-export class ManifestError {
-  readonly code: ManifestErrorCode;
+export class ManifestError extends GantryError {
+  declare readonly code: ManifestErrorCode;
   readonly file: string;
   readonly line: number;
   readonly column: number;
   // `declare`: optional fields stay absent (not own properties set to undefined) when unknown.
   declare readonly kind?: string;
   declare readonly namespace?: string;
-  declare readonly name?: string;
+  /** The object's metadata.name (`name` is the error's class name, as on every Error). */
+  declare readonly objectName?: string;
   declare readonly pointer?: string;
-  readonly message: string;
 
   constructor(init: ManifestErrorInit) {
-    this.code = init.code;
+    const data: Record<string, unknown> = { file: init.file, line: init.line, column: init.column };
+    if (init.kind !== undefined) data.kind = init.kind;
+    if (init.namespace !== undefined) data.namespace = init.namespace;
+    if (init.name !== undefined) data.name = init.name;
+    if (init.pointer) data.pointer = init.pointer;
+    super(init.code, init.message, data);
     this.file = init.file;
     this.line = init.line;
     this.column = init.column;
     if (init.kind !== undefined) this.kind = init.kind;
     if (init.namespace !== undefined) this.namespace = init.namespace;
-    if (init.name !== undefined) this.name = init.name;
+    if (init.name !== undefined) this.objectName = init.name;
     if (init.pointer) this.pointer = init.pointer;
-    this.message = init.message;
   }
 
   /** The object the error is about, as shown to users: "default/web", or "team-a" for a Namespace. */
   get object(): string | undefined {
-    if (this.name === undefined) return undefined;
-    return this.kind === 'Namespace' || this.namespace === undefined ? this.name : `${this.namespace}/${this.name}`;
+    if (this.objectName === undefined) return undefined;
+    return this.kind === 'Namespace' || this.namespace === undefined ? this.objectName : `${this.namespace}/${this.objectName}`;
   }
 
   /** Exactly one line: `apps/web.yaml:12:7 Deployment default/web /spec/replicas: must be integer`. */
-  toString(): string {
+  override toString(): string {
     const parts = [`${this.file}:${this.line}:${this.column}`];
     if (this.kind !== undefined) parts.push(this.kind);
     const object = this.object;
@@ -86,7 +93,8 @@ export class ManifestError {
     return oneLine(`${parts.join(' ')}: ${this.message}`);
   }
 
-  toJSON(): ManifestErrorJSON {
+  // Its own shape (the fields flat, plus the one-line text), not GantryError's { name, code, message, data }.
+  override toJSON(): ManifestErrorJSON {
     const json: ManifestErrorJSON = {
       code: this.code,
       file: this.file,
@@ -97,8 +105,14 @@ export class ManifestError {
     };
     if (this.kind !== undefined) json.kind = this.kind;
     if (this.namespace !== undefined) json.namespace = this.namespace;
-    if (this.name !== undefined) json.name = this.name;
+    if (this.objectName !== undefined) json.name = this.objectName;
     if (this.pointer !== undefined) json.pointer = this.pointer;
     return json;
   }
+
+  /** The error its toJSON() described. */
+  static override fromJSON(json: ManifestErrorJSON): ManifestError {
+    return new ManifestError(json);
+  }
 }
+registerErrorClass(ManifestError, 'ManifestError', { revive: false });

@@ -9,7 +9,8 @@ export { loadManifests, isManifestPath, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_ALIA
 export type { LoadOptions, LoadResult, ManifestFile } from './load-manifests.ts';
 export { validateDirectory } from './validate-directory.ts';
 export { validateManifest } from './validator.ts';
-export type { ManifestIssue, ValidationResult } from './validator.ts';
+export type { ValidationResult } from './validator.ts';
+export type { ManifestIssue } from './manifest-issue.ts';
 export { ManifestError } from './errors.ts';
 export type { ManifestErrorCode, ManifestErrorInit, ManifestErrorJSON } from './errors.ts';
 export { templateHash } from './template-hash.ts';

@@ -10,8 +10,8 @@ import type { Container, Deployment, DeploymentStrategy, Namespace, Service } fr
 import { DEFAULT_NAMESPACE } from './types.ts';
 import type { ContainerObject, DeploymentObject, NamespaceObject, ServiceObject, StrategyObject } from './types.ts';
 
-const DEFAULT_MAX_SURGE = '25%';
-const DEFAULT_MAX_UNAVAILABLE = '25%';
+export const DEFAULT_MAX_SURGE = '25%';
+export const DEFAULT_MAX_UNAVAILABLE = '25%';
 
 export function normalizeNamespace(input: Namespace): NamespaceObject {
   // A copy: YAML aliases make several places share one object, and callers may mutate.

@@ -1,6 +1,6 @@
 import type { Container, Probe } from '../../schemas/generated/index.ts';
 import type { ProbeSpec } from '../../state/records/instance.ts';
-import type { ManifestIssue } from './validator.ts';
+import type { ManifestIssue } from './manifest-issue.ts';
 
 /**
  * Probes as written (port by name or number, fields optional) and as the agent runs them

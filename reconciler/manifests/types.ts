@@ -24,6 +24,7 @@ import type {
   PodTemplate,
   TemplateMetadata,
 } from '../../schemas/generated/index.ts';
+import type { RestartPolicy } from '../../state/records/instance.ts';
 
 export const API_VERSION = 'gantry.dev/v1';
 /** Kinds in the order they are applied and listed: namespaces before what they contain. */
@@ -31,7 +32,7 @@ export const KINDS = ['Namespace', 'Deployment', 'Service'] as const;
 export type ManifestKind = (typeof KINDS)[number];
 export const DEFAULT_NAMESPACE = 'default';
 
-export type RestartPolicy = NonNullable<PodSpec['restartPolicy']>;
+export type { RestartPolicy };
 
 export interface NamespaceObject extends Namespace {
   metadata: NamespaceMetadata & { labels: Labels; annotations: Annotations };

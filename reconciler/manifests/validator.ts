@@ -10,21 +10,12 @@ import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import deploymentSchema from '../../schemas/deployment.schema.json' with { type: 'json' };
 import serviceSchema from '../../schemas/service.schema.json' with { type: 'json' };
 import namespaceSchema from '../../schemas/namespace.schema.json' with { type: 'json' };
-import type { ManifestErrorCode } from './errors.ts';
 import { checkDeployment, checkService } from './checks.ts';
 import { normalizeDeployment, normalizeNamespace, normalizeService } from './normalize.ts';
+import type { ManifestIssue } from './manifest-issue.ts';
 import { escapePointerToken } from './pointer.ts';
 import type { Deployment, Namespace, Service } from '../../schemas/generated/index.ts';
 import { API_VERSION, DEFAULT_NAMESPACE, KINDS, type ManifestKind, type ManifestObject } from './types.ts';
-
-export interface ManifestIssue {
-  code: ManifestErrorCode;
-  /** JSON pointer shown with the message; '' for the whole document. */
-  pointer: string;
-  message: string;
-  /** What to point at in the source when it is not the value at `pointer`: a key, or another node. */
-  at?: { pointer: string; key: boolean };
-}
 
 export interface ValidationResult {
   /** The manifest with defaults applied, when there are no issues. */

@@ -1,4 +1,5 @@
 import type { HeadDiff } from '../../state/records/preview.ts';
+import { shortSha } from '../../lib/short-sha.ts';
 
 /**
  * A plan (HeadDiff: what a revision would change against what runs now) as text, pure: the
@@ -6,7 +7,6 @@ import type { HeadDiff } from '../../state/records/preview.ts';
  * and of `gantry plan -o markdown`, and the plain text of `gantry plan`.
  */
 
-const short = (sha: string | undefined) => (sha ? sha.slice(0, 7) : '-');
 
 export function hasChanges(diff: HeadDiff): boolean {
   return diff.added.length + diff.changed.length + diff.removed.length > 0;
@@ -15,7 +15,7 @@ export function hasChanges(diff: HeadDiff): boolean {
 /** `+2 ~1 -0`, or why the revision is invalid; fits a commit status description. */
 export function planSummaryLine(diff: HeadDiff): string {
   if (!diff.valid) return `invalid: ${diff.errors.length} error(s): ${diff.errors[0] ?? ''}`;
-  return `${diff.summary}${hasChanges(diff) ? '' : ' (no changes)'} against ${short(diff.base)}`;
+  return `${diff.summary}${hasChanges(diff) ? '' : ' (no changes)'} against ${shortSha(diff.base)}`;
 }
 
 function rows(diff: HeadDiff): { sign: string; name: string; changes: string[] }[] {
@@ -27,9 +27,9 @@ function rows(diff: HeadDiff): { sign: string; name: string; changes: string[] }
 }
 
 export function planText(diff: HeadDiff): string {
-  if (!diff.valid) return [`commit ${short(diff.commit)} is invalid:`, ...diff.errors.map((e) => `  ${e}`)].join('\n');
+  if (!diff.valid) return [`commit ${shortSha(diff.commit)} is invalid:`, ...diff.errors.map((e) => `  ${e}`)].join('\n');
   const lines = rows(diff);
-  return [`commit ${short(diff.commit)} against ${short(diff.base)}: ${lines.length === 0 ? 'no changes' : diff.summary}`, ...lines.map((l) => `${l.sign} Deployment ${l.name}: ${l.changes.join(', ')}`)].join('\n');
+  return [`commit ${shortSha(diff.commit)} against ${shortSha(diff.base)}: ${lines.length === 0 ? 'no changes' : diff.summary}`, ...lines.map((l) => `${l.sign} Deployment ${l.name}: ${l.changes.join(', ')}`)].join('\n');
 }
 
 /** A fenced block that no backtick run inside `text` can close early. */
@@ -44,10 +44,10 @@ const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\s+/g, ' ');
 
 export function planMarkdown(diff: HeadDiff): string {
   if (!diff.valid) {
-    return [`**Invalid manifests** at \`${short(diff.commit)}\`: ${diff.errors.length} error(s); nothing would be applied.`, '', fenced(diff.errors.join('\n'))].join('\n');
+    return [`**Invalid manifests** at \`${shortSha(diff.commit)}\`: ${diff.errors.length} error(s); nothing would be applied.`, '', fenced(diff.errors.join('\n'))].join('\n');
   }
   const lines = rows(diff);
-  const head = `**Plan** for \`${short(diff.commit)}\` against \`${short(diff.base)}\` (what runs now): **${diff.summary}**`;
+  const head = `**Plan** for \`${shortSha(diff.commit)}\` against \`${shortSha(diff.base)}\` (what runs now): **${diff.summary}**`;
   if (lines.length === 0) return `${head}\n\nNo changes.`;
   return [head, '', '| | Deployment | Changes |', '|---|---|---|', ...lines.map((l) => `| \`${l.sign}\` | \`${cell(l.name)}\` | ${cell(l.changes.join(', '))} |`)].join('\n');
 }

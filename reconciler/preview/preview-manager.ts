@@ -1,15 +1,15 @@
 import { describeInstances } from '../api/views.ts';
-import { writeOwnedState, type SourceSync } from '../controller/source-sync.ts';
-import { ownerOf } from '../desired/desired-state.ts';
+import type { SourceSync } from '../controller/source-sync.ts';
+import { ownerOf } from '../../state/records/deployment.ts';
 import type { PrReporter } from '../git-host/pr-reporter.ts';
 import { isReady } from '../../state/records/instance.ts';
 import { objectKey, parseObjectKey } from '../../state/keys.ts';
-import { recordEvent } from '../../state/events.ts';
 import type { Store } from '../../state/store.ts';
 import type { PreviewPhase, PreviewRecord, ProviderName } from '../../state/records/preview.ts';
 import type { PullRequestEvent } from '../webhooks/webhook-event.ts';
 import { commentMarkdown, planSummaryLine, type PreviewSummary } from './plan-report.ts';
 import { buildPreviewState, previewOwner } from './preview-state.ts';
+import { shortSha } from '../../lib/short-sha.ts';
 
 /**
  * Preview environments of pull requests. On open or push: fetch the head, plan it against what
@@ -57,7 +57,6 @@ export interface PreviewManagerDeps {
 
 const PLAN = 'gantry/plan';
 const PREVIEW = 'gantry/preview';
-const short = (sha: string) => sha.slice(0, 7);
 const message = (err: unknown) => (err instanceof Error ? err.message : String(err));
 
 export class PreviewManager {
@@ -86,14 +85,14 @@ export class PreviewManager {
   }
 
   async list(): Promise<PreviewView[]> {
-    const numbers = (await this.deps.store.redis.smembers(this.deps.store.keys.previews)).map(Number).sort((a, b) => a - b);
+    const numbers = await this.deps.store.previews.numbers();
     const views = await Promise.all(numbers.map((n) => this.get(n)));
     return views.filter((v): v is PreviewView => !!v);
   }
 
   /** After a restart: wait again for previews that were still deploying. */
   async resume(): Promise<void> {
-    for (const n of (await this.deps.store.redis.smembers(this.deps.store.keys.previews)).map(Number)) {
+    for (const n of await this.deps.store.previews.numbers()) {
       const rec = await this.read(n);
       if (rec?.state === 'deploying') this.watch(n, rec.commit);
     }
@@ -125,10 +124,10 @@ export class PreviewManager {
       return;
     }
     const { commit } = head;
-    if (pr.headSha && !commit.startsWith(pr.headSha)) log(`preview #${n}: the payload names ${short(pr.headSha)} but ${head.ref} is at ${short(commit)} now; using ${short(commit)}`);
+    if (pr.headSha && !commit.startsWith(pr.headSha)) log(`preview #${n}: the payload names ${shortSha(pr.headSha)} but ${head.ref} is at ${shortSha(commit)} now; using ${shortSha(commit)}`);
     const existing = await this.read(n);
     if (existing && existing.commit === commit && existing.state !== 'failed') {
-      log(`preview #${n}: already at ${short(commit)}`);
+      log(`preview #${n}: already at ${shortSha(commit)}`);
       return;
     }
 
@@ -136,15 +135,15 @@ export class PreviewManager {
     await reporter.status(repo, commit, { context: PLAN, state: diff.valid ? 'success' : 'failure', description: planSummaryLine(diff) });
     const refuse = async (why: string) => {
       log(`preview #${n}: ${why}`);
-      await recordEvent(store.redis, store.keys, { type: 'Warning', reason: 'PreviewRefused', object: `preview/${n}`, message: why });
+      await store.events.record({ type: 'Warning', reason: 'PreviewRefused', object: `preview/${n}`, message: why });
       await reporter.status(repo, commit, { context: PREVIEW, state: 'failure', description: why });
       await reporter.comment(repo, n, commentMarkdown(n, diff, { state: 'failed', message: why, namespaces: existing?.namespaces ?? [], endpoints: [] }));
     };
     if (!desired) {
-      return refuse(existing ? `not updated: the manifests at ${short(commit)} are invalid; the preview keeps running ${short(existing.commit)}` : `not deployed: the manifests at ${short(commit)} are invalid`);
+      return refuse(existing ? `not updated: the manifests at ${shortSha(commit)} are invalid; the preview keeps running ${shortSha(existing.commit)}` : `not deployed: the manifests at ${shortSha(commit)} are invalid`);
     }
     if (!existing) {
-      const others = (await store.redis.smembers(store.keys.previews)).map(Number).filter((x) => x !== n).sort((a, b) => a - b);
+      const others = (await store.previews.numbers()).filter((x) => x !== n);
       if (this.opts.maxPreviews <= 0) return refuse('not deployed: previews are disabled (--max-previews 0)');
       if (others.length >= this.opts.maxPreviews) {
         return refuse(`not deployed: ${others.length} previews already run (${others.map((x) => `#${x}`).join(', ')}), the limit is ${this.opts.maxPreviews}; close one or raise --max-previews`);
@@ -158,7 +157,7 @@ export class PreviewManager {
 
     const now = Date.now();
     const namespaces = next.namespaces.map((ns) => ns.name);
-    const msg = `deploying ${next.deployments.length} deployment(s) of ${short(commit)} to ${namespaces.join(', ') || 'no namespace'}`;
+    const msg = `deploying ${next.deployments.length} deployment(s) of ${shortSha(commit)} to ${namespaces.join(', ') || 'no namespace'}`;
     const record: PreviewRecord = {
       number: n,
       provider,
@@ -174,14 +173,11 @@ export class PreviewManager {
       createdAt: existing?.createdAt ?? now,
       updatedAt: now,
     };
-    const tx = store.redis.multi();
-    writeOwnedState(tx, store.keys, owner, { namespaces: namespacesNow, deployments: deploymentsNow }, next);
-    tx.set(store.keys.preview(n), JSON.stringify(record)).sadd(store.keys.previews, String(n));
-    await tx.exec();
+    await store.writeOwnedState(owner, { namespaces: namespacesNow, deployments: deploymentsNow }, next, { preview: record });
     const touched = new Set([...deploymentsNow.filter((d) => ownerOf(d) === owner).map((d) => objectKey(d.namespace, d.name)), ...record.deployments]);
     for (const key of touched) this.deps.enqueue(key);
-    await recordEvent(store.redis, store.keys, { type: 'Normal', reason: 'PreviewDeploying', object: `preview/${n}`, message: msg });
-    log(`preview #${n}: ${msg} (${diff.summary} against ${short(diff.base ?? '-')})`);
+    await store.events.record({ type: 'Normal', reason: 'PreviewDeploying', object: `preview/${n}`, message: msg });
+    log(`preview #${n}: ${msg} (${diff.summary} against ${shortSha(diff.base)})`);
     await reporter.status(repo, commit, { context: PREVIEW, state: 'pending', description: msg });
     await reporter.comment(repo, n, commentMarkdown(n, diff, { state: 'deploying', message: msg, namespaces, endpoints: [] }));
     this.watch(n, commit);
@@ -194,14 +190,11 @@ export class PreviewManager {
     this.watchers.get(n)?.abort();
     const [rec, namespacesNow, deploymentsNow] = await Promise.all([this.read(n), store.readNamespaces(), store.readDeployments()]);
     const owned = deploymentsNow.filter((d) => ownerOf(d) === owner);
-    const tx = store.redis.multi();
-    writeOwnedState(tx, store.keys, owner, { namespaces: namespacesNow, deployments: deploymentsNow }, { namespaces: [], deployments: [] });
-    tx.del(store.keys.preview(n)).srem(store.keys.previews, String(n));
-    await tx.exec();
+    await store.writeOwnedState(owner, { namespaces: namespacesNow, deployments: deploymentsNow }, { namespaces: [], deployments: [] }, { removePreview: n });
     for (const d of owned) this.deps.enqueue(objectKey(d.namespace, d.name));
     const why = `pull request ${pr.merged ? 'merged' : 'closed'}: the preview was removed`;
     if (rec || owned.length > 0) {
-      await recordEvent(store.redis, store.keys, { type: 'Normal', reason: 'PreviewRemoved', object: `preview/${n}`, message: `${why} (${owned.length} deployment(s))` });
+      await store.events.record({ type: 'Normal', reason: 'PreviewRemoved', object: `preview/${n}`, message: `${why} (${owned.length} deployment(s))` });
       log(`preview #${n}: ${why} (${owned.length} deployment(s))`);
     }
     await reporter.finalComment(pr.repo.apiName, n, commentMarkdown(n, rec?.plan, { state: 'closed', message: why, namespaces: [], endpoints: [] }));
@@ -257,9 +250,9 @@ export class PreviewManager {
     const rec = await this.read(n);
     if (!rec || rec.commit !== commit || rec.state !== 'deploying') return;
     const done: PreviewRecord = { ...rec, state, message: why, updatedAt: Date.now() };
-    await store.redis.set(store.keys.preview(n), JSON.stringify(done));
+    await store.previews.write(done);
     const endpoints = state === 'ready' ? await this.endpoints(done) : [];
-    await recordEvent(store.redis, store.keys, { type: state === 'ready' ? 'Normal' : 'Warning', reason: state === 'ready' ? 'PreviewReady' : 'PreviewFailed', object: `preview/${n}`, message: why });
+    await store.events.record({ type: state === 'ready' ? 'Normal' : 'Warning', reason: state === 'ready' ? 'PreviewReady' : 'PreviewFailed', object: `preview/${n}`, message: why });
     log(`preview #${n}: ${state}: ${why}`);
     await reporter.status(rec.repo, commit, { context: PREVIEW, state: state === 'ready' ? 'success' : 'failure', description: state === 'ready' ? `ready: ${why}` : why });
     const summary: PreviewSummary = { state, message: why, namespaces: done.namespaces, endpoints: endpoints.map((e) => ({ deployment: e.deployment, url: e.url })) };
@@ -299,14 +292,8 @@ export class PreviewManager {
     return { ...rec, plan: planSummaryLine(rec.plan), endpoints: await this.endpoints(rec) };
   }
 
-  private async read(n: number): Promise<PreviewRecord | undefined> {
-    const raw = await this.deps.store.redis.get(this.deps.store.keys.preview(n));
-    if (!raw) return undefined;
-    try {
-      return JSON.parse(raw) as PreviewRecord;
-    } catch {
-      return undefined;
-    }
+  private read(n: number): Promise<PreviewRecord | undefined> {
+    return this.deps.store.previews.read(n);
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {

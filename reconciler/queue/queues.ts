@@ -4,9 +4,8 @@ import { JOB_OPTIONS, QUEUE_SCHEDULE, nodeJobId, nodeQueueName, scheduleJobId, t
 import { type Keys } from '../../state/keys.ts';
 
 /**
- * The BullMQ queues the reconciler writes to. Jobs are triggers ("look at instance X now"); the
- * handler converges X to what Redis records, so job ids are deterministic per instance and uid,
- * and a lost, repeated or reordered job cannot cause drift.
+ * The reconciler's producer for the schedule and node queues. Names, payloads, job ids and options
+ * are the shared contract in state/queues.ts.
  */
 
 export class Queues {
@@ -28,6 +27,12 @@ export class Queues {
 
   async enqueueSchedule(instanceId: string, uid: string): Promise<void> {
     await this.schedule.add('bind', { instanceId }, { ...JOB_OPTIONS, jobId: scheduleJobId(instanceId, uid) });
+  }
+
+  /** Many placements in one round trip (the resync's retry of every pending instance). */
+  async enqueueSchedules(records: { id: string; uid: string }[]): Promise<void> {
+    if (records.length === 0) return;
+    await this.schedule.addBulk(records.map((r) => ({ name: 'bind', data: { instanceId: r.id }, opts: { ...JOB_OPTIONS, jobId: scheduleJobId(r.id, r.uid) } })));
   }
 
   async enqueueNode(node: string, action: 'start' | 'stop', instanceId: string, uid: string): Promise<void> {

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { isAvailable, type ActualInstance } from '../../state/records/instance.ts';
 import type { DeploymentRecord } from '../../state/records/deployment.ts';
 import { revisionByNumber, type Revision, type RolloutState } from '../../state/records/rollout.ts';
+import { shortSha } from '../../lib/short-sha.ts';
 
 /**
  * The pure rollout state machine: (desired, remembered rollout, instances, now) -> the revision(s)
@@ -37,7 +38,6 @@ export interface RolloutDecision {
   requeueAfterMs?: number;
 }
 
-const short = (sha: string) => sha.slice(0, 7);
 
 export function effectiveTemplateHash(templateHash: string, restartNonce: string | undefined): string {
   if (!restartNonce) return templateHash;
@@ -45,7 +45,7 @@ export function effectiveTemplateHash(templateHash: string, restartNonce: string
 }
 
 function describe(r: Revision): string {
-  return `revision ${r.revision} (commit ${short(r.commit)})`;
+  return `revision ${r.revision} (commit ${shortSha(r.commit)})`;
 }
 
 function startRollout(s: RolloutState, target: Revision, now: number, events: RolloutEvent[]): void {
@@ -165,10 +165,10 @@ export function advanceRollout(desired: DeploymentRecord, previous: RolloutState
     events.push({ type: 'Warning', reason: 'ProgressDeadlineExceeded', message: s.message });
     if (desired.rollback === 'auto' && stableRev && stableRev.revision !== target.revision) {
       s.pin = { revision: stableRev.revision, generation: gen, reason: 'rollback', failedRevision: target.revision, failedCommit: target.commit };
-      events.push({ type: 'Warning', reason: 'RolledBack', message: `commit ${short(target.commit)} (revision ${target.revision}) failed: ProgressDeadlineExceeded; returning to ${describe(stableRev)}` });
+      events.push({ type: 'Warning', reason: 'RolledBack', message: `commit ${shortSha(target.commit)} (revision ${target.revision}) failed: ProgressDeadlineExceeded; returning to ${describe(stableRev)}` });
       startRollout(s, stableRev, now, events);
       s.reason = 'RollingBack';
-      s.message = `commit ${short(target.commit)} failed (ProgressDeadlineExceeded): returning to ${describe(stableRev)}`;
+      s.message = `commit ${shortSha(target.commit)} failed (ProgressDeadlineExceeded): returning to ${describe(stableRev)}`;
       return { state: trim(s, desired.revisionHistoryLimit), target: stableRev, hold: false, events, requeueAfterMs: 1000 };
     }
   }

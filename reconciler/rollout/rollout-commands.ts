@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { GantryError, registerErrorClass } from '../../lib/errors/index.ts';
 import type { Store } from '../../state/store.ts';
 import { revisionByNumber, type RolloutState } from '../../state/records/rollout.ts';
 
@@ -11,11 +12,17 @@ import { revisionByNumber, type RolloutState } from '../../state/records/rollout
 export type RolloutAction = 'pause' | 'resume' | 'promote' | 'abort' | 'restart' | 'undo';
 export const ROLLOUT_ACTIONS: RolloutAction[] = ['pause', 'resume', 'promote', 'abort', 'restart', 'undo'];
 
-export class RolloutCommandError extends Error {
-  constructor(readonly statusCode: number, message: string, readonly code: string) {
-    super(message);
+export type RolloutCommandErrorCode = 'NOT_FOUND' | 'NO_ROLLOUT' | 'NOT_PROGRESSING' | 'NO_STABLE_REVISION' | 'NO_EARLIER_REVISION' | 'NO_SUCH_REVISION' | 'CONFLICT';
+
+/** Why a rollout command does not apply; its HTTP status is its code's (lib/errors/codes.ts). */
+export class RolloutCommandError extends GantryError {
+  declare readonly code: RolloutCommandErrorCode;
+
+  constructor(code: RolloutCommandErrorCode, message: string, data: Record<string, unknown> = {}) {
+    super(code, message, data);
   }
 }
+registerErrorClass(RolloutCommandError, 'RolloutCommandError');
 
 /** Pure: the state after an action, or an error saying why it does not apply. */
 export function applyRolloutAction(s: RolloutState, action: RolloutAction, generation: number, opts: { toRevision?: number; nonce?: string } = {}): RolloutState {
@@ -30,12 +37,12 @@ export function applyRolloutAction(s: RolloutState, action: RolloutAction, gener
       delete next.pin;
       return next;
     case 'promote':
-      if (next.phase !== 'Progressing') throw new RolloutCommandError(409, `nothing to promote: the rollout is ${next.phase}`, 'NOT_PROGRESSING');
+      if (next.phase !== 'Progressing') throw new RolloutCommandError('NOT_PROGRESSING', `nothing to promote: the rollout is ${next.phase}`);
       next.promote = true;
       return next;
     case 'abort': {
-      if (next.phase !== 'Progressing') throw new RolloutCommandError(409, `nothing to abort: the rollout is ${next.phase}`, 'NOT_PROGRESSING');
-      if (next.stable === undefined || next.stable === next.target) throw new RolloutCommandError(409, 'no stable revision to return to', 'NO_STABLE_REVISION');
+      if (next.phase !== 'Progressing') throw new RolloutCommandError('NOT_PROGRESSING', `nothing to abort: the rollout is ${next.phase}`);
+      if (next.stable === undefined || next.stable === next.target) throw new RolloutCommandError('NO_STABLE_REVISION', 'no stable revision to return to');
       const failed = revisionByNumber(next, next.target);
       next.pin = { revision: next.stable, generation, reason: 'abort', failedRevision: next.target, ...(failed ? { failedCommit: failed.commit } : {}) };
       return next;
@@ -47,7 +54,9 @@ export function applyRolloutAction(s: RolloutState, action: RolloutAction, gener
     case 'undo': {
       const to = opts.toRevision ?? previousRevision(next);
       if (to === undefined || !revisionByNumber(next, to)) {
-        throw new RolloutCommandError(opts.toRevision === undefined ? 409 : 404, opts.toRevision === undefined ? 'no earlier revision to return to' : `revision ${opts.toRevision} is not in the history`, 'NO_SUCH_REVISION');
+        throw opts.toRevision === undefined
+          ? new RolloutCommandError('NO_EARLIER_REVISION', 'no earlier revision to return to')
+          : new RolloutCommandError('NO_SUCH_REVISION', `revision ${opts.toRevision} is not in the history`, { revision: opts.toRevision });
       }
       next.pin = { revision: to, generation, reason: 'undo' };
       return next;
@@ -61,13 +70,12 @@ function previousRevision(s: RolloutState): number | undefined {
 }
 
 export async function runRolloutAction(store: Store, ns: string, name: string, action: RolloutAction, opts: { toRevision?: number } = {}): Promise<RolloutState> {
-  const key = store.keys.rollout(ns, name);
   for (let attempt = 0; attempt < 10; attempt++) {
-    const [raw, desired] = await Promise.all([store.redis.get(key), store.readDeployment(ns, name)]);
-    if (!desired) throw new RolloutCommandError(404, `deployment ${ns}/${name} not found`, 'NOT_FOUND');
-    if (!raw) throw new RolloutCommandError(409, `deployment ${ns}/${name} has no rollout yet`, 'NO_ROLLOUT');
-    const next = applyRolloutAction(JSON.parse(raw) as RolloutState, action, desired.generation, opts);
-    if ((await store.scripts.compareAndSet(key, raw, JSON.stringify(next))) === 1) return next;
+    const [read, desired] = await Promise.all([store.readRollout(ns, name), store.readDeployment(ns, name)]);
+    if (!desired) throw new RolloutCommandError('NOT_FOUND', `deployment ${ns}/${name} not found`);
+    if (!read.state) throw new RolloutCommandError('NO_ROLLOUT', `deployment ${ns}/${name} has no rollout yet`);
+    const next = applyRolloutAction(read.state, action, desired.generation, opts);
+    if (await store.replaceRollout(ns, name, read, next)) return next;
   }
-  throw new RolloutCommandError(409, 'the rollout kept changing; try again', 'CONFLICT');
+  throw new RolloutCommandError('CONFLICT', 'the rollout kept changing; try again');
 }

@@ -6,9 +6,9 @@ import { QUEUE_SCHEDULE } from '../../state/queues.ts';
 import { type Keys } from '../../state/keys.ts';
 import type { Queues } from '../queue/queues.ts';
 import type { ScheduleJob } from '../../state/queues.ts';
-import { recordEvent } from '../../state/events.ts';
 import type { Store, StoredNode } from '../../state/store.ts';
-import { selectNode, type NodeView } from './select-node.ts';
+import { selectNode, type NodeCandidate } from './select-node.ts';
+import { DEFAULT_NODE_READY_MS, isNodeReady } from '../../state/records/node.ts';
 import { instanceGroup } from '../../state/records/instance.ts';
 
 /**
@@ -44,7 +44,7 @@ export class Scheduler {
   private readonly snapshotMs: number;
 
   constructor(private readonly opts: SchedulerOptions) {
-    this.nodeReadyMs = opts.nodeReadyMs ?? 20_000;
+    this.nodeReadyMs = opts.nodeReadyMs ?? DEFAULT_NODE_READY_MS;
     this.snapshotMs = opts.snapshotMs ?? 500;
   }
 
@@ -75,10 +75,9 @@ export class Scheduler {
 
   /** Re-enqueue every pending instance: called when nodes change and on the periodic resync. */
   async retryPending(): Promise<number> {
-    const { store, keys, queues } = this.opts;
-    const ids = await store.redis.smembers(keys.pendingInstances);
-    const insts = await store.readInstances(ids);
-    for (const i of insts) if (!i.record.node) await queues.enqueueSchedule(i.record.id, i.record.uid);
+    const { store, queues } = this.opts;
+    const insts = (await store.readInstances(await store.pendingInstanceIds())).filter((i) => !i.record.node);
+    await queues.enqueueSchedules(insts.map((i) => i.record));
     return insts.length;
   }
 
@@ -107,7 +106,7 @@ export class Scheduler {
   }
 
   private async place(instanceId: string): Promise<ScheduleOutcome> {
-    const { store, keys } = this.opts;
+    const { store } = this.opts;
     for (let attempt = 0; attempt < 5; attempt++) {
       const [inst] = await store.readInstances([instanceId]);
       if (!inst) return 'gone';
@@ -119,8 +118,8 @@ export class Scheduler {
       if ('reason' in placement) {
         if (rec.pendingReason !== placement.reason) {
           const next: InstanceRecord = { ...rec, pendingReason: placement.reason };
-          if ((await store.scripts.compareAndSet(keys.instance(rec.id), inst.raw, JSON.stringify(next))) === 1) {
-            await recordEvent(store.redis, keys, { type: 'Warning', reason: 'FailedScheduling', object: `instance/${rec.id}`, message: placement.reason });
+          if (await store.replaceInstance(inst, next)) {
+            await store.events.record({ type: 'Warning', reason: 'FailedScheduling', object: `instance/${rec.id}`, message: placement.reason });
             await this.publishChange(rec);
           }
         }
@@ -130,14 +129,7 @@ export class Scheduler {
       for (const nodeName of placement.ranked) {
         const next: InstanceRecord = { ...rec, node: nodeName, boundAt: Date.now() };
         delete next.pendingReason;
-        const res = await store.scripts.bindInstance(
-          [keys.instance(rec.id), keys.node(nodeName), keys.nodeAlloc(nodeName), keys.nodeInstances(nodeName), keys.pendingInstances],
-          inst.raw,
-          JSON.stringify(next),
-          rec.id,
-          rec.cpuMilli,
-          rec.memoryBytes,
-        );
+        const res = await store.bindInstance(inst, nodeName, next);
         if (res === 1) {
           const cached = nodes.find((n) => n.record.name === nodeName);
           if (cached) {
@@ -146,7 +138,7 @@ export class Scheduler {
             cached.alloc.instances += 1;
           }
           await this.opts.queues.enqueueNode(nodeName, 'start', rec.id, rec.uid);
-          await recordEvent(store.redis, keys, { type: 'Normal', reason: 'Scheduled', object: `instance/${rec.id}`, message: `bound to ${nodeName}` });
+          await store.events.record({ type: 'Normal', reason: 'Scheduled', object: `instance/${rec.id}`, message: `bound to ${nodeName}` });
           await this.publishChange(rec);
           return 'bound';
         }
@@ -161,27 +153,18 @@ export class Scheduler {
     return 'pending';
   }
 
-  private async views(rec: InstanceRecord, nodes: StoredNode[]): Promise<NodeView[]> {
-    const { store, keys } = this.opts;
-    const siblings = (await store.redis.smembers(keys.deploymentInstances(rec.namespace, rec.deployment))).filter((s) => s !== rec.id);
-    const perNode = new Map<string, number>();
-    if (siblings.length > 0) {
-      // Only where siblings are bound matters here: one MGET of their records, no statuses.
-      for (const raw of await store.redis.mget(siblings.map((id) => keys.instance(id)))) {
-        const node = raw ? (JSON.parse(raw) as InstanceRecord).node : undefined;
-        if (node) perNode.set(node, (perNode.get(node) ?? 0) + 1);
-      }
-    }
+  private async views(rec: InstanceRecord, nodes: StoredNode[]): Promise<NodeCandidate[]> {
+    const perNode = await this.opts.store.siblingsPerNode(rec.namespace, rec.deployment, rec.id);
     const now = Date.now();
     return nodes.map((n) => ({
       record: n.record,
       alloc: n.alloc,
-      ready: now - n.heartbeatAt <= this.nodeReadyMs,
+      ready: isNodeReady(n.heartbeatAt, now, this.nodeReadyMs),
       sameDeployment: perNode.get(n.record.name) ?? 0,
     }));
   }
 
   private async publishChange(rec: InstanceRecord): Promise<void> {
-    await this.opts.store.redis.publish(this.opts.keys.changesChannel, `${rec.namespace}/${rec.deployment}`);
+    await this.opts.store.announceDeploymentChange(rec.namespace, rec.deployment);
   }
 }

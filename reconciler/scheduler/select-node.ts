@@ -9,7 +9,8 @@ import type { NodeAllocation, NodeRecord } from '../../state/records/node.ts';
  * deployment first (spread), then least allocated (mean free share of CPU and memory), then name.
  */
 
-export interface NodeView {
+/** A node as the scheduler weighs it for one instance. */
+export interface NodeCandidate {
   record: NodeRecord;
   alloc: NodeAllocation;
   ready: boolean;
@@ -29,7 +30,7 @@ const REASONS = {
 } as const;
 type ReasonKey = keyof typeof REASONS;
 
-export function filterNode(inst: Pick<InstanceRecord, 'runtime' | 'nodeSelector' | 'cpuMilli' | 'memoryBytes'>, n: NodeView): ReasonKey | undefined {
+export function filterNode(inst: Pick<InstanceRecord, 'runtime' | 'nodeSelector' | 'cpuMilli' | 'memoryBytes'>, n: NodeCandidate): ReasonKey | undefined {
   if (!n.ready) return 'notReady';
   if (n.record.cordoned) return 'cordoned';
   if (!n.record.runtimes.includes(inst.runtime)) return 'runtime';
@@ -41,14 +42,14 @@ export function filterNode(inst: Pick<InstanceRecord, 'runtime' | 'nodeSelector'
   return undefined;
 }
 
-function freeShare(n: NodeView): number {
+function freeShare(n: NodeCandidate): number {
   const cpu = n.record.cpuMilli > 0 ? (n.record.cpuMilli - n.alloc.cpuMilli) / n.record.cpuMilli : 0;
   const mem = n.record.memoryBytes > 0 ? (n.record.memoryBytes - n.alloc.memoryBytes) / n.record.memoryBytes : 0;
   return (cpu + mem) / 2;
 }
 
-export function selectNode(inst: Pick<InstanceRecord, 'runtime' | 'nodeSelector' | 'cpuMilli' | 'memoryBytes'>, nodes: NodeView[]): Placement {
-  const fits: NodeView[] = [];
+export function selectNode(inst: Pick<InstanceRecord, 'runtime' | 'nodeSelector' | 'cpuMilli' | 'memoryBytes'>, nodes: NodeCandidate[]): Placement {
+  const fits: NodeCandidate[] = [];
   const counts = new Map<ReasonKey, number>();
   for (const n of nodes) {
     const why = filterNode(inst, n);

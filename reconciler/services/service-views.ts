@@ -2,7 +2,6 @@ import type { FastifyInstance } from 'fastify';
 import { objectKey } from '../../state/keys.ts';
 import type { Condition } from '../../state/records/status.ts';
 import type { Store } from '../../state/store.ts';
-import { readEndpoints, readServiceNodeStatuses, readServices } from '../../state/service-store.ts';
 import { type CanarySplit, type Endpoint, type ServicePortRecord } from '../../state/records/service.ts';
 
 /** What `GET /api/v1/services` returns and `gantry get services` prints. */
@@ -22,10 +21,9 @@ export interface ServiceView {
 }
 
 export async function describeServices(store: Store, namespace?: string): Promise<ServiceView[]> {
-  const { redis, keys } = store;
-  const services = (await readServices(redis, keys)).filter((s) => !namespace || s.namespace === namespace);
-  const nodes = (await redis.smembers(keys.nodes)).sort();
-  const [endpoints, nodeStatuses] = await Promise.all([readEndpoints(redis, keys, services.map((s) => objectKey(s.namespace, s.name))), readServiceNodeStatuses(redis, keys, nodes)]);
+  const services = (await store.services.readServices()).filter((s) => !namespace || s.namespace === namespace);
+  const nodes = await store.nodeNames();
+  const [endpoints, nodeStatuses] = await Promise.all([store.services.readEndpoints(services.map((s) => objectKey(s.namespace, s.name))), store.services.readNodeStatuses(nodes)]);
   const byKey = new Map(endpoints.map((e) => [objectKey(e.namespace, e.name), e]));
   return services.map((s) => {
     const key = objectKey(s.namespace, s.name);

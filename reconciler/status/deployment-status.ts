@@ -3,7 +3,8 @@ import { resolveIntOrPercent } from '../plan/compute-plan.ts';
 import type { Condition, DeploymentStatus, SourceStatus } from '../../state/records/status.ts';
 import type { DeploymentRecord } from '../../state/records/deployment.ts';
 import type { RolloutDecision } from '../rollout/advance-rollout.ts';
-import { MAIN_OWNER, ownerOf } from '../desired/desired-state.ts';
+import { MAIN_OWNER, ownerOf } from '../../state/records/deployment.ts';
+import { shortSha } from '../../lib/short-sha.ts';
 
 /**
  * Pure computation of a deployment's status from its desired record and its instances.
@@ -55,14 +56,14 @@ export function computeDeploymentStatus(
       : r?.reason === 'RollingBack' || r?.reason === 'CanaryPaused'
         ? { type: CONDITION_PROGRESSING, status: 'True', reason: r.reason, message: r.message, lastTransitionTime: now }
         : done
-      ? { type: CONDITION_PROGRESSING, status: 'True', reason: 'NewReplicaSetAvailable', message: `revision ${desired.templateHash} of commit ${short(desired.commit)} is available`, lastTransitionTime: now }
+      ? { type: CONDITION_PROGRESSING, status: 'True', reason: 'NewReplicaSetAvailable', message: `revision ${desired.templateHash} of commit ${shortSha(desired.commit)} is available`, lastTransitionTime: now }
       : stuck
         ? { type: CONDITION_PROGRESSING, status: 'False', reason: 'InstancesPending', message: `${pending.length} instance(s) pending: ${stuck.record.pendingReason}`, lastTransitionTime: now }
         : { type: CONDITION_PROGRESSING, status: 'True', reason: 'ReplicaSetUpdating', message: `${updatedReady.length}/${desired.replicas} instances of revision ${desired.templateHash} ready, ${instances.length - updated.length} old instance(s) left`, lastTransitionTime: now },
   );
 
   if (r?.pin) {
-    const failed = r.pin.failedCommit ? ` after commit ${short(r.pin.failedCommit)} failed` : '';
+    const failed = r.pin.failedCommit ? ` after commit ${shortSha(r.pin.failedCommit)} failed` : '';
     conditions.push({
       type: CONDITION_PINNED,
       status: 'True',
@@ -78,7 +79,7 @@ export function computeDeploymentStatus(
       type: CONDITION_SOURCE_REJECTED,
       status: 'True',
       reason: 'InvalidManifests',
-      message: `commit ${short(source.rejectedCommit)} rejected, still running ${short(desired.commit)}: ${source.lastError ?? ''}`,
+      message: `commit ${shortSha(source.rejectedCommit)} rejected, still running ${shortSha(desired.commit)}: ${source.lastError ?? ''}`,
       lastTransitionTime: now,
     });
   }
@@ -119,8 +120,4 @@ export function computeDeploymentStatus(
     conditions,
     updatedAt: now,
   };
-}
-
-export function short(sha: string | undefined): string {
-  return sha ? sha.slice(0, 7) : '-';
 }

@@ -14,16 +14,16 @@ export class DeliveryLog {
     private readonly ttlSec: number,
   ) {}
 
-  private key(provider: ProviderName, id: string): string {
-    return this.store.keys.webhookDelivery(provider, createHash('sha256').update(id).digest('hex').slice(0, 32));
+  private hash(id: string): string {
+    return createHash('sha256').update(id).digest('hex').slice(0, 32);
   }
 
   /** True the first time `id` is claimed within the TTL. */
   async claim(provider: ProviderName, id: string): Promise<boolean> {
-    return (await this.store.redis.set(this.key(provider, id), '1', 'EX', this.ttlSec, 'NX')) === 'OK';
+    return this.store.previews.claimDelivery(provider, this.hash(id), this.ttlSec);
   }
 
   async forget(provider: ProviderName, id: string): Promise<void> {
-    await this.store.redis.del(this.key(provider, id));
+    await this.store.previews.forgetDelivery(provider, this.hash(id));
   }
 }

@@ -8,6 +8,8 @@ import { gitea, github } from './github.ts';
 import { gitlab } from './gitlab.ts';
 import { MalformedPayload, type PullRequestEvent, type WebhookEvent, type WebhookProvider } from './webhook-event.ts';
 import { type ProviderName } from '../../state/records/preview.ts';
+import { HttpError } from '../api/http-error.ts';
+import { shortSha } from '../../lib/short-sha.ts';
 
 /**
  * POST /webhooks/{github,gitlab,gitea,bitbucket}. In order: a body over the cap gets 413 (before
@@ -57,11 +59,11 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDe
 
   async function receive(provider: WebhookProvider, req: FastifyRequest, reply: FastifyReply): Promise<unknown> {
     const secret = process.env[deps!.secretEnv];
-    if (!secret) return reply.status(503).send({ error: `webhooks are disabled: $${deps!.secretEnv} is not set`, code: 'WEBHOOKS_DISABLED' });
+    if (!secret) throw new HttpError('WEBHOOKS_DISABLED', `webhooks are disabled: $${deps!.secretEnv} is not set`);
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     if (!provider.verify(req.headers, body, secret)) {
       deps!.log(`webhook ${provider.name}: rejected a delivery from ${req.ip}: missing or invalid signature`);
-      return reply.status(401).send({ error: 'missing or invalid webhook signature', code: 'UNAUTHORIZED' });
+      throw new HttpError('UNAUTHORIZED', 'missing or invalid webhook signature');
     }
     const eventName = provider.eventName(req.headers) ?? '';
     if (!provider.events.has(eventName)) return reply.status(202).send({ ignored: true, reason: `event ${JSON.stringify(eventName.slice(0, 64))} is not handled` });
@@ -70,7 +72,7 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDe
       event = provider.parse(eventName, decodePayload(body, req.headers['content-type']));
     } catch (err) {
       if (!(err instanceof MalformedPayload)) throw err;
-      return reply.status(400).send({ error: `malformed ${eventName} payload: ${err.message}`, code: 'MALFORMED_PAYLOAD' });
+      throw new MalformedPayload(`malformed ${eventName} payload: ${err.message}`);
     }
     // Without a delivery id the body itself identifies the delivery (it carries shas and times).
     const deliveryId = provider.deliveryId(req.headers) ?? `body:${createHash('sha256').update(body).digest('hex')}`;
@@ -98,7 +100,7 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDe
         deps!.log(`${tag}: ignored: ${decision.reason}`);
         return reply.status(202).send({ ignored: true, reason: decision.reason });
       case 'sync':
-        deps!.log(`${tag}: push to ${deps!.tracked.branch}${decision.commit ? ` (${decision.commit.slice(0, 7)})` : ''}: syncing now`);
+        deps!.log(`${tag}: push to ${deps!.tracked.branch}${decision.commit ? ` (${shortSha(decision.commit)})` : ''}: syncing now`);
         inBackground('sync', deps!.handlers.sync());
         return reply.status(202).send({ accepted: true, action: 'sync' });
       case 'preview':

@@ -1,3 +1,4 @@
+import { GantryError, registerErrorClass } from '../../lib/errors/index.ts';
 import type { ProviderName } from '../../state/records/preview.ts';
 
 /**
@@ -53,8 +54,15 @@ export type WebhookEvent =
   | { type: 'push'; repo: RepoRef; updates: RefUpdate[] }
   | PullRequestEvent;
 
-/** A payload that is not what its event promises: answered with 400. */
-export class MalformedPayload extends Error {}
+/** A payload that is not what its event promises: answered with 400 MALFORMED_PAYLOAD. */
+export class MalformedPayload extends GantryError {
+  declare readonly code: 'MALFORMED_PAYLOAD';
+
+  constructor(message: string) {
+    super('MALFORMED_PAYLOAD', message);
+  }
+}
+registerErrorClass(MalformedPayload, 'MalformedPayload');
 
 export const ZERO_SHA = /^0+$/;
 

@@ -57,3 +57,11 @@ export interface NamespaceRecord {
   /** As DeploymentRecord.owner. */
   owner?: string;
 }
+
+/** Owner of the records written from the tracked branch; records without an owner are main's. */
+export const MAIN_OWNER = 'main';
+
+/** Who may replace or prune a record: 'main' or 'pr-<N>' (see DeploymentRecord.owner). */
+export function ownerOf(record: { owner?: string }): string {
+  return record.owner ?? MAIN_OWNER;
+}

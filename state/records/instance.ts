@@ -4,8 +4,10 @@
  * rules that reconciler and agents both apply.
  * Manifest types (what users write) are generated from schemas/; these are internal state.
  */
+import type { PodSpec } from '../../schemas/generated/index.ts';
 
-export type RestartPolicy = 'Always' | 'OnFailure' | 'Never';
+/** The one definition, from the schema (reconciler/manifests/ re-exports it). */
+export type RestartPolicy = NonNullable<PodSpec['restartPolicy']>;
 export type Runtime = 'process' | 'docker';
 
 export interface PortSpec {

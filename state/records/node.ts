@@ -1,5 +1,13 @@
 import type { Runtime } from './instance.ts';
 
+/** A node whose agent has not heartbeated for this long is NotReady (Kubernetes: 40 s; ours: 20 s). */
+export const DEFAULT_NODE_READY_MS = 20_000;
+
+/** Ready = heartbeated within `readyMs`: the one rule the scheduler, the API and the lifecycle controller apply. */
+export function isNodeReady(heartbeatAt: number, now: number, readyMs: number): boolean {
+  return now - heartbeatAt <= readyMs;
+}
+
 /** Nodes: what an agent registers (NodeRecord), what is bound there, and the lifecycle the reconciler keeps. */
 
 export interface NodeRecord {

@@ -1,7 +1,7 @@
 import { after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { ContainerSpec, InstanceRecord, InstanceStatus } from '../../state/records/instance.ts';
-import { readEvents } from '../../state/events.ts';
+import { EventLog } from '../../state/events.ts';
 import { connectRedis } from '../../state/connection.ts';
 import { AgentWorld, container, httpGet, instanceRecord } from '../helpers/agent-fixtures.ts';
 import { docker, dockerTest, gantryContainers, removeContainersWithLabels, startEngineProxy, TEST_IMAGE } from '../helpers/docker.ts';
@@ -168,7 +168,7 @@ dockerAgentTest('an image that cannot be pulled: ImagePullFailed in status and e
     assert.match(s.message!, /^ImagePullFailed: \S/);
     assert.equal(s.restarts, 0);
   }
-  const failures = async () => (await readEvents(w.redis, w.keys, { object: `instance/${missing.id}` })).filter((e) => e.reason === 'ImagePullFailed');
+  const failures = async () => (await new EventLog(w.redis, w.keys).read({ object: `instance/${missing.id}` })).filter((e) => e.reason === 'ImagePullFailed');
   const [event] = await waitFor(async () => ((await failures()).length > 0 ? failures() : undefined), { what: 'ImagePullFailed event' });
   assert.equal(event!.type, 'Warning');
   assert.match(event!.message, /gantry-test\/does-not-exist:1/);

@@ -11,7 +11,8 @@ import { startReconciler, type ReconcilerHandle } from '../../reconciler/reconci
 import { reconcileDeployment } from '../../reconciler/controller/deployment-reconciler.ts';
 import { Queues } from '../../reconciler/queue/queues.ts';
 import { Store } from '../../state/store.ts';
-import { readEvents } from '../../state/events.ts';
+import { EventLog } from '../../state/events.ts';
+import type { Redis } from 'ioredis';
 import { createRepo, type TestRepo } from '../helpers/git-repo.ts';
 import { freshPrefix, testRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -39,10 +40,13 @@ let dataDir: string;
 let rec: ReconcilerHandle;
 const prefix = freshPrefix();
 const keys = createKeys(prefix);
-const redis = () => rec.store.redis;
+// The test's own connection, to inspect and tamper with what the reconciler stored.
+let direct: Redis;
+const redis = () => direct;
 
 before(async () => {
   url = (await testRedis()).url;
+  direct = connectRedis(url, 'reconciler-test');
   dataDir = mkdtempSync(join(tmpdir(), 'gantry-rec-'));
   repo = await createRepo();
   await repo.commitFiles({ 'deploy/a.yaml': deploymentYaml('a', 2), 'deploy/b.yaml': deploymentYaml('b', 1), 'other/ignored.yaml': 'not: [valid' }, 'two deployments');
@@ -51,6 +55,7 @@ before(async () => {
 
 after(async () => {
   await rec?.stop();
+  direct?.disconnect();
   await repo?.cleanup();
   rmSync(dataDir, { recursive: true, force: true });
 });
@@ -114,7 +119,7 @@ test('a rejected commit changes nothing; duplicates name both files; the next go
   assert.equal(status.errors!.length, 1);
   assert.match(status.errors![0]!, /^deploy\/c\.yaml:1:1 Deployment default\/a: duplicate Deployment default\/a, also defined at deploy\/a\.yaml:1:1/);
   assert.deepEqual(await rec.store.readDeployments(), before);
-  const events = await readEvents(redis(), keys, { object: 'source' });
+  const events = await new EventLog(redis(), keys).read({ object: 'source' });
   assert.ok(events.some((e) => e.reason === 'CommitRejected' && e.message.includes('deploy/c.yaml')));
 
   const good = await repo.commitFiles({ 'deploy/c.yaml': null, 'deploy/b.yaml': null }, 'fix, and remove b');

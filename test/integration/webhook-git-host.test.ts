@@ -1,3 +1,4 @@
+import type { Redis } from 'ioredis';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { createRepo, type TestRepo } from '../helpers/git-repo.ts';
@@ -21,17 +22,19 @@ const TOKEN = 'host-t0ken-value-123';
 const SHA = 'f'.repeat(40);
 const hosts: FakeGitHost[] = [];
 let store: Store;
+let redis: Redis;
 let repo: TestRepo;
 
 before(async () => {
   const { url } = await testRedis();
-  store = new Store(connectRedis(url, 'git-host-test'), createKeys(freshPrefix()));
+  redis = connectRedis(url, 'git-host-test');
+  store = new Store(redis, createKeys(freshPrefix()));
   repo = await createRepo();
 });
 
 after(async () => {
   await Promise.all(hosts.map((h) => h.close()));
-  store.redis.disconnect();
+  redis.disconnect();
   await repo.cleanup();
 });
 
@@ -88,7 +91,7 @@ test('PrReporter keeps one comment per pull request, edited in place, recreated 
   assert.equal(h.comments.size, 1);
   const [first] = [...h.comments.values()];
   assert.deepEqual(first!.versions, ['v1', 'v2', 'v3']);
-  assert.equal(await store.redis.get(store.keys.prComment(3)), String(first!.id));
+  assert.equal(await redis.get(store.keys.prComment(3)), String(first!.id));
   h.deleteComment(first!.id);
   await reporter.comment('acme/shop', 3, 'v4');
   assert.equal(h.comments.size, 1);
@@ -96,7 +99,7 @@ test('PrReporter keeps one comment per pull request, edited in place, recreated 
   assert.notEqual(second!.id, first!.id);
   await reporter.finalComment('acme/shop', 3, 'closed');
   assert.deepEqual(second!.versions, ['v4', 'closed']);
-  assert.equal(await store.redis.exists(store.keys.prComment(3)), 0);
+  assert.equal(await redis.exists(store.keys.prComment(3)), 0);
   // A host that fails is logged, token-free, and does not throw.
   const failing = new PrReporter(createGitHostClient({ kind: 'github', apiUrl: 'http://127.0.0.1:1/api/v3', tokenEnv: 'GH_TEST_TOKEN' }), store, (l) => logs.push(l));
   await failing.status('acme/shop', SHA, { context: 'gantry/plan', state: 'success', description: 'ok' });

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { selectNode, type NodeView } from '../../reconciler/scheduler/select-node.ts';
+import { selectNode, type NodeCandidate } from '../../reconciler/scheduler/select-node.ts';
 import { node } from '../helpers/records.ts';
 
 const Gi = 1024 ** 3;
-const view = (name: string, over: Partial<NodeView> & { labels?: Record<string, string>; cpu?: number; mem?: number; usedCpu?: number; usedMem?: number; cordoned?: boolean; runtimes?: ('process' | 'docker')[] } = {}): NodeView => ({
+const view = (name: string, over: Partial<NodeCandidate> & { labels?: Record<string, string>; cpu?: number; mem?: number; usedCpu?: number; usedMem?: number; cordoned?: boolean; runtimes?: ('process' | 'docker')[] } = {}): NodeCandidate => ({
   record: node(name, { labels: over.labels ?? {}, cpuMilli: over.cpu ?? 4000, memoryBytes: over.mem ?? 8 * Gi, cordoned: over.cordoned, runtimes: over.runtimes ?? ['process'] }),
   alloc: { cpuMilli: over.usedCpu ?? 0, memoryBytes: over.usedMem ?? 0, instances: 0 },
   ready: over.ready ?? true,
@@ -17,7 +17,7 @@ const want = (over: { cpu?: number; mem?: number; selector?: Record<string, stri
   memoryBytes: over.mem ?? 64 * 1024 ** 2,
 });
 
-const cases: { name: string; inst: ReturnType<typeof want>; nodes: NodeView[]; node?: string; reason?: string }[] = [
+const cases: { name: string; inst: ReturnType<typeof want>; nodes: NodeCandidate[]; node?: string; reason?: string }[] = [
   { name: 'no nodes', inst: want(), nodes: [], reason: '0/0 nodes available: no nodes registered' },
   { name: 'single fitting node', inst: want(), nodes: [view('a')], node: 'a' },
   { name: 'spread: fewer replicas of the same deployment wins', inst: want(), nodes: [view('a', { sameDeployment: 2 }), view('b', { sameDeployment: 1, usedCpu: 3000 })], node: 'b' },
