@@ -6,6 +6,8 @@
  * meanwhile share that single follow-up, which keeps bursts cheap and never misses the newest state.
  */
 
+import { registerErrorClass, TransientError } from './errors/index.ts';
+
 export interface CoalescedRunnerOptions {
   /**
    * Told the error of a run that no run() caller awaits (one started or asked for by poke()). A
@@ -15,12 +17,12 @@ export interface CoalescedRunnerOptions {
 }
 
 /** run() after stop(), or a follow-up run that stop() cancelled. */
-export class RunnerStoppedError extends Error {
+export class RunnerStoppedError extends TransientError {
   constructor() {
-    super('stopped');
-    this.name = 'RunnerStoppedError';
+    super('STOPPED', 'stopped');
   }
 }
+registerErrorClass(RunnerStoppedError, 'RunnerStoppedError');
 
 interface Run<T> {
   promise: Promise<T>;

@@ -28,6 +28,7 @@ export const ERROR_CODES = defineCatalog({
   // -- any side ---------------------------------------------------------------------------------
   INTERNAL: { code: 'INTERNAL', status: 500, policy: 'transient', description: 'an unexpected error; the API answers only "internal error" and the reconciler logs the rest' },
   CONFLICT: { code: 'CONFLICT', status: 409, policy: 'transient', description: 'the object kept changing under a concurrent update (a compare-and-set lost); try again' },
+  STOPPED: { code: 'STOPPED', status: 503, policy: 'transient', description: 'the component is shutting down and takes no more work (a run asked of a stopped runner)' },
 
   // -- API requests -----------------------------------------------------------------------------
   NOT_FOUND: { code: 'NOT_FOUND', status: 404, policy: 'stalled', description: 'the deployment, node, instance, preview or action named in the request does not exist' },

@@ -5,7 +5,8 @@ import { computePlan, computeSplitPlan, type PlanAction } from '../plan/compute-
 import { advanceRollout, type RolloutDecision } from '../rollout/advance-rollout.ts';
 import type { Queues } from '../queue/queues.ts';
 import { parseObjectKey } from '../../state/keys.ts';
-import type { DeploymentRecord, InstanceTemplate } from '../../state/records/deployment.ts';
+import type { DeploymentRecord } from '../../state/records/deployment.ts';
+import type { InstanceTemplate } from '../../state/records/instance.ts';
 import type { Store, StoredInstance } from '../../state/store.ts';
 import type { NewEvent } from '../../state/events.ts';
 import { computeDeploymentStatus } from '../status/deployment-status.ts';

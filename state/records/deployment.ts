@@ -1,19 +1,7 @@
-import type { ContainerSpec, RestartPolicy, Runtime } from './instance.ts';
+import type { InstanceTemplate } from './instance.ts';
 
 /** One canary step: `{ setWeight }` or `{ pause: { durationMs? } }` (no duration: until promoted). */
 export type CanaryStep = { setWeight: number } | { pause: { durationMs?: number } };
-
-/** What every instance of one template revision shares; the planner stamps ids and ordinals. */
-export interface InstanceTemplate {
-  labels: Record<string, string>;
-  containers: ContainerSpec[];
-  cpuMilli: number;
-  memoryBytes: number;
-  nodeSelector: Record<string, string>;
-  restartPolicy: RestartPolicy;
-  runtime: Runtime;
-  terminationGracePeriodSeconds: number;
-}
 
 export type IntOrPercent = number | string;
 

@@ -48,19 +48,8 @@ export interface ProbeSpec {
   failureThreshold: number;
 }
 
-/**
- * One replica of a deployment: what should run, and (once the scheduler bound it) where.
- * The id is deterministic: `<namespace>.<deployment>-<templateHash>-<ordinal>`. `uid` changes each
- * time the record is (re)created, so an agent can tell a recreated instance from the copy it runs.
- */
-export interface InstanceRecord {
-  id: string;
-  uid: string;
-  namespace: string;
-  deployment: string;
-  templateHash: string;
-  ordinal: number;
-  commit: string;
+/** What every instance of one template revision shares; the planner stamps ids and ordinals. */
+export interface InstanceTemplate {
   labels: Record<string, string>;
   containers: ContainerSpec[];
   /** Sum of the containers' requests: what the scheduler reserves on the node. */
@@ -70,6 +59,21 @@ export interface InstanceRecord {
   restartPolicy: RestartPolicy;
   runtime: Runtime;
   terminationGracePeriodSeconds: number;
+}
+
+/**
+ * One replica of a deployment: what should run, and (once the scheduler bound it) where.
+ * The id is deterministic: `<namespace>.<deployment>-<templateHash>-<ordinal>`. `uid` changes each
+ * time the record is (re)created, so an agent can tell a recreated instance from the copy it runs.
+ */
+export interface InstanceRecord extends InstanceTemplate {
+  id: string;
+  uid: string;
+  namespace: string;
+  deployment: string;
+  templateHash: string;
+  ordinal: number;
+  commit: string;
   createdAt: number;
   /** Set atomically by the scheduler's bind script; absent while pending. */
   node?: string;

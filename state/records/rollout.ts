@@ -1,4 +1,4 @@
-import type { InstanceTemplate } from './deployment.ts';
+import type { InstanceTemplate } from './instance.ts';
 
 /**
  * What Gantry remembers about a deployment's rollouts, in Redis (`rollout:<ns>:<name>`), so that a

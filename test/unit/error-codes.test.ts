@@ -22,6 +22,7 @@ import { StartError } from '../../agents/container-runtime.ts';
 const STATUS: Record<ErrorCode, number> = {
   INTERNAL: 500,
   CONFLICT: 409,
+  STOPPED: 503,
   NOT_FOUND: 404,
   INVALID_NAME: 400,
   INVALID_ID: 400,
@@ -72,7 +73,7 @@ const catalog = Object.values(ERROR_CODES);
 
 test('the catalog has exactly the codes of the table, each with its status', () => {
   assert.deepEqual(Object.keys(ERROR_CODES).sort(), Object.keys(STATUS).sort());
-  assert.equal(catalog.length, 46);
+  assert.equal(catalog.length, 47);
   for (const [code, status] of Object.entries(STATUS)) assert.equal(ERROR_CODES[code as ErrorCode].status, status, code);
 });
 
