@@ -57,6 +57,8 @@ spec:
           ports:
             - name: http
               containerPort: 8080
+          # Ready means answering: a preview is reported ready only once its endpoints listen.
+          readinessProbe: { tcpSocket: { port: http }, periodSeconds: 1 }
           resources:
             cpu: 50m
             memory: 16Mi
