@@ -1,5 +1,6 @@
 import { objectKey } from '../../state/keys.ts';
 import type { Store } from '../../state/store.ts';
+import type { NewEvent } from '../../state/events.ts';
 import { isNodeReady, type NodeState } from '../../state/records/node.ts';
 
 /**
@@ -57,11 +58,12 @@ export async function checkNodes(deps: NodeLifecycleDeps, now = Date.now()): Pro
 async function evictInstances(deps: NodeLifecycleDeps, node: string, silentMs: number): Promise<void> {
   const { store } = deps;
   const ids = await store.nodeInstanceIds(node);
+  const evicted: NewEvent[] = [];
   for (const inst of await store.readInstances(ids)) {
     if (inst.record.node !== node) continue;
     if (!(await store.deleteInstance(inst))) continue; // changed meanwhile: the next pass sees it
     const key = objectKey(inst.record.namespace, inst.record.deployment);
-    await store.events.record({
+    evicted.push({
       type: 'Warning',
       reason: 'Evicted',
       object: `deployment/${key}`,
@@ -69,4 +71,5 @@ async function evictInstances(deps: NodeLifecycleDeps, node: string, silentMs: n
     });
     deps.enqueue(key);
   }
+  await store.events.recordAll(evicted);
 }
