@@ -11,6 +11,7 @@ import { registerPlanCommand } from './plan.ts';
 import { runUp } from './up.ts';
 import { registerRolloutCommand } from './rollout.ts';
 import { shortSha } from '../lib/short-sha.ts';
+import { DEFAULT_EVICTION_MS, DEFAULT_NODE_READY_MS } from '../state/records/node.ts';
 
 /**
  * `gantry`: exit codes are 0 success, 1 failure, 2 usage error (bad command or argument, with a
@@ -59,8 +60,8 @@ program
   .addOption(new Option('--port <port>', 'API port').argParser(port).default(7070))
   .addOption(new Option('--poll-interval <duration>', 'how often a remote repository is fetched').argParser(durationMs).default(60_000, '60s'))
   .addOption(new Option('--resync <duration>', 'how often everything is re-checked').argParser(durationMs).default(10_000, '10s'))
-  .addOption(new Option('--node-ready-timeout <duration>', 'heartbeat age after which a node is NotReady').argParser(durationMs).default(20_000, '20s'))
-  .addOption(new Option('--eviction-timeout <duration>', 'how long a node stays NotReady before its instances are rescheduled').argParser(durationMs).default(30_000, '30s'))
+  .addOption(new Option('--node-ready-timeout <duration>', 'heartbeat age after which a node is NotReady').argParser(durationMs).default(DEFAULT_NODE_READY_MS, `${DEFAULT_NODE_READY_MS / 1000}s`))
+  .addOption(new Option('--eviction-timeout <duration>', 'how long a node stays NotReady before its instances are rescheduled').argParser(durationMs).default(DEFAULT_EVICTION_MS, `${DEFAULT_EVICTION_MS / 1000}s`))
   .addOption(new Option('--parent-pid <pid>').hideHelp())
   .action(async (o) => runReconciler(o));
 addGitHostingOptions(program.commands.find((c) => c.name() === 'reconciler')!);

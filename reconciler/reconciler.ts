@@ -14,7 +14,7 @@ import { connectRedis } from '../state/connection.ts';
 import { createKeys, objectKey } from '../state/keys.ts';
 import { Scheduler } from './scheduler/scheduler.ts';
 import { Store } from '../state/store.ts';
-import { DEFAULT_NODE_READY_MS } from '../state/records/node.ts';
+import { DEFAULT_EVICTION_MS, DEFAULT_NODE_READY_MS } from '../state/records/node.ts';
 import { EndpointsController } from './services/endpoints-controller.ts';
 import { VERSION } from './version.ts';
 import { setUpGitHosting, type GitHostingOptions } from './webhooks/git-hosting.ts';
@@ -119,7 +119,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   source.watch(() => void safe('sync', sync.sync()));
   const timer = setInterval(() => void safe('resync', resync()), resyncMs);
   timer.unref();
-  const timings = { graceMs: nodeReadyMs, evictionMs: opts.evictionMs ?? 30_000 };
+  const timings = { graceMs: nodeReadyMs, evictionMs: opts.evictionMs ?? DEFAULT_EVICTION_MS };
   const nodeChecks = new CoalescedRunner(
     async () => {
       try {

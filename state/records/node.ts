@@ -2,6 +2,8 @@ import type { Runtime } from './instance.ts';
 
 /** A node whose agent has not heartbeated for this long is NotReady (Kubernetes: 40 s; ours: 20 s). */
 export const DEFAULT_NODE_READY_MS = 20_000;
+/** A NotReady node's instances are rescheduled after this much more (Kubernetes: 5 min; ours: 30 s). */
+export const DEFAULT_EVICTION_MS = 30_000;
 
 /** Ready = heartbeated within `readyMs`: the one rule the scheduler, the API and the lifecycle controller apply. */
 export function isNodeReady(heartbeatAt: number, now: number, readyMs: number): boolean {
