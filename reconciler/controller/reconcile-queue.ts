@@ -76,7 +76,7 @@ export class ReconcileQueue {
     const key = data.key;
     const follow = this.followUps.get(key);
     this.followUps.delete(key);
-    if (await this.store.isReconcileDirty(key)) return this.ensureJob(key, 0);
+    if (await this.store.isReconcileDirty(key)) return this.ensureJob(key, 0, undefined, true);
     if (follow !== undefined) await this.ensureJob(key, follow.delayMs, follow.failures);
   }
 
@@ -84,12 +84,15 @@ export class ReconcileQueue {
    * Makes sure a job for `key` will run (within `delayMs`). A waiting or delayed job already does
    * (a delayed one is brought forward when asked for now); an active one re-checks the dirty mark
    * when it ends; a finished one still there (its removal raced us, or a lost lock failed it) is
-   * removed so that a new job can take its id.
+   * removed so that a new job can take its id. For a trigger (`forTrigger`), a job is added only
+   * while the key is still marked dirty: a run that started since has cleared the mark and sees the
+   * state the trigger announced, so a late look at the queue must not add one more run.
    */
-  private async ensureJob(key: string, delayMs: number, failures?: number): Promise<void> {
+  private async ensureJob(key: string, delayMs: number, failures?: number, forTrigger = false): Promise<void> {
     for (let attempt = 0; attempt < 20; attempt++) {
       const job = await this.queue.getJob(reconcileJobId(key));
       if (!job) {
+        if (forTrigger && !(await this.store.isReconcileDirty(key))) return;
         // Then look again: another add may have raced ours; either way one job must be there.
         await this.queue.add('reconcile', { key, ...(failures ? { failures } : {}) }, { ...RECONCILE_JOB_OPTIONS, jobId: reconcileJobId(key), delay: delayMs });
         continue;
@@ -109,7 +112,7 @@ export class ReconcileQueue {
     if (this.stopped) return;
     void this.store
       .markReconcileDirty(key)
-      .then(() => this.ensureJob(key, 0))
+      .then(() => this.ensureJob(key, 0, undefined, true))
       .catch(() => {});
   }
 
