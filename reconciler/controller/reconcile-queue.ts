@@ -35,6 +35,7 @@ export class ReconcileQueue {
   /** The job to add once the running one has left the queue; failures is set after a failed run. */
   private readonly followUps = new Map<string, { delayMs: number; failures?: number }>();
   private stopped = false;
+  private readonly inFlight = new Set<Promise<void>>();
 
   constructor(
     connection: Redis,
@@ -67,8 +68,14 @@ export class ReconcileQueue {
     );
     this.worker.on('error', () => {});
     // Only once the job has left the queue (removeOnComplete) can the same id be added again.
-    this.worker.on('completed', (job) => void this.afterRun(job.data));
-    this.worker.on('failed', (job) => job && void this.afterRun(job.data));
+    this.worker.on('completed', (job) => this.track(this.afterRun(job.data)));
+    this.worker.on('failed', (job) => job && this.track(this.afterRun(job.data)));
+  }
+
+  /** Follow-ups still talking to Redis: stop() waits for them before the connections close. */
+  private track(work: Promise<void>): void {
+    const tracked = work.catch(() => {}).finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
   }
 
   private async afterRun(data: ReconcileJob): Promise<void> {
@@ -110,14 +117,11 @@ export class ReconcileQueue {
   /** "Look at this deployment now." Never lost: marks the key dirty, then makes sure a job runs. */
   add(key: string): void {
     if (this.stopped) return;
-    void this.store
-      .markReconcileDirty(key)
-      .then(() => this.ensureJob(key, 0, undefined, true))
-      .catch(() => {});
+    this.track(this.store.markReconcileDirty(key).then(() => this.ensureJob(key, 0, undefined, true)));
   }
 
   addAfter(key: string, delayMs: number): void {
-    if (!this.stopped) void this.ensureJob(key, delayMs).catch(() => {});
+    if (!this.stopped) this.track(this.ensureJob(key, delayMs));
   }
 
   /** Resolves once no reconcile is waiting or running (delayed ones do not count). */
@@ -132,6 +136,7 @@ export class ReconcileQueue {
   async stop(): Promise<void> {
     this.stopped = true;
     await this.worker.close();
+    await Promise.allSettled([...this.inFlight]);
     await this.queue.close();
     this.workerConnection.disconnect();
   }
