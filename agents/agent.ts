@@ -1,7 +1,7 @@
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { InstanceStatus } from '../state/records/instance.ts';
-import type { NodeRecord } from '../state/records/node.ts';
+import { DEFAULT_MAX_INSTANCES, type NodeRecord } from '../state/records/node.ts';
 import { connectRedis } from '../state/connection.ts';
 import { createKeys, DEFAULT_PREFIX, type Keys } from '../state/keys.ts';
 import { nodeQueueName } from '../state/queues.ts';
@@ -21,10 +21,12 @@ import { NodeDocker, ownerFromLabels } from './node-docker.ts';
 import { stopProcessGroup } from './process-driver.ts';
 import { signalGroup } from './proc.ts';
 import { AgentStore } from '../state/agent-store.ts';
+import { sameSecret } from '../state/cluster-secret.ts';
 import { ServiceProxy } from './service-proxy.ts';
 import { serviceEnv } from './service-env.ts';
 import { ConnectionGuard } from './connection-guard.ts';
 import { DEFAULT_BACKOFF } from './restart-backoff.ts';
+import { DEFAULT_ADOPTION_WINDOW_MS, EpochWatch } from './epoch-watch.ts';
 import { processesByInstance, type InstanceProcess } from './stray-processes.ts';
 import { instancesRoot } from './instance-dir.ts';
 
@@ -42,6 +44,8 @@ export interface AgentOptions {
   cpuMilli: number;
   memoryBytes: number;
   labels?: Record<string, string>;
+  /** Most instances bound to this node at once (default 110, DEFAULT_MAX_INSTANCES); in the NodeRecord. */
+  maxInstances?: number;
   /** Where this node's instances answer; host ports are bound there. */
   address?: string;
   /** Instances live under <dataDir>/agents/<node>/instances/<id>/. */
@@ -59,11 +63,19 @@ export interface AgentOptions {
   docker?: boolean;
   /** Port of the log endpoint on `address` (default 0: any free port, recorded in the NodeRecord). */
   logsPort?: number;
+  /** Log followers served at once (default 32) and bytes waiting per follower (default 1 MiB). */
+  logsMaxFollowers?: number;
+  logsMaxBufferedBytes?: number;
   /** Restart backoff of crashed containers: first delay (default 10 s), doubling up to the max (5 min). */
   restartBackoffMs?: number;
   restartBackoffMaxMs?: number;
   /** Stop this node's instances after this long without Redis (default: keep them running). */
   stopAfterDisconnectMs?: number;
+  /**
+   * After Redis lost its data (the cluster epoch is gone or changed): how long instances that ran
+   * then are kept without a record, claimed for the reconciler to adopt (default 60 s).
+   */
+  adoptionWindowMs?: number;
   log?: (line: string) => void;
 }
 
@@ -71,6 +83,9 @@ export interface AgentHandle {
   /** By default leaves instances running for the next agent to adopt; stopInstances stops them. */
   stop(opts?: { stopInstances?: boolean }): Promise<void>;
 }
+
+/** How long claims live in Redis at least (twice the adoption window when that is longer). */
+const CLAIM_TTL_MS = 5 * 60_000;
 
 interface InstanceJob {
   instanceId: string;
@@ -114,6 +129,12 @@ class NodeAgent {
   private logServer?: LogServer;
   private readonly proxy: ServiceProxy;
   private readonly guard: ConnectionGuard;
+  private logsSecret?: string;
+  /** The cluster epoch last seen, and what runs on through a loss of Redis's data (epoch-watch.ts). */
+  private readonly epochs: EpochWatch;
+  private epochCheck?: Promise<void>;
+  /** Whether the claims of the current adoption window are published. */
+  private claimsOut = false;
 
   constructor(private readonly opts: AgentOptions) {
     this.keys = createKeys(opts.prefix ?? DEFAULT_PREFIX);
@@ -143,6 +164,7 @@ class NodeAgent {
         ...(opts.restartBackoffMaxMs !== undefined ? { maxMs: opts.restartBackoffMaxMs } : {}),
       },
     };
+    this.epochs = new EpochWatch(opts.adoptionWindowMs ?? DEFAULT_ADOPTION_WINDOW_MS);
     this.proxy = new ServiceProxy({ redisUrl: opts.redisUrl, keys: this.keys, node: this.node, address: this.address, resyncMs: opts.resyncMs, log: this.log });
     const heartbeatMs = opts.heartbeatMs ?? 5_000;
     this.guard = new ConnectionGuard({
@@ -174,6 +196,9 @@ class NodeAgent {
       lookup: (id) => this.instances.get(id),
       docker: () => this.docker.client(),
       log: this.log,
+      authorize: (credential) => this.authorizeLogs(credential),
+      maxFollowers: this.opts.logsMaxFollowers,
+      maxBufferedBytes: this.opts.logsMaxBufferedBytes,
     });
     await this.register();
     this.guard.start();
@@ -195,6 +220,16 @@ class NodeAgent {
     this.log(`agent ${this.node} registered at ${this.address} (runtimes ${this.runtimes().join(', ')}; logs on port ${this.logServer.port})`);
   }
 
+  /**
+   * Whether a log request carries the cluster's logs credential. Read from Redis once and kept;
+   * a mismatch reads it again (the secret was re-created, e.g. after Redis lost its data).
+   */
+  private async authorizeLogs(credential: string): Promise<boolean> {
+    if (this.logsSecret && sameSecret(credential, this.logsSecret)) return true;
+    this.logsSecret = await this.store.logsCredential();
+    return sameSecret(credential, this.logsSecret);
+  }
+
   private runtimes(): NodeRecord['runtimes'] {
     return this.docker.available ? ['process', 'docker'] : ['process'];
   }
@@ -207,6 +242,7 @@ class NodeAgent {
       memoryBytes: this.opts.memoryBytes,
       labels: this.opts.labels ?? {},
       runtimes: this.runtimes(),
+      maxInstances: this.opts.maxInstances ?? DEFAULT_MAX_INSTANCES,
       address: this.address,
       agentPid: process.pid,
       ...(this.logServer ? { logsPort: this.logServer.port } : {}),
@@ -228,6 +264,8 @@ class NodeAgent {
           if (!local) return;
           const record = await this.store.readInstance(id);
           if (record?.node === this.node && record.uid === local.uid) return;
+          // Redis lost its data meanwhile: a missing record is no reason to stop it (checkEpoch).
+          if (!record && (await this.holdsMissing(id))) return;
           this.log(`fencing: stopping stale copy of ${id} (uid ${local.uid})`);
           // At once: another node runs the instance now.
           await local.stop({ graceMs: 0 });
@@ -243,10 +281,13 @@ class NodeAgent {
   private async handleLocked(id: string, opts: HandleOptions): Promise<void> {
     if (this.closing) return;
     const record = await this.store.readInstance(id);
+    if (record) this.epochs.release(id);
     const wanted = record?.node === this.node ? record : undefined;
     const dir = instanceDir(this.opts.dataDir, this.node, id);
     const docker = this.docker.usable();
     let local = this.instances.get(id);
+    // Redis lost its data: what ran then runs on without a record until adopted or the window ends.
+    if (!record && local && (await this.holdsMissing(id))) return this.keepHeld(local, opts);
     let leftover: { namespace: string; deployment: string } | undefined;
     /** Containers dealt with here (adopted or removed), so the stray sweep leaves them alone. */
     const handled = new Set<string>();
@@ -298,6 +339,64 @@ class NodeAgent {
     await this.docker.removeStrays(opts.seen, new Set([...handled, ...current.containerIds()]));
   }
 
+  /**
+   * A held instance (see checkEpoch): kept running by its restart policy, its strays removed, its
+   * status not written (no record to write it against). Its status went with the rest of Redis:
+   * the first report once it is adopted must be written, not skipped as unchanged.
+   */
+  private async keepHeld(local: LocalInstance, opts: HandleOptions): Promise<void> {
+    this.lastReported.delete(local);
+    await local.converge(async () => {}, { recheck: opts.recheck });
+    this.killStrays(local.id, opts.procs, local.processGroups());
+    await this.docker.removeStrays(opts.seen, local.containerIds());
+  }
+
+  /** Whether a missing record of `id` must not stop it: Redis lost its data and the adoption window is open. */
+  private async holdsMissing(id: string): Promise<boolean> {
+    await this.checkEpoch();
+    return this.epochs.holds(id, Date.now());
+  }
+
+  /**
+   * Looks at the cluster epoch (on every resync, after a reconnect, and before a missing record
+   * stops anything). Gone or changed means Redis lost its data: what runs here is kept (held),
+   * claimed in `node-claims:<node>` for the reconciler to adopt, the node registered again (its
+   * record went too) and the deployments announced; once the window has passed, the claims are
+   * dropped and whatever got no record back is stopped as usual. Concurrent callers share one look.
+   */
+  private checkEpoch(): Promise<void> {
+    this.epochCheck ??= this.lookAtEpoch().finally(() => (this.epochCheck = undefined));
+    return this.epochCheck;
+  }
+
+  private async lookAtEpoch(): Promise<void> {
+    const { epoch, registered } = await this.store.readClusterEpoch();
+    const now = Date.now();
+    if (this.epochs.observe(epoch, registered, now, this.instances.keys()) === 'lost') {
+      this.claimsOut = false;
+      const n = [...this.instances.keys()].filter((id) => this.epochs.holds(id, now)).length;
+      const why = !registered ? 'its node record is gone' : epoch === undefined ? 'the cluster epoch is gone' : 'the cluster epoch changed';
+      const message = `${why}: Redis lost its data; node ${this.node} keeps its ${n} instance(s) running and claims them for adoption (window ${this.epochs.windowMs / 1000}s)`;
+      this.log(message);
+      this.host.event({ type: 'Warning', reason: 'RedisDataLost', object: `node/${this.node}`, message });
+    }
+    if (this.epochs.recovering && !this.claimsOut) {
+      // Retried on the next look when Redis fails us halfway.
+      const claimed = [...this.instances.values()].filter((l) => this.epochs.holds(l.id, now)).map((l) => l.record);
+      await this.store.publishClaims(claimed, Math.max(CLAIM_TTL_MS, 2 * this.epochs.windowMs));
+      await this.register();
+      // Their deployments are reconciled at once, and adopt them.
+      const owners = new Map(claimed.map((r) => [`${r.namespace}/${r.deployment}`, r]));
+      for (const r of owners.values()) await this.store.announceDeploymentChange(r.namespace, r.deployment);
+      this.claimsOut = true;
+    }
+    const unadopted = this.epochs.expire(now);
+    if (unadopted) {
+      await this.store.clearClaims();
+      if (unadopted.length > 0) this.log(`adoption window over: ${unadopted.join(', ')} got no record back and will be stopped`);
+    }
+  }
+
   /** Kills process groups running in the instance's dir that it does not own (drift: started by hand, or lost track of). */
   private killStrays(id: string, procs: InstanceProcess[] | undefined, owned: Set<number>): void {
     for (const pgid of new Set((procs ?? []).map((p) => p.pgid))) {
@@ -326,6 +425,7 @@ class NodeAgent {
    * re-registers the node, so the scheduler learns what it offers now.
    */
   private async resync(): Promise<void> {
+    await this.checkEpoch();
     if (await this.docker.probe()) await this.register();
     const assigned = await this.store.assignedInstanceIds();
     const onDisk = listInstanceIds(this.opts.dataDir, this.node);

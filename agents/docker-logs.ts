@@ -49,11 +49,21 @@ export async function saveLastLines(docker: Docker, id: string, dir: string, con
  * Streams a container's output to `out` (tail first, then follows) until the container stops,
  * `signal` aborts, or the engine closes the stream. Resolves when it is over.
  */
-export async function followContainerLogs(docker: Docker, id: string, out: Writable, tail: number | undefined, signal: AbortSignal): Promise<void> {
+/**
+ * Streams a container's output to `out` until `signal`; the engine's stream is paused while more
+ * than `maxBufferedBytes` waits in `out` (a slow reader costs no memory here).
+ */
+export async function followContainerLogs(docker: Docker, id: string, out: Writable, tail: number | undefined, signal: AbortSignal, maxBufferedBytes = 1024 * 1024): Promise<void> {
   if (signal.aborted) return;
   const stream = (await docker.getContainer(id).logs({ stdout: true, stderr: true, follow: true, ...(tail !== undefined ? { tail } : {}) })) as NodeJS.ReadableStream & { destroy(): void };
   const sink = new PassThrough();
-  sink.on('data', (chunk: Buffer) => out.write(chunk));
+  sink.on('data', (chunk: Buffer) => {
+    out.write(chunk);
+    if (out.writableLength >= maxBufferedBytes && !stream.isPaused()) {
+      stream.pause();
+      out.once('drain', () => stream.resume());
+    }
+  });
   docker.modem.demuxStream(stream, sink, sink);
   await new Promise<void>((resolve) => {
     const done = () => {

@@ -17,6 +17,11 @@ import { lastLines } from './log-file.ts';
  * `container` defaults to the instance's first container. With `follow`, new output is streamed
  * until the client disconnects or the instance stops running here (a restarted container is
  * followed on). An instance this node does not run is a 404 with a JSON `{ error }`.
+ *
+ * Only the reconciler may ask: a request must carry `Authorization: Bearer <the cluster's logs
+ * credential>` (kept in Redis, state/cluster-secret.ts), else 401. At most `maxFollowers`
+ * followers at once (429 beyond), and a follower that does not read is not fed: new output is read
+ * in chunks only while less than `maxBufferedBytes` waits in its connection.
  */
 
 export interface LogServerOptions {
@@ -32,7 +37,18 @@ export interface LogServerOptions {
   log(line: string): void;
   /** How often a follower looks for new output (default 200 ms). */
   pollMs?: number;
+  /** True when the presented bearer credential is the cluster's (AgentStore.logsCredential). */
+  authorize(credential: string): Promise<boolean>;
+  /** Followers at once (default 32). */
+  maxFollowers?: number;
+  /** Bytes waiting in one connection beyond which a follower is not fed more (default 1 MiB). */
+  maxBufferedBytes?: number;
 }
+
+export const DEFAULT_MAX_FOLLOWERS = 32;
+export const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024;
+/** One read of new output at most (a follower catches up in steps, never in one big buffer). */
+const READ_CHUNK_BYTES = 64 * 1024;
 
 export interface LogServer {
   port: number;
@@ -40,8 +56,9 @@ export interface LogServer {
 }
 
 export async function startLogServer(o: LogServerOptions): Promise<LogServer> {
+  const followers = { count: 0 };
   const server = createServer((req, res) => {
-    serve(o, req, res).catch((err) => {
+    serve(o, req, res, followers).catch((err) => {
       o.log(`logs ${req.url}: ${err instanceof Error ? err.message : err}`);
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error reading logs' });
       else res.end();
@@ -62,7 +79,12 @@ export async function startLogServer(o: LogServerOptions): Promise<LogServer> {
   };
 }
 
-async function serve(o: LogServerOptions, req: IncomingMessage, res: ServerResponse): Promise<void> {
+async function serve(o: LogServerOptions, req: IncomingMessage, res: ServerResponse, followers: { count: number }): Promise<void> {
+  const credential = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+  if (!credential || !(await o.authorize(credential))) {
+    res.setHeader('www-authenticate', 'Bearer realm="gantry-agent"');
+    return sendJson(res, 401, { error: 'the logs of this node are served to the reconciler only' });
+  }
   const url = new URL(req.url ?? '/', 'http://agent');
   const match = /^\/logs\/([^/]+)$/.exec(url.pathname);
   if (!match) return sendJson(res, 404, { error: `no route ${url.pathname}; use GET /logs/<instanceId>` });
@@ -72,6 +94,7 @@ async function serve(o: LogServerOptions, req: IncomingMessage, res: ServerRespo
   if (tailParam !== null && !/^\d+$/.test(tailParam)) return sendJson(res, 400, { error: `tail must be a non-negative integer, got ${JSON.stringify(tailParam)}` });
   const tail = tailParam === null ? undefined : Number(tailParam);
   const follow = ['1', 'true'].includes(url.searchParams.get('follow') ?? '');
+  if (follow && followers.count >= (o.maxFollowers ?? DEFAULT_MAX_FOLLOWERS)) return sendJson(res, 429, { error: `node ${o.node} serves ${followers.count} followers already; try again later` });
   const inst = o.lookup(id);
   if (!inst) return sendJson(res, 404, { error: `instance ${id} is not on node ${o.node}` });
   const wanted = url.searchParams.get('container') ?? undefined;
@@ -86,10 +109,15 @@ async function serve(o: LogServerOptions, req: IncomingMessage, res: ServerRespo
   // A follower that went away mid-write is not an error of the agent's.
   res.on('error', () => aborted.abort());
   const stillHere = () => !aborted.signal.aborted && o.lookup(id) === inst && inst.isActive();
-  const f: Follow = { res, tail, follow, signal: aborted.signal, stillHere, pollMs: o.pollMs ?? 200 };
+  const f: Follow = { res, tail, follow, signal: aborted.signal, stillHere, pollMs: o.pollMs ?? 200, maxBufferedBytes: o.maxBufferedBytes ?? DEFAULT_MAX_BUFFERED_BYTES };
   const file = logPath(inst.dir, target.name);
-  if (target.docker) await serveDocker(f, file, () => inst.logTarget(target.name)?.containerId, o.docker);
-  else await serveFile(f, file);
+  if (follow) followers.count++;
+  try {
+    if (target.docker) await serveDocker(f, file, () => inst.logTarget(target.name)?.containerId, o.docker);
+    else await serveFile(f, file);
+  } finally {
+    if (follow) followers.count--;
+  }
   res.end();
 }
 
@@ -101,6 +129,7 @@ interface Follow {
   /** False once the client left or the instance stopped (or was replaced) on this node. */
   stillHere(): boolean;
   pollMs: number;
+  maxBufferedBytes: number;
 }
 
 /** A process's log file (and its rotated part); following polls its size, which survives copy-truncate rotation. */
@@ -109,7 +138,12 @@ async function serveFile(f: Follow, file: string): Promise<void> {
   while (f.follow) {
     if (!(await pause(f))) return;
     const active = f.stillHere();
-    offset = await writeNewBytes(f.res, file, offset);
+    // A reader slower than the log: wait for it to take what it has before reading more.
+    if (f.res.writableLength >= f.maxBufferedBytes) {
+      if (!active) return;
+      continue;
+    }
+    offset = await writeNewBytes(f.res, file, offset, f.maxBufferedBytes - f.res.writableLength);
     // The last read comes after the instance stopped, so its final lines are not lost.
     if (!active) return;
   }
@@ -130,7 +164,7 @@ async function serveDocker(f: Follow, file: string, currentId: () => string | un
       try {
         if (!f.follow) f.res.write(await readContainerLogs(engine, id, f.tail));
         // Later containers of a restart loop are shown whole, from their first line.
-        else await followContainerLogs(engine, id, f.res, first ? f.tail : undefined, f.signal);
+        else await followContainerLogs(engine, id, f.res, first ? f.tail : undefined, f.signal, f.maxBufferedBytes);
       } catch {
         // Gone between the lookup and the request: its lines are in the file now.
         if (first) await writeFileTail(f, file);
@@ -153,7 +187,8 @@ async function writeFileTail(f: Follow, file: string): Promise<number> {
   return current.length;
 }
 
-async function writeNewBytes(res: ServerResponse, file: string, offset: number): Promise<number> {
+/** Writes what the file gained since `offset`, at most `room` bytes (in chunks); the new offset. */
+async function writeNewBytes(res: ServerResponse, file: string, offset: number, room: number): Promise<number> {
   let size: number;
   try {
     size = (await stat(file)).size;
@@ -165,10 +200,16 @@ async function writeNewBytes(res: ServerResponse, file: string, offset: number):
   if (size === offset) return offset;
   const fh = await open(file, 'r');
   try {
-    const buf = Buffer.alloc(size - offset);
-    const { bytesRead } = await fh.read(buf, 0, buf.length, offset);
-    res.write(buf.subarray(0, bytesRead));
-    return offset + bytesRead;
+    let at = offset;
+    const end = Math.min(size, offset + Math.max(room, READ_CHUNK_BYTES));
+    while (at < end) {
+      const buf = Buffer.alloc(Math.min(READ_CHUNK_BYTES, end - at));
+      const { bytesRead } = await fh.read(buf, 0, buf.length, at);
+      if (bytesRead === 0) break;
+      res.write(buf.subarray(0, bytesRead));
+      at += bytesRead;
+    }
+    return at;
   } finally {
     await fh.close();
   }

@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import type { ContainerSpec, ProbeSpec } from '../state/records/instance.ts';
+import { clampDelay } from '../lib/timer.ts';
 import { initialProbeState, nextProbeState, type ProbeState } from './probe-state.ts';
 
 /**
@@ -79,8 +80,7 @@ export class ContainerProbes {
   private schedule(kind: Kind, startedAt?: number): void {
     const probe = this.probeOf(kind);
     if (!probe || this.stopped) return;
-    const delay = startedAt !== undefined ? Math.max(0, startedAt + probe.initialDelaySeconds * 1000 - Date.now()) : probe.periodSeconds * 1000;
-    const timer = setTimeout(() => void this.run(kind, probe), delay);
+    const timer = setTimeout(() => void this.run(kind, probe), probeDelayMs(probe, startedAt, Date.now()));
     timer.unref();
     this.timers.set(kind, timer);
   }
@@ -116,9 +116,18 @@ export class ContainerProbes {
   }
 }
 
+/**
+ * When a probe runs next: its initial delay after the start, else a period after the last check.
+ * Clamped, as the values come from a record: a timer past 2^31-1 ms would fire at once, every time.
+ */
+export function probeDelayMs(probe: Pick<ProbeSpec, 'initialDelaySeconds' | 'periodSeconds'>, startedAt: number | undefined, now: number): number {
+  return clampDelay(startedAt !== undefined ? startedAt + probe.initialDelaySeconds * 1000 - now : probe.periodSeconds * 1000);
+}
+
 /** One check of a probe; never throws. */
 export async function check(probe: ProbeSpec, target: ProbeTarget): Promise<CheckResult> {
-  const timeoutMs = probe.timeoutSeconds * 1000;
+  // At least 1 ms (a timeout of 0 would never fire), at most what a timer holds.
+  const timeoutMs = Math.max(1, clampDelay(probe.timeoutSeconds * 1000));
   const host = target.address.includes(':') ? `[${target.address}]` : target.address;
   if (probe.httpGet) {
     const url = `http://${host}:${target.hostPort(probe.httpGet.port)}${probe.httpGet.path}`;

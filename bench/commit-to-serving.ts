@@ -15,6 +15,7 @@ import { spawnGantry, type GantryProcess } from '../test/helpers/gantry-process.
 import { createRepo, gitAsync } from '../test/helpers/git-repo.ts';
 import { benchRedis, freshPrefix, sleep, tempDir, type Benchmark, httpGet } from './harness.ts';
 import { formatSummary, summarize } from './stats.ts';
+import { apiFetch } from '../test/helpers/api-auth.ts';
 
 const TEMPLATE_COMMITS = Number(process.env.BENCH_COMMITS ?? 20);
 const SCALE_PAIRS = Number(process.env.BENCH_SCALE_PAIRS ?? 10);
@@ -97,7 +98,7 @@ export const commitToServing: Benchmark = {
 
     const listInstances = async (): Promise<InstanceView[]> => {
       for (const p of procs) if (p.child.exitCode !== null) throw new Error(`a gantry process exited (${p.child.exitCode}):\n${p.output().slice(-2000)}`);
-      const res = await fetch(`${api}/api/v1/instances?namespace=shop&deployment=web`);
+      const res = await apiFetch(`${api}/api/v1/instances?namespace=shop&deployment=web`);
       if (res.status !== 200) throw new Error(`GET /api/v1/instances: ${res.status}`);
       const items = ((await res.json()) as { items: InstanceView[] }).items;
       for (const i of items) if (i.pid) pids.add(i.pid);

@@ -9,6 +9,7 @@ import { spawnGantry } from '../test/helpers/gantry-process.ts';
 import { createRepo } from '../test/helpers/git-repo.ts';
 import { benchRedis, freshPrefix, sleep, tempDir, type Benchmark } from './harness.ts';
 import { summarize } from './stats.ts';
+import { apiFetch } from '../test/helpers/api-auth.ts';
 
 const ROLLOUTS = Number(process.env.BENCH_ROLLOUTS ?? 3);
 const REPLICAS = 20;
@@ -49,7 +50,7 @@ export const rollout20: Benchmark = {
       ...['node-1', 'node-2'].map((n) => spawnGantry(['agent', '--node', n, '--redis', redis.url, '--prefix', prefix, '--data-dir', dataDir, '--cpu', '16', '--stop-instances-on-exit'])),
     ];
     for (const p of procs) ctx.defer(() => p.stop());
-    const instances = async () => ((await (await fetch(`${api}/api/v1/instances`)).json()) as { items: InstanceView[] }).items;
+    const instances = async () => ((await (await apiFetch(`${api}/api/v1/instances`)).json()) as { items: InstanceView[] }).items;
     const until = async (check: (all: InstanceView[]) => boolean, what: string) => {
       const deadline = Date.now() + 120_000;
       for (;;) {

@@ -17,6 +17,7 @@ import { startGitHttpServer } from '../test/helpers/git-http-server.ts';
 import { createRepo } from '../test/helpers/git-repo.ts';
 import { Deferred, freshPrefix, sleep, tempDir, type Benchmark, type BenchContext, type Figure, httpGet } from './harness.ts';
 import { formatSummary, summarize } from './stats.ts';
+import { apiFetch } from '../test/helpers/api-auth.ts';
 
 const PUSHES = Number(process.env.BENCH_PUSHES ?? 20);
 const REPLICAS = 3;
@@ -79,13 +80,15 @@ export const webhookToServing: Benchmark = {
 
     const port = await freePort();
     const api = `http://127.0.0.1:${port}`;
+    const hookPort = await freePort();
+    const hooks = `http://127.0.0.1:${hookPort}`;
     const prefix = freshPrefix();
     const procs: GantryProcess[] = [];
     ctx.defer(() => stopAll(procs, dataDir));
     const parent = ['--parent-pid', String(process.pid)];
     procs.push(
       spawnGantry(
-        ['reconciler', '--redis', redis.url, '--prefix', prefix, '--repo', repoUrl, '--port', String(port), '--data-dir', dataDir, '--resync', '2s', '--poll-interval', '1h', '--webhook-secret-env', 'BENCH_WEBHOOK_SECRET', ...parent],
+        ['reconciler', '--redis', redis.url, '--prefix', prefix, '--repo', repoUrl, '--port', String(port), '--webhook-port', String(hookPort), '--data-dir', dataDir, '--resync', '2s', '--poll-interval', '1h', '--webhook-secret-env', 'BENCH_WEBHOOK_SECRET', ...parent],
         { env: { BENCH_WEBHOOK_SECRET: SECRET } },
       ),
     );
@@ -95,7 +98,7 @@ export const webhookToServing: Benchmark = {
 
     const listInstances = async (): Promise<InstanceView[]> => {
       for (const p of procs) if (p.child.exitCode !== null) throw new Error(`a gantry process exited (${p.child.exitCode}):\n${p.output().slice(-2000)}`);
-      const res = await fetch(`${api}/api/v1/instances?namespace=shop&deployment=web`);
+      const res = await apiFetch(`${api}/api/v1/instances?namespace=shop&deployment=web`);
       if (res.status !== 200) throw new Error(`GET /api/v1/instances: ${res.status}`);
       return ((await res.json()) as { items: InstanceView[] }).items;
     };
@@ -141,7 +144,7 @@ export const webhookToServing: Benchmark = {
     };
     const webhook = async (sha: string): Promise<number> => {
       const body = JSON.stringify({ ref: 'refs/heads/main', after: sha, repository: { full_name: 'bench/shop', clone_url: repoUrl } });
-      const res = await fetch(`${api}/webhooks/github`, {
+      const res = await fetch(`${hooks}/webhooks/github`, {
         method: 'POST',
         headers: { 'content-type': 'application/json', 'x-github-event': 'push', 'x-github-delivery': randomUUID(), 'x-hub-signature-256': `sha256=${createHmac('sha256', SECRET).update(body).digest('hex')}` },
         body,

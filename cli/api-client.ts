@@ -1,4 +1,5 @@
 import { GantryError, registerErrorClass } from '../lib/errors/index.ts';
+import { findApiToken, TOKEN_HINT } from './api-token.ts';
 
 /** A small client of the reconciler's HTTP API, for the CLI. */
 
@@ -36,12 +37,24 @@ function errorReply(body: unknown): { error?: string; code?: string } {
   return { ...(typeof error === 'string' ? { error } : {}), ...(typeof code === 'string' ? { code } : {}) };
 }
 
+/** The Authorization header of every request, from the token the CLI finds (api-token.ts). */
+function authHeaders(): Record<string, string> {
+  const found = findApiToken();
+  return found ? { authorization: `Bearer ${found.token}` } : {};
+}
+
+/** A 401 or 403 says what to do about it. */
+function authHint(status: number, message: string): string {
+  if (status === 401) return `${message} (${findApiToken() ? 'the token was not accepted; ' : ''}${TOKEN_HINT})`;
+  return message;
+}
+
 export async function callApi<T>(base: string, path: string, init: { method?: string; body?: unknown } = {}): Promise<T> {
   let res: Response;
   try {
     res = await fetch(new URL(path, base), {
       method: init.method ?? 'GET',
-      headers: init.body !== undefined ? { 'content-type': 'application/json' } : {},
+      headers: { ...authHeaders(), ...(init.body !== undefined ? { 'content-type': 'application/json' } : {}) },
       body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
     });
   } catch {
@@ -56,7 +69,7 @@ export async function callApi<T>(base: string, path: string, init: { method?: st
   }
   if (!res.ok) {
     const reply = errorReply(body);
-    throw new ApiError(`${init.method ?? 'GET'} ${path}: ${reply.error ?? `HTTP ${res.status}`}`, res.status, reply.code);
+    throw new ApiError(authHint(res.status, `${init.method ?? 'GET'} ${path}: ${reply.error ?? `HTTP ${res.status}`}`), res.status, reply.code);
   }
   return body as T;
 }
@@ -65,7 +78,7 @@ export async function callApi<T>(base: string, path: string, init: { method?: st
 export async function streamApi(base: string, path: string, out: NodeJS.WritableStream): Promise<void> {
   let res: Response;
   try {
-    res = await fetch(new URL(path, base));
+    res = await fetch(new URL(path, base), { headers: authHeaders() });
   } catch {
     throw new ApiError(`cannot reach the Gantry API at ${base} (is \`gantry up\` or \`gantry reconciler\` running? set --api or GANTRY_API)`);
   }
@@ -77,7 +90,7 @@ export async function streamApi(base: string, path: string, out: NodeJS.Writable
     } catch {
       // not JSON: keep the status
     }
-    throw new ApiError(reply.error ?? `HTTP ${res.status}`, res.status, reply.code);
+    throw new ApiError(authHint(res.status, reply.error ?? `HTTP ${res.status}`), res.status, reply.code);
   }
   if (!res.body) return;
   for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) out.write(chunk);

@@ -37,9 +37,10 @@ export function render(kind: 'nodes' | 'deployments' | 'instances' | 'services',
         `${d.ready}/${d.replicas}`,
         String(d.updated),
         String(d.available),
-        shortSha(d.commit),
-        d.templateHash,
-        d.conditions.filter((c) => c.status === 'True' || c.type === 'Progressing').map((c) => (c.status === 'True' ? c.type : `${c.type}=${c.reason}`)).join(',') || '-',
+        // What runs: while a pin holds, that is not Git's commit (the Pinned condition says why).
+        shortSha(d.running?.commit ?? d.commit),
+        d.running?.templateHash ?? d.templateHash,
+        d.conditions.filter((c) => c.status === 'True' || c.type === 'Progressing').map((c) => (c.status === 'True' && c.type !== 'Pinned' ? c.type : `${c.type}=${c.reason}`)).join(',') || '-',
       ]),
     );
   }

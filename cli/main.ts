@@ -1,4 +1,5 @@
-import { Command, CommanderError, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { VERSION } from '../reconciler/version.ts';
 import { validateDirectory } from '../reconciler/manifests/index.ts';
@@ -9,9 +10,17 @@ import { table } from './table.ts';
 import { addGitHostingOptions, runAgent, runReconciler } from './serve.ts';
 import { registerPlanCommand } from './plan.ts';
 import { runUp } from './up.ts';
+import { registerTokenCommand } from './token.ts';
+import { agentAclRules } from '../state/acl.ts';
+import { REDIS_CA_ENV } from '../state/connection.ts';
+import { TOKEN_ENV, TOKEN_FILE_ENV } from './api-token.ts';
 import { registerRolloutCommand } from './rollout.ts';
 import { shortSha } from '../lib/short-sha.ts';
-import { DEFAULT_EVICTION_MS, DEFAULT_NODE_READY_MS } from '../state/records/node.ts';
+import { DEFAULT_EVICTION_MS, DEFAULT_MAX_INSTANCES, DEFAULT_NODE_READY_MS } from '../state/records/node.ts';
+import { DEFAULT_MAX_REPLICAS, HARD_MAX_REPLICAS } from '../reconciler/manifests/limits.ts';
+import { joinErrors, MAX_REPORTED_ERRORS } from '../state/records/status.ts';
+import { DEFAULT_ADOPTION_WAIT_MS } from '../reconciler/reconciler.ts';
+import { DEFAULT_ADOPTION_WINDOW_MS } from '../agents/epoch-watch.ts';
 
 /**
  * `gantry`: exit codes are 0 success, 1 failure, 2 usage error (bad command or argument, with a
@@ -21,16 +30,54 @@ import { DEFAULT_EVICTION_MS, DEFAULT_NODE_READY_MS } from '../state/records/nod
 const EXIT_FAILURE = 1;
 const EXIT_USAGE = 2;
 
+/** --max-replicas: a positive integer up to the schema's hard maximum. */
+const maxReplicas = (v: string): number => {
+  const n = positiveInt(v);
+  if (n > HARD_MAX_REPLICAS) throw new InvalidArgumentError(`expected at most ${HARD_MAX_REPLICAS} (the schema's maximum), got ${JSON.stringify(v)}`);
+  return n;
+};
+const maxReplicasOption = () => new Option('--max-replicas <n>', 'a Deployment with more replicas is an error (its commit is rejected)').argParser(maxReplicas).default(DEFAULT_MAX_REPLICAS);
+
 const apiOption = () => new Option('--api <url>', 'reconciler API URL').env('GANTRY_API').default(DEFAULT_API);
-const redisOption = () => new Option('--redis <url>', 'Redis URL').env('GANTRY_REDIS_URL');
+const redisOption = () => new Option('--redis <url>', 'Redis URL (with a password, give it as $GANTRY_REDIS_URL or --redis-url-file: argv shows in ps)').env('GANTRY_REDIS_URL');
+const redisUrlFileOption = () => new Option('--redis-url-file <path>', 'file holding the Redis URL, credentials included').env('GANTRY_REDIS_URL_FILE');
+const redisCaOption = () => new Option('--redis-ca <file>', 'CA certificate a rediss:// server is checked against (default: the system CAs)').env(REDIS_CA_ENV);
+
+/**
+ * The Redis URL of `reconciler` and `agent`: a file (--redis-url-file) wins over the option, whose
+ * value may come from $GANTRY_REDIS_URL. A password given on the command line works but is warned
+ * about: every user of the machine can read it from /proc.
+ */
+function redisUrlOf(cmd: Command, fromOption: string): string {
+  const { redisUrlFile: file, redisCa } = cmd.opts<{ redisUrlFile?: string; redisCa?: string }>();
+  // Every connection of the process (BullMQ's included) takes the CA from the environment.
+  if (redisCa) process.env[REDIS_CA_ENV] = resolve(redisCa);
+  if (file) {
+    try {
+      return readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      throw new CommanderError(EXIT_USAGE, 'gantry.usage', `error: --redis-url-file ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    }
+  }
+  if (cmd.getOptionValueSource('redis') === 'cli' && /^rediss?:\/\/[^/]*:[^/@]*@/.test(fromOption)) {
+    process.stderr.write('warning: the Redis password is on the command line, where ps shows it; use $GANTRY_REDIS_URL or --redis-url-file\n');
+  }
+  return fromOption;
+}
 const prefixOption = () => new Option('--prefix <prefix>', 'Redis key prefix').env('GANTRY_PREFIX').default('gantry');
 const dataDirOption = () => new Option('--data-dir <dir>', 'where Gantry keeps its files').env('GANTRY_DATA_DIR').default('.gantry');
 
 const program = new Command('gantry')
   .description('Gantry: a declarative GitOps reconciler, scheduler and node agent')
   .version(VERSION, '-V, --version')
+  // A path, not the token: a token on argv would show in `ps`.
+  .option('--token-file <path>', `file holding the API token (else $${TOKEN_ENV}, $${TOKEN_FILE_ENV}, or .gantry/admin-token here or above)`)
   .exitOverride()
-  .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+  .configureOutput({ writeErr: (s) => process.stderr.write(s) })
+  .hook('preAction', () => {
+    const file = program.opts<{ tokenFile?: string }>().tokenFile;
+    if (file) process.env[TOKEN_FILE_ENV] = resolve(file);
+  });
 
 program
   .command('version')
@@ -50,6 +97,8 @@ program
   .command('reconciler')
   .description('run the reconciler: Git source, controller, scheduler and API')
   .addOption(redisOption().default('redis://127.0.0.1:6379'))
+  .addOption(redisUrlFileOption())
+  .addOption(redisCaOption())
   .addOption(prefixOption())
   .addOption(dataDirOption())
   .addOption(new Option('--repo <path|url>', 'Git repository: a local path or an http(s) URL').env('GANTRY_REPO').makeOptionMandatory())
@@ -58,12 +107,19 @@ program
   .option('--token-env <name>', 'environment variable holding an HTTPS token for the repository', 'GANTRY_GIT_TOKEN')
   .addOption(new Option('--host <host>', 'API listen address').default('127.0.0.1'))
   .addOption(new Option('--port <port>', 'API port').argParser(port).default(7070))
+  .addOption(new Option('--api-tokens-file <path>', 'tokens the API accepts, as hashes (default <data-dir>/api-tokens; `gantry token create` adds to it)').env('GANTRY_API_TOKENS_FILE'))
+  .addOption(new Option('--webhook-host <host>', 'webhook listener address (default: --host)'))
+  .addOption(new Option('--webhook-port <port>', 'webhook listener port, serving only POST /webhooks/* (on when the webhook secret is set)').argParser(port).default(7071))
   .addOption(new Option('--poll-interval <duration>', 'how often a remote repository is fetched').argParser(durationMs).default(60_000, '60s'))
   .addOption(new Option('--resync <duration>', 'how often everything is re-checked').argParser(durationMs).default(10_000, '10s'))
   .addOption(new Option('--node-ready-timeout <duration>', 'heartbeat age after which a node is NotReady').argParser(durationMs).default(DEFAULT_NODE_READY_MS, `${DEFAULT_NODE_READY_MS / 1000}s`))
   .addOption(new Option('--eviction-timeout <duration>', 'how long a node stays NotReady before its instances are rescheduled').argParser(durationMs).default(DEFAULT_EVICTION_MS, `${DEFAULT_EVICTION_MS / 1000}s`))
+  .addOption(maxReplicasOption())
+  .addOption(new Option('--adoption-wait <duration>', 'after Redis lost its data: how long instances no agent claims wait before they are created').argParser(durationMs).default(DEFAULT_ADOPTION_WAIT_MS, `${DEFAULT_ADOPTION_WAIT_MS / 1000}s`))
   .addOption(new Option('--parent-pid <pid>').hideHelp())
-  .action(async (o) => runReconciler(o));
+  .action(async function (this: Command, o) {
+    return runReconciler({ ...o, redis: redisUrlOf(this, o.redis) });
+  });
 addGitHostingOptions(program.commands.find((c) => c.name() === 'reconciler')!);
 registerPlanCommand(program, apiOption);
 
@@ -74,8 +130,11 @@ program
   .addOption(new Option('--cpu <cores>', 'CPU capacity').argParser(cpuMilli).default(4000, '4'))
   .addOption(new Option('--memory <quantity>', 'memory capacity').argParser(memoryBytes).default(8 * 1024 ** 3, '8Gi'))
   .addOption(new Option('--labels <k=v,...>', 'node labels').argParser(labels).default({}, 'none'))
+  .addOption(new Option('--max-instances <n>', 'most instances bound to this node at once').argParser(positiveInt).default(DEFAULT_MAX_INSTANCES))
   .option('--address <ip>', 'address on which instance ports are published', '127.0.0.1')
   .addOption(redisOption().default('redis://127.0.0.1:6379'))
+  .addOption(redisUrlFileOption())
+  .addOption(redisCaOption())
   .addOption(prefixOption())
   .addOption(dataDirOption())
   .addOption(new Option('--heartbeat <duration>', 'heartbeat interval').argParser(durationMs).default(5000, '5s'))
@@ -83,21 +142,26 @@ program
   .addOption(new Option('--restart-backoff <duration>', 'delay before the second restart of a crashing container, doubling after').argParser(durationMs).default(10_000, '10s'))
   .addOption(new Option('--restart-backoff-max <duration>', 'cap of the restart backoff').argParser(durationMs).default(300_000, '5m'))
   .addOption(new Option('--stop-after-disconnect <duration>', 'stop this node\'s instances after this long without Redis (default: keep them running)').argParser(durationMs))
+  .addOption(new Option('--adoption-window <duration>', 'after Redis lost its data: how long instances keep running without a record, claimed for adoption').argParser(durationMs).default(DEFAULT_ADOPTION_WINDOW_MS, `${DEFAULT_ADOPTION_WINDOW_MS / 1000}s`))
   .option('--no-docker', 'do not offer the Docker runtime even when an engine answers')
   .addOption(new Option('--logs-port <port>', 'port of the agent\'s log endpoint on --address (0: any free port)').argParser(port).default(0))
   .addOption(new Option('--parent-pid <pid>').hideHelp())
-  .action(async (o) => runAgent(o));
+  .action(async function (this: Command, o) {
+    return runAgent({ ...o, redis: redisUrlOf(this, o.redis) });
+  });
 
 program
   .command('validate')
   .description('validate the manifests in a folder (exit 1 with file:line errors when invalid)')
   .argument('<path>', 'folder (or repository) holding manifests')
   .option('--path <subpath>', 'sub-folder of PATH holding the manifests', '.')
+  .addOption(maxReplicasOption())
   .action(async (path: string, o) => {
-    const res = await validateDirectory(resolve(path), o.path);
-    for (const e of res.errors) console.error(e.toString());
+    const res = await validateDirectory(resolve(path), o.path, { maxReplicas: o.maxReplicas });
+    // The first ones, as the reconciler reports them: 100,000 lines help nobody.
+    for (const e of res.errors.slice(0, MAX_REPORTED_ERRORS)) console.error(e.toString());
     if (res.errors.length > 0) {
-      console.error(`${res.errors.length} error(s)`);
+      console.error(res.errors.length > MAX_REPORTED_ERRORS ? `... and ${res.errors.length - MAX_REPORTED_ERRORS} more: ${res.errors.length} error(s)` : `${res.errors.length} error(s)`);
       process.exitCode = EXIT_FAILURE;
       return;
     }
@@ -122,6 +186,19 @@ program
   });
 
 registerRolloutCommand(program, apiOption);
+registerTokenCommand(program, dataDirOption);
+
+program
+  .command('acl')
+  .description('print the Redis ACL rules a node agent needs (least privilege; see README)')
+  .argument('<who>', 'agent')
+  .addOption(new Option('--node <name>', 'the node name').argParser(nodeName).makeOptionMandatory())
+  .addOption(prefixOption())
+  .action((who: string, o: { node: string; prefix: string }) => {
+    if (who !== 'agent') throw new CommanderError(EXIT_USAGE, 'gantry.usage', `error: unknown ACL subject ${JSON.stringify(who)}: expected agent`);
+    // The password placeholder stays: the secret is the operator's to choose, never ours to print.
+    console.log(`ACL SETUSER gantry-agent-${o.node} on >PASSWORD ${agentAclRules(o.node, o.prefix).join(' ')}`);
+  });
 
 program
   .command('node')
@@ -207,7 +284,7 @@ program
     const d = await callApi<import('../state/records/preview.ts').HeadDiff>(o.api, '/api/v1/diff');
     if (!d.valid) {
       console.error(`commit ${shortSha(d.commit)} is invalid:`);
-      for (const e of d.errors) console.error(`  ${e}`);
+      console.error(`  ${joinErrors(d.errors, d.errorCount, '\n  ')}`);
       process.exitCode = EXIT_FAILURE;
       return;
     }
@@ -221,10 +298,11 @@ program
   .description('fetch the source and reconcile now')
   .addOption(apiOption())
   .action(async (o) => {
-    const r = await callApi<{ outcome: string; commit?: string; errors?: string[]; error?: string; diff?: { summary: string } }>(o.api, '/api/v1/sync', { method: 'POST', body: {} });
+    const r = await callApi<{ outcome: string; commit?: string; errors?: string[]; errorCount?: number; error?: string; diff?: { summary: string } }>(o.api, '/api/v1/sync', { method: 'POST', body: {} });
     if (r.outcome === 'rejected') {
       console.error(`commit ${shortSha(r.commit)} rejected:`);
-      for (const e of r.errors ?? []) console.error(`  ${e}`);
+      // The first errors (MAX_REPORTED_ERRORS) and how many more there are.
+      console.error(`  ${joinErrors(r.errors ?? [], r.errorCount, '\n  ')}`);
       process.exitCode = EXIT_FAILURE;
     } else if (r.outcome === 'failed') {
       console.error(`sync failed: ${r.error}`);

@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, existsSync } from 'node:fs';
+import { chmodSync, mkdirSync, existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { execFileSync } from 'node:child_process';
@@ -54,25 +54,49 @@ export interface RedisServerHandle {
   stop(): Promise<void>;
 }
 
-/** Starts a private redis-server on a free loopback port, persisting under `dir`. */
-export async function startRedisServer(opts: { dir: string; port?: number; binary?: string }): Promise<RedisServerHandle> {
+export interface RedisServerOptions {
+  dir: string;
+  port?: number;
+  binary?: string;
+  /** `requirepass`: clients must AUTH; the URL carries it. Written to a 0600 config file, never on argv. */
+  password?: string;
+  /** The append-only file as well as snapshots (what survives a crash; `gantry up` turns it on). */
+  appendOnly?: boolean;
+}
+
+/**
+ * Starts a private redis-server on a free loopback port, persisting under `dir`. Its settings go
+ * in `<dir>/redis.conf` (mode 0600), so that a password never shows on a command line.
+ */
+export async function startRedisServer(opts: RedisServerOptions): Promise<RedisServerHandle> {
   mkdirSync(opts.dir, { recursive: true });
   const binary = opts.binary ?? findRedisServer();
   if (!binary) throw new Error(REDIS_INSTALL_HINT);
   for (let attempt = 0; ; attempt++) {
     const port = opts.port ?? (await freePort());
-    const child = spawn(
-      binary,
-      ['--port', String(port), '--bind', '127.0.0.1', '--dir', opts.dir, '--save', '60 1', '--appendonly', 'no', '--daemonize', 'no', '--protected-mode', 'yes', '--loglevel', 'warning'],
-      { stdio: ['ignore', 'pipe', 'pipe'] },
-    );
+    const conf = join(opts.dir, 'redis.conf');
+    const settings = [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `dir ${JSON.stringify(opts.dir)}`,
+      'save 60 1',
+      `appendonly ${opts.appendOnly ? 'yes' : 'no'}`,
+      'appendfsync everysec',
+      'daemonize no',
+      'protected-mode yes',
+      'loglevel warning',
+      ...(opts.password ? [`requirepass ${JSON.stringify(opts.password)}`] : []),
+    ];
+    writeFileSync(conf, `${settings.join('\n')}\n`, { mode: 0o600 });
+    chmodSync(conf, 0o600);
+    const child = spawn(binary, [conf], { stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     child.stdout!.on('data', (d) => (output += d));
     child.stderr!.on('data', (d) => (output += d));
     const ready = await waitForPort(port, child);
     if (ready) {
       return {
-        url: `redis://127.0.0.1:${port}`,
+        url: opts.password ? `redis://:${encodeURIComponent(opts.password)}@127.0.0.1:${port}` : `redis://127.0.0.1:${port}`,
         port,
         process: child,
         stop: () =>

@@ -69,7 +69,15 @@ export function registerRolloutCommand(program: Command, apiOption: () => Option
           if (interactive) process.stdout.write('\n');
           const ok = r.phase === 'Complete' && !r.pinned;
           if (!ok) process.exitCode = 1;
-          console.log(ok ? `deployment/${name} successfully rolled out` : `deployment/${name} rollout ${r.phase === 'Failed' ? 'failed' : `ended pinned to revision ${r.pinned?.revision} (${r.pinned?.reason})`}: ${r.reason}`);
+          // Pinned: what runs is not what Git asks for; the Pinned condition says which revision and why.
+          const pin = v.status?.conditions.find((c) => c.type === 'Pinned' && c.status === 'True');
+          console.log(
+            ok
+              ? `deployment/${name} successfully rolled out`
+              : r.phase === 'Failed'
+                ? `deployment/${name} rollout failed: ${r.reason}`
+                : `deployment/${name} pinned (${pin?.reason ?? r.pinned?.reason}): ${pin?.message ?? `running revision ${r.pinned?.revision}`}`,
+          );
           return;
         }
         if (!o.follow) return;

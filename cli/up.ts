@@ -1,5 +1,6 @@
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { cpSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -7,6 +8,8 @@ import { createInterface } from 'node:readline';
 import { ensureRedisServer, startRedisServer, type RedisServerHandle } from './redis-server.ts';
 import { redactUrl } from '../state/connection.ts';
 import { callApi } from './api-client.ts';
+import { TOKEN_FILE_ENV } from './api-token.ts';
+import { ADMIN_TOKEN_FILE, ensureAdminToken, TOKENS_FILE, writeSecretFile } from '../reconciler/api/auth.ts';
 import type { DeploymentView, InstanceView } from '../reconciler/api/views.ts';
 import type { ServiceView } from '../reconciler/services/service-views.ts';
 
@@ -30,6 +33,16 @@ export interface UpOptions {
 
 const say = (line: string) => process.stdout.write(`gantry up: ${line}\n`);
 
+/** Where `gantry up` keeps its private Redis's password (mode 0600). */
+export const REDIS_PASSWORD_FILE = 'redis-password';
+
+/** The data dir's Redis password, made on first use. */
+function redisPassword(dataDir: string): string {
+  const file = join(dataDir, REDIS_PASSWORD_FILE);
+  if (!existsSync(file)) writeSecretFile(file, `${randomBytes(24).toString('hex')}\n`);
+  return readFileSync(file, 'utf8').trim();
+}
+
 async function seedRepository(dir: string): Promise<boolean> {
   if (existsSync(join(dir, '.git'))) return false;
   mkdirSync(dir, { recursive: true });
@@ -41,8 +54,8 @@ async function seedRepository(dir: string): Promise<boolean> {
   return true;
 }
 
-function spawnChild(name: string, args: string[]): ChildProcess {
-  const child = spawn(process.execPath, [BIN, ...args, '--parent-pid', String(process.pid)], { stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnChild(name: string, args: string[], env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, [BIN, ...args, '--parent-pid', String(process.pid)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   for (const stream of [child.stdout!, child.stderr!]) {
     createInterface({ input: stream }).on('line', (line) => process.stdout.write(`[${name}] ${line}\n`));
   }
@@ -69,9 +82,12 @@ export async function runUp(opts: UpOptions): Promise<void> {
   let redisUrl = opts.redisUrl;
   if (!redisUrl) {
     const binary = ensureRedisServer(say);
-    redis = await startRedisServer({ dir: join(opts.dataDir, 'redis'), binary });
+    // A password of its own (kept 0600 in the data dir) and the append-only file: a private Redis
+    // still answers anything on the machine that can reach its port, and a crash loses nothing.
+    const password = redisPassword(opts.dataDir);
+    redis = await startRedisServer({ dir: join(opts.dataDir, 'redis'), binary, password, appendOnly: true });
     redisUrl = redis.url;
-    say(`started redis-server on ${redisUrl} (data in ${relative(process.cwd(), join(opts.dataDir, 'redis')) || '.'})`);
+    say(`started redis-server on ${redactUrl(redisUrl)} (password in ${relative(process.cwd(), join(opts.dataDir, REDIS_PASSWORD_FILE)) || REDIS_PASSWORD_FILE}, data and append-only file in ${relative(process.cwd(), join(opts.dataDir, 'redis')) || '.'})`);
   } else {
     say(`using Redis at ${redactUrl(redisUrl)}`);
   }
@@ -84,7 +100,14 @@ export async function runUp(opts: UpOptions): Promise<void> {
     say(`  try: cd ${repo} && sed -i 's/replicas: 3/replicas: 5/' apps/web.yaml && git commit -qam 'Scale web to 5'`);
   }
 
-  const common = ['--redis', redisUrl, '--data-dir', opts.dataDir];
+  // The API needs a token: one admin token for this data dir, made once, where the CLI finds it.
+  const adminTokenFile = join(opts.dataDir, ADMIN_TOKEN_FILE);
+  if (ensureAdminToken(join(opts.dataDir, TOKENS_FILE), adminTokenFile).created) say(`created an admin API token in ${relative(process.cwd(), adminTokenFile) || adminTokenFile} (mode 0600)`);
+  process.env[TOKEN_FILE_ENV] ??= adminTokenFile;
+
+  // The URL (with its password) goes to the children in their environment, not on argv: `ps` shows argv.
+  const childEnv = { GANTRY_REDIS_URL: redisUrl };
+  const common = ['--data-dir', opts.dataDir];
   const children: { name: string; child: ChildProcess }[] = [];
   const stopAll = async () => {
     say('stopping agents (and their instances), reconciler and Redis');
@@ -101,12 +124,12 @@ export async function runUp(opts: UpOptions): Promise<void> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
 
-  children.push({ name: 'reconciler', child: spawnChild('reconciler', ['reconciler', ...common, '--repo', repo, '--port', String(opts.apiPort)]) });
+  children.push({ name: 'reconciler', child: spawnChild('reconciler', ['reconciler', ...common, '--repo', repo, '--port', String(opts.apiPort)], childEnv) });
   for (const node of ['node-1', 'node-2']) {
     // Two "hosts" on one machine: on Linux all of 127/8 is loopback, so node-2 gets 127.0.0.2 and
     // both service proxies can listen on the same service port, as on two real hosts.
     const address = node === 'node-2' && process.platform === 'linux' ? ['--address', '127.0.0.2'] : [];
-    children.push({ name: node, child: spawnChild(node, ['agent', ...common, '--node', node, ...address, '--cpu', '2', '--memory', '2Gi', '--labels', `zone=${node === 'node-1' ? 'a' : 'b'}`, '--stop-instances-on-exit']) });
+    children.push({ name: node, child: spawnChild(node, ['agent', ...common, '--node', node, ...address, '--cpu', '2', '--memory', '2Gi', '--labels', `zone=${node === 'node-1' ? 'a' : 'b'}`, '--stop-instances-on-exit'], childEnv) });
   }
   for (const { name, child } of children) {
     child.once('exit', (code, signal) => {
@@ -119,7 +142,7 @@ export async function runUp(opts: UpOptions): Promise<void> {
 
   const api = `http://127.0.0.1:${opts.apiPort}`;
   await waitUntil(async () => (await callApi<{ ok: boolean }>(api, '/healthz')).ok, 30_000);
-  say(`API on ${api}  (gantry get deployments | gantry get instances | gantry get nodes)`);
+  say(`API on ${api}  (gantry get deployments | gantry get instances | gantry get nodes; token in ${relative(process.cwd(), adminTokenFile) || adminTokenFile})`);
   await reportWhenReady(api);
 }
 

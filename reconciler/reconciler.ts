@@ -4,6 +4,7 @@ import { startApi } from './api/server.ts';
 import { reconcileDeployment } from './controller/deployment-reconciler.ts';
 import { SourceSync } from './controller/source-sync.ts';
 import { checkNodes } from './controller/node-lifecycle.ts';
+import { ClusterEpoch } from './controller/cluster-epoch.ts';
 import { drainNodes } from './controller/node-drain.ts';
 import { ReconcileQueue } from './controller/reconcile-queue.ts';
 import { describeDecision } from './controller/reconcile-outcome.ts';
@@ -18,6 +19,14 @@ import { DEFAULT_EVICTION_MS, DEFAULT_NODE_READY_MS } from '../state/records/nod
 import { EndpointsController } from './services/endpoints-controller.ts';
 import { VERSION } from './version.ts';
 import { setUpGitHosting, type GitHostingOptions } from './webhooks/git-hosting.ts';
+import { startWebhookServer } from './webhooks/webhook-server.ts';
+import { ApiTokens } from './api/auth.ts';
+
+/** The webhook listener's port when none is given. */
+export const DEFAULT_WEBHOOK_PORT = 7071;
+
+/** After Redis lost its data: how long instances no agent claims wait before they are created. */
+export const DEFAULT_ADOPTION_WAIT_MS = 15_000;
 
 /**
  * The reconciler process: Git source -> desired state, deployment controller, scheduler, API.
@@ -35,6 +44,14 @@ export interface ReconcilerOptions {
   apiHost?: string;
   /** 0 picks a free port. */
   apiPort?: number;
+  /** Who may call the API; default: the tokens in GANTRY_API_ADMIN_TOKEN / GANTRY_API_READ_TOKEN. */
+  apiTokens?: ApiTokens;
+  /**
+   * The webhook listener (POST /webhooks/* only), started when the webhook secret is set:
+   * default the API's host and port 7071; 0 picks a free port.
+   */
+  webhookHost?: string;
+  webhookPort?: number;
   resyncMs?: number;
   /** A node silent this long is NotReady (default 20 s). */
   nodeReadyMs?: number;
@@ -43,6 +60,13 @@ export interface ReconcilerOptions {
   /** How often node heartbeats are checked (default 1 s). */
   nodeCheckMs?: number;
   maxFileBytes?: number;
+  /**
+   * After Redis lost its data, instances no agent has claimed (yet) are created only after this
+   * long (default 15 s, three agent resyncs), so that what still runs is adopted, not restarted.
+   */
+  adoptionWaitMs?: number;
+  /** The cap on a Deployment's replicas: past it a commit is rejected (default 10,000; --max-replicas). */
+  maxReplicas?: number;
   log?: (line: string) => void;
   /** Webhooks, pull-request previews and reports to the Git host. */
   gitHosting?: GitHostingOptions;
@@ -50,6 +74,8 @@ export interface ReconcilerOptions {
 
 export interface ReconcilerHandle {
   url: string;
+  /** The webhook listener's URL, when webhooks are enabled (a secret is set). */
+  webhookUrl?: string;
   sync: SourceSync;
   queue: ReconcileQueue;
   store: Store;
@@ -62,6 +88,8 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   const redis: Redis = connectRedis(opts.redisUrl, 'gantry-reconciler');
   const sub: Redis = connectRedis(opts.redisUrl, 'gantry-reconciler-sub');
   const store = new Store(redis, keys);
+  // Before anything compares times: Redis's clock is the one they are judged on.
+  await store.clock.sync().catch(() => undefined);
   const queues = new Queues(redis, keys);
   const nodeReadyMs = opts.nodeReadyMs ?? DEFAULT_NODE_READY_MS;
   const resyncMs = opts.resyncMs ?? 10_000;
@@ -79,12 +107,15 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   const retryPendingSoon = () => pendingRetries.poke();
   const endpoints = new EndpointsController({ store, log });
   // Every reconcile may have changed instances (scale, rollout step): endpoints follow at once.
-  const queue = new ReconcileQueue(redis, opts.redisUrl, store, (key) => reconcileDeployment({ store, queues, onCapacityFreed: retryPendingSoon, log }, key).finally(() => endpoints.poke()), {
+  // Set when Redis lost its data (ClusterEpoch): until then unclaimed instances wait for claims.
+  let adoptUntil = 0;
+  const adoptionHoldMs = () => Math.max(0, adoptUntil - Date.now());
+  const queue = new ReconcileQueue(redis, opts.redisUrl, store, (key) => reconcileDeployment({ store, queues, onCapacityFreed: retryPendingSoon, adoptionHoldMs, log }, key).finally(() => endpoints.poke()), {
     onError: (key, err, decision) => log(`reconcile ${key} ${decision.action === 'requeue' ? 'not ready' : 'failed'} (${describeDecision(decision)}): ${err instanceof Error ? err.message : String(err)}`),
   });
   const enqueue = (key: string) => queue.add(key);
   const source: GitSource = createGitSource(opts.source);
-  const sync = new SourceSync({ store, source, branch: opts.source.branch, maxFileBytes: opts.maxFileBytes, enqueue, log });
+  const sync = new SourceSync({ store, source, branch: opts.source.branch, maxFileBytes: opts.maxFileBytes, maxReplicas: opts.maxReplicas, enqueue, log });
   const { webhooks, previews } = setUpGitHosting(opts.gitHosting ?? {}, { source: opts.source, store, sync, enqueue, log });
 
   await sub.subscribe(keys.changesChannel, keys.servicesChannel);
@@ -101,7 +132,27 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
     }
   });
 
+  const epoch = new ClusterEpoch({
+    store,
+    log,
+    onDataLost: async () => {
+      adoptUntil = Date.now() + (opts.adoptionWaitMs ?? DEFAULT_ADOPTION_WAIT_MS);
+      scheduler.invalidate();
+      // The source status went too, so this applies the branch head: desired state is back at once.
+      await safe('sync', sync.sync());
+    },
+  });
+  // Back from a Redis outage: look at once (a restart may have come back empty).
+  let disconnected = false;
+  redis.on('close', () => (disconnected = true));
+  redis.on('ready', () => {
+    if (!disconnected) return;
+    disconnected = false;
+    void safe('resync', resync());
+  });
+
   const resync = async () => {
+    await epoch.check();
     // Deployments in Git, plus any that only instances still name (pruned, not yet drained).
     const keysToSync = new Set(await store.deploymentKeys());
     for (const i of await store.readAllInstances()) keysToSync.add(objectKey(i.record.namespace, i.record.deployment));
@@ -113,9 +164,14 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
 
   scheduler.start();
   const { app, url }: { app: FastifyInstance; url: string } = await startApi(
-    { store, sync, nodeReadyMs, version: VERSION, webhooks, previews, enqueue, log },
+    { store, sync, nodeReadyMs, version: VERSION, tokens: opts.apiTokens ?? ApiTokens.fromEnvironment(process.env), previews, enqueue, log },
     { host: opts.apiHost ?? '127.0.0.1', port: opts.apiPort ?? 7070 },
   );
+  // Off until a secret is set: a listener that can only answer 503 is not worth exposing.
+  const hooks = process.env[webhooks.secretEnv]
+    ? await startWebhookServer(webhooks, { host: opts.webhookHost ?? opts.apiHost ?? '127.0.0.1', port: opts.webhookPort ?? DEFAULT_WEBHOOK_PORT })
+    : undefined;
+  if (hooks) log(`webhooks on ${hooks.url}/webhooks/{github,gitlab,gitea,bitbucket}`);
   source.watch(() => void safe('sync', sync.sync()));
   const timer = setInterval(() => void safe('resync', resync()), resyncMs);
   timer.unref();
@@ -137,6 +193,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
     if (!nodeChecks.busy) nodeChecks.poke();
   }, opts.nodeCheckMs ?? 1000);
   nodeTimer.unref();
+  await safe('cluster epoch', epoch.ensure());
   await safe('sync', sync.sync());
   await safe('resync', resync());
   await safe('previews', previews.resume());
@@ -144,6 +201,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
 
   return {
     url,
+    ...(hooks ? { webhookUrl: hooks.url } : {}),
     sync,
     queue,
     store,
@@ -157,6 +215,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
       previews.stop();
       await source.close();
       await app.close();
+      await hooks?.app.close();
       await scheduler.stop();
       await queues.close();
       sub.disconnect();

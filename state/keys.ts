@@ -31,9 +31,13 @@
  *   node-alloc:<name>               hash    cpuMilli, memoryBytes, instances: what is bound there
  *   node-instances:<name>           set     instance ids bound to that node
  *   node-lifecycle                  hash    name -> JSON NodeLifecycle (Ready/NotReady/Evicted), by the reconciler
+ *   node-claims:<name>              hash    instance id -> JSON InstanceRecord an agent still runs after Redis
+ *                                           lost its data (TTL a few minutes): adopted by the deployment controller
  *   draining-nodes                  set     nodes being drained (`gantry node drain`)
  * Status and events:
  *   source                          hash    source status (see SourceStatus)
+ *   logs-secret                     string  credential of the reconciler's requests to agents' log servers
+ *   cluster-epoch                   string  random id made by the reconciler (SET NX): gone or changed = Redis lost its data
  *   deployment-status:<ns>:<name>   string  JSON DeploymentStatus
  *   rollout:<ns>:<name>             string  JSON RolloutState: revisions, target, stable, pin, canary step
  *   reconcile-dirty:<ns>:<name>     string  a reconcile was asked for while one ran (see reconcile-queue.ts)
@@ -42,10 +46,11 @@
  *   channel:changes                 pubsub  "<ns>/<name>" of a deployment whose actual state moved,
  *                                           or "node/<name>" when a node registered
  * Webhooks and previews (reconciler/webhooks/, reconciler/preview/):
- *   webhook-delivery:<provider>:<h> string  "1" with a TTL: delivery whose id hashes to <h> was handled
+ *   webhook-delivery:<provider>:<h> string  "1" with a TTL: delivery whose id, or whose body, hashes to <h> was handled
  *   previews                        set     numbers of the pull requests that have a preview
  *   preview:<n>                     string  JSON PreviewRecord of pull request <n> (head, state, namespaces)
  *   pr-comment:<n>                  string  id of Gantry's plan comment on pull request <n> at the Git host
+ *   pr-approval:<n>                 string  JSON PreviewApproval: the label event that approved pull request <n> and the head it approved
  * BullMQ keeps its own keys under `<prefix>:bull`.
  */
 
@@ -125,15 +130,21 @@ export function createKeys(prefix: string = DEFAULT_PREFIX) {
     nodeAlloc: (name: string) => k('node-alloc', assertKeyPart(name, 'node name')),
     nodeInstances: (name: string) => k('node-instances', assertKeyPart(name, 'node name')),
     nodeLifecycle: k('node-lifecycle'),
+    nodeClaims: (name: string) => k('node-claims', assertKeyPart(name, 'node name')),
     drainingNodes: k('draining-nodes'),
 
     source: k('source'),
+    /** The credential the reconciler's log requests carry to agents' log servers. */
+    logsSecret: k('logs-secret'),
+    /** Which incarnation of the data this is: missing or different means Redis lost its data. */
+    clusterEpoch: k('cluster-epoch'),
     events: k('events'),
 
     webhookDelivery: (provider: string, idHash: string) => k('webhook-delivery', assertKeyPart(provider, 'provider'), assertKeyPart(idHash, 'delivery hash')),
     previews: k('previews'),
     preview: (pr: number) => k('preview', assertKeyPart(String(pr), 'pull request number')),
     prComment: (pr: number) => k('pr-comment', assertKeyPart(String(pr), 'pull request number')),
+    prApproval: (pr: number) => k('pr-approval', assertKeyPart(String(pr), 'pull request number')),
     changesChannel: k('channel', 'changes'),
 
     services: k('services'),

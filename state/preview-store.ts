@@ -1,12 +1,13 @@
 import type { Redis } from 'ioredis';
 import { parseStored } from './json.ts';
 import type { Keys } from './keys.ts';
-import type { PreviewRecord, ProviderName } from './records/preview.ts';
+import type { PreviewApproval, PreviewRecord, ProviderName } from './records/preview.ts';
 
 /**
  * The Redis values of the Git-hosting side: preview records of pull requests (`preview:<n>`, the
  * `previews` set), the id of Gantry's plan comment on each (`pr-comment:<n>`), and the webhook
- * deliveries already handled (`webhook-delivery:<provider>:<hash>`, with a TTL). A preview's
+ * deliveries already handled (`webhook-delivery:<provider>:<hash>`, with a TTL), and label
+ * approvals (`pr-approval:<n>`). A preview's
  * desired records are written with the store's writeOwnedState, in the same MULTI as its record.
  */
 export class PreviewStore {
@@ -44,12 +45,29 @@ export class PreviewStore {
     return id ?? undefined;
   }
 
-  /** True the first time a delivery (by the hash of its id) is claimed within `ttlSec`. */
-  async claimDelivery(provider: ProviderName, idHash: string, ttlSec: number): Promise<boolean> {
-    return (await this.redis.set(this.keys.webhookDelivery(provider, idHash), '1', 'EX', ttlSec, 'NX')) === 'OK';
+  /**
+   * True the first time a delivery is claimed within `ttlSec`: when none of its hashes (of its id,
+   * of its body) was claimed before. All are claimed in one MULTI, so a replay under a new id
+   * still finds the body's.
+   */
+  async claimDelivery(provider: ProviderName, hashes: string | readonly string[], ttlSec: number): Promise<boolean> {
+    const list = [...new Set(typeof hashes === 'string' ? [hashes] : hashes)];
+    const tx = this.redis.multi();
+    for (const h of list) tx.set(this.keys.webhookDelivery(provider, h), '1', 'EX', ttlSec, 'NX');
+    const results = (await tx.exec()) ?? [];
+    return results.length === list.length && results.every(([err, res]) => !err && res === 'OK');
   }
 
-  async forgetDelivery(provider: ProviderName, idHash: string): Promise<void> {
-    await this.redis.del(this.keys.webhookDelivery(provider, idHash));
+  async forgetDelivery(provider: ProviderName, hashes: string | readonly string[]): Promise<void> {
+    const list = typeof hashes === 'string' ? [hashes] : hashes;
+    if (list.length > 0) await this.redis.del(...list.map((h) => this.keys.webhookDelivery(provider, h)));
+  }
+
+  async readApproval(pr: number): Promise<PreviewApproval | undefined> {
+    return parseStored<PreviewApproval>(await this.redis.get(this.keys.prApproval(pr)));
+  }
+
+  async writeApproval(pr: number, approval: PreviewApproval): Promise<void> {
+    await this.redis.set(this.keys.prApproval(pr), JSON.stringify(approval));
   }
 }

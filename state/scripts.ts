@@ -32,11 +32,13 @@ function loadSources(): ScriptSource[] {
 
 export interface GantryScripts {
   createInstance(keys: [string, string, string, string], id: string, json: string): Promise<number>;
-  bindInstance(keys: [string, string, string, string, string], expected: string, next: string, id: string, cpuMilli: number, memoryBytes: number): Promise<number>;
+  bindInstance(keys: [string, string, string, string, string], expected: string, next: string, id: string, cpuMilli: number, memoryBytes: number, defaultMaxInstances: number): Promise<number>;
   deleteInstance(keys: [string, string, string, string, string, string], expected: string, id: string, cpuMilli: number, memoryBytes: number, bound: '0' | '1'): Promise<number>;
+  adoptInstance(keys: [string, string, string, string, string, string], id: string, json: string, cpuMilli: number, memoryBytes: number): Promise<number>;
   compareAndSet(key: string, expected: string, next: string): Promise<number>;
   setStatusIfBound(keys: [string, string], node: string, uid: string, statusJson: string, channel: string, message: string): Promise<number>;
   deleteStatusIfMine(key: string, node: string): Promise<number>;
+  heartbeat(key: string): Promise<number>;
 }
 
 const defined = new WeakSet<Redis>();
@@ -50,10 +52,12 @@ export function scripts(redis: Redis): GantryScripts {
   const r = redis as unknown as Record<string, (...args: unknown[]) => Promise<number>>;
   return {
     createInstance: (keys, id, json) => r.createInstance!(...keys, id, json),
-    bindInstance: (keys, expected, next, id, cpu, mem) => r.bindInstance!(...keys, expected, next, id, cpu, mem),
+    bindInstance: (keys, expected, next, id, cpu, mem, maxInstances) => r.bindInstance!(...keys, expected, next, id, cpu, mem, maxInstances),
     deleteInstance: (keys, expected, id, cpu, mem, bound) => r.deleteInstance!(...keys, expected, id, cpu, mem, bound),
+    adoptInstance: (keys, id, json, cpu, mem) => r.adoptInstance!(...keys, id, json, cpu, mem),
     compareAndSet: (key, expected, next) => r.compareAndSet!(key, expected, next),
     setStatusIfBound: (keys, node, uid, json, channel, message) => r.setStatusIfBound!(...keys, node, uid, json, channel, message),
     deleteStatusIfMine: (key, node) => r.deleteStatusIfMine!(key, node),
+    heartbeat: (key) => r.heartbeat!(key),
   };
 }

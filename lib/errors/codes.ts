@@ -28,6 +28,7 @@ export const ERROR_CODES = defineCatalog({
   // -- any side ---------------------------------------------------------------------------------
   INTERNAL: { code: 'INTERNAL', status: 500, policy: 'transient', description: 'an unexpected error; the API answers only "internal error" and the reconciler logs the rest' },
   CONFLICT: { code: 'CONFLICT', status: 409, policy: 'transient', description: 'the object kept changing under a concurrent update (a compare-and-set lost); try again' },
+  FORBIDDEN: { code: 'FORBIDDEN', status: 403, policy: 'stalled', description: 'the API token is valid but its role may not do this (a read token on an admin route)' },
   STOPPED: { code: 'STOPPED', status: 503, policy: 'transient', description: 'the component is shutting down and takes no more work (a run asked of a stopped runner)' },
 
   // -- API requests -----------------------------------------------------------------------------
@@ -39,6 +40,7 @@ export const ERROR_CODES = defineCatalog({
   NOT_PLACED: { code: 'NOT_PLACED', status: 409, policy: 'waiting', description: 'the instance is not placed on a node yet, so it has no logs; ask again once it is' },
   NODE_UNAVAILABLE: { code: 'NODE_UNAVAILABLE', status: 503, policy: 'transient', description: "the instance's node does not serve logs (its agent is down or too old)" },
   NODE_UNREACHABLE: { code: 'NODE_UNREACHABLE', status: 502, policy: 'transient', description: "the instance's node did not answer the logs request" },
+  FETCH_RATE_LIMITED: { code: 'FETCH_RATE_LIMITED', status: 429, policy: 'waiting', description: 'too many fetches of refs the reconciler does not know yet (`GET /api/v1/plan?ref=`); try again after the seconds the error names' },
 
   // -- rollout commands -------------------------------------------------------------------------
   NO_ROLLOUT: { code: 'NO_ROLLOUT', status: 409, policy: 'waiting', description: 'the deployment has no rollout state yet (its first reconcile has not run)' },
@@ -49,7 +51,7 @@ export const ERROR_CODES = defineCatalog({
 
   // -- webhooks ---------------------------------------------------------------------------------
   WEBHOOKS_DISABLED: { code: 'WEBHOOKS_DISABLED', status: 503, policy: 'stalled', description: "the webhook secret's environment variable is not set, so deliveries are refused" },
-  UNAUTHORIZED: { code: 'UNAUTHORIZED', status: 401, policy: 'stalled', description: 'the webhook delivery has a missing or wrong signature (or token)' },
+  UNAUTHORIZED: { code: 'UNAUTHORIZED', status: 401, policy: 'stalled', description: 'no valid credential: an API request without a known bearer token, or a webhook delivery with a missing or wrong signature' },
   MALFORMED_PAYLOAD: { code: 'MALFORMED_PAYLOAD', status: 400, policy: 'stalled', description: 'the webhook body is not the JSON its event promises' },
 
   // -- Git sources (GitSourceError) ---------------------------------------------------------------
@@ -61,6 +63,7 @@ export const ERROR_CODES = defineCatalog({
   AUTH_FAILED: { code: 'AUTH_FAILED', status: 502, policy: 'stalled', description: 'the Git server refused the credentials (or asked for some)' },
   FETCH_FAILED: { code: 'FETCH_FAILED', status: 502, policy: 'transient', description: 'fetching from the Git server failed (network, HTTP error)' },
   READ_FAILED: { code: 'READ_FAILED', status: 502, policy: 'transient', description: 'reading refs, trees or blobs of the repository failed' },
+  COMMIT_TOO_LARGE: { code: 'COMMIT_TOO_LARGE', status: 422, policy: 'stalled', description: 'the commit has more manifest files, bytes, tree entries or directory levels than the limits; it is rejected whole' },
 
   // -- manifests (ManifestError: collected, not thrown) -------------------------------------------
   YAML_SYNTAX: { code: 'YAML_SYNTAX', status: 422, policy: 'stalled', description: 'the file is not valid YAML (or JSON), or not valid UTF-8' },
@@ -70,6 +73,7 @@ export const ERROR_CODES = defineCatalog({
   DUPLICATE: { code: 'DUPLICATE', status: 422, policy: 'stalled', description: 'another document defines an object of the same kind, namespace and name' },
   FILE_TOO_LARGE: { code: 'FILE_TOO_LARGE', status: 422, policy: 'stalled', description: 'the manifest file is larger than the size limit' },
   ALIAS_LIMIT: { code: 'ALIAS_LIMIT', status: 422, policy: 'stalled', description: 'too many YAML aliases, or aliases that expand too much (a "billion laughs" document)' },
+  NESTING_TOO_DEEP: { code: 'NESTING_TOO_DEEP', status: 422, policy: 'stalled', description: 'collections nest deeper than the limit (64 levels) in a document' },
   NAMESPACE_NOT_DECLARED: { code: 'NAMESPACE_NOT_DECLARED', status: 422, policy: 'stalled', description: 'the object is in a namespace no Namespace manifest declares' },
   INVALID_VALUE: { code: 'INVALID_VALUE', status: 422, policy: 'stalled', description: 'a value the schema accepts but that is still wrong (quantities, selector, uniqueness...)' },
 

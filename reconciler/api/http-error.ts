@@ -1,3 +1,4 @@
+import type { FastifyInstance } from 'fastify';
 import { GantryError, registerErrorClass, type ErrorCode } from '../../lib/errors/index.ts';
 
 /**
@@ -24,6 +25,15 @@ export interface HttpErrorReply {
 }
 
 export const INTERNAL_ERROR_REPLY: HttpErrorReply = Object.freeze({ status: 500, body: Object.freeze({ error: 'internal error', code: 'INTERNAL' }) });
+
+/** Every app's error handler: the reply from httpErrorOf; an unexpected error's details to the log only. */
+export function installErrorHandler(app: FastifyInstance, what: string, log?: (line: string) => void): void {
+  app.setErrorHandler((err, req, reply) => {
+    const { status, body } = httpErrorOf(err);
+    if (body.code === 'INTERNAL') log?.(`${what}: ${req.method} ${req.routeOptions.url ?? '(no route)'} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    void reply.status(status).send(body);
+  });
+}
 
 export function httpErrorOf(err: unknown): HttpErrorReply {
   if (err instanceof GantryError) return { status: err.httpStatus, body: { error: err.message, code: err.code } };

@@ -33,8 +33,10 @@ export async function proxyInstanceLogs(store: Store, req: FastifyRequest<{ Para
   if (req.query.follow === '1' || req.query.follow === 'true') qs.set('follow', '1');
   if (tail !== undefined) qs.set('tail', tail);
   if (req.query.container) qs.set('container', req.query.container);
+  // The agent serves logs to the reconciler only: the cluster's logs credential, from Redis.
+  const credential = await store.logsCredential();
   const upstream = await new Promise<IncomingMessage>((resolve, reject) => {
-    const r = httpRequest({ host: node.record.address, port: node.record.logsPort, path: `/logs/${encodeURIComponent(id)}?${qs}`, method: 'GET' }, resolve);
+    const r = httpRequest({ host: node.record.address, port: node.record.logsPort, path: `/logs/${encodeURIComponent(id)}?${qs}`, method: 'GET', headers: { authorization: `Bearer ${credential}` } }, resolve);
     r.on('error', (err) => reject(new HttpError('NODE_UNREACHABLE', `node ${nodeName} did not answer: ${err.message}`)));
     // The client went away (Ctrl-C on `gantry logs -f`): stop following on the node too.
     req.raw.once('close', () => r.destroy());

@@ -7,11 +7,11 @@ import { proxyInstanceLogs, type LogsQuery } from './logs-proxy.ts';
 import { setCordoned } from './node-admin.ts';
 import { registerPreviewRoutes } from '../preview/routes.ts';
 import type { PreviewManager } from '../preview/preview-manager.ts';
-import { registerWebhookRoutes, type WebhookRouteDeps } from '../webhooks/routes.ts';
 import { startDrain } from '../controller/node-drain.ts';
 import { registerRolloutRoutes } from './rollout-routes.ts';
 import { registerServiceRoutes } from '../services/service-views.ts';
-import { HttpError, httpErrorOf } from './http-error.ts';
+import { HttpError, installErrorHandler } from './http-error.ts';
+import { registerAuth, type ApiTokens } from './auth.ts';
 
 /**
  * The reconciler's HTTP API (fastify). Read endpoints render Redis state; POST /api/v1/sync fetches
@@ -24,8 +24,8 @@ export interface ApiDeps {
   sync: SourceSync;
   nodeReadyMs: number;
   version: string;
-  /** POST /webhooks/* (reconciler/webhooks/); absent: no webhook routes. */
-  webhooks?: WebhookRouteDeps;
+  /** Who may call /api/v1 (bearer tokens with a role). */
+  tokens: ApiTokens;
   previews?: PreviewManager;
   /** Enqueue a deployment's reconcile (after a rollout command). */
   enqueue?: (key: string) => void;
@@ -43,11 +43,11 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   const { store } = deps;
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
 
-  app.setErrorHandler((err, req, reply) => {
-    const { status, body } = httpErrorOf(err);
-    if (body.code === 'INTERNAL') deps.log?.(`api: ${req.method} ${req.routeOptions.url ?? '(no route)'} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
-    void reply.status(status).send(body);
-  });
+  installErrorHandler(app, 'api', deps.log);
+  registerAuth(app, deps.tokens);
+  // JSON bodies or none: a text/plain POST is what a cross-site form or fetch can send without a
+  // CORS preflight, so it gets 415 (the bearer token already keeps browsers out).
+  app.removeContentTypeParser('text/plain');
 
   app.get('/healthz', async () => {
     await store.ping();
@@ -97,7 +97,6 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   app.get('/api/v1/diff', async () => deps.sync.diffHead());
 
-  registerWebhookRoutes(app, deps.webhooks);
   registerPreviewRoutes(app, deps);
 
   return app;

@@ -17,6 +17,8 @@ export interface DeploymentView {
   observedGeneration: number | null;
   generation: number;
   templateHash: string;
+  /** What runs (the rollout's target): Git's revision, or the one a rollback, abort or undo pins. */
+  running: { revision: number; templateHash: string; commit: string; pinned: boolean } | null;
   file: string;
   conditions: Condition[];
 }
@@ -40,6 +42,7 @@ export async function describeDeployments(store: Store, namespace?: string): Pro
         observedGeneration: s?.observedGeneration ?? null,
         generation: d.generation,
         templateHash: d.templateHash,
+        running: s?.rollout ? { revision: s.rollout.revision, templateHash: s.templateHash, commit: s.rollout.commit ?? d.commit, pinned: !!s.rollout.pinned } : null,
         file: d.file,
         conditions: s?.conditions ?? [],
       };
@@ -66,7 +69,7 @@ export interface NodeView {
 }
 
 export async function describeNodes(store: Store, nodeReadyMs: number): Promise<NodeView[]> {
-  const now = Date.now();
+  const now = store.clock.now();
   const [nodes, lifecycle, draining] = await Promise.all([store.readNodes(), store.readNodeLifecycles(), store.drainingNodes()]);
   return nodes.map((n) => ({
     name: n.record.name,

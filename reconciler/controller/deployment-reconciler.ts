@@ -10,6 +10,7 @@ import type { InstanceTemplate } from '../../state/records/instance.ts';
 import type { Store, StoredInstance } from '../../state/store.ts';
 import type { NewEvent } from '../../state/events.ts';
 import { computeDeploymentStatus } from '../status/deployment-status.ts';
+import { describeAdopted, matchClaims } from './adoption.ts';
 import type { ReconcileOutcome } from './reconcile-queue.ts';
 
 /**
@@ -18,15 +19,30 @@ import type { ReconcileOutcome } from './reconcile-queue.ts';
  * times; a second run right after the first finds nothing to do.
  */
 
+/**
+ * Most instances one pass creates, and most it deletes. A scale-up to 10,000 replicas goes in
+ * batches, each pass asking for the next one shortly after (NEXT_BATCH_MS), so no single pass
+ * holds the reconciler, a Redis pipeline or the memory for all of them at once.
+ */
+export const MAX_CHANGES_PER_PASS = 500;
+export const NEXT_BATCH_MS = 50;
+
 export interface DeploymentReconcilerDeps {
   store: Store;
   queues: Queues;
+  /** Default MAX_CHANGES_PER_PASS. */
+  maxChangesPerPass?: number;
   /** Called when a bound instance was deleted: its node has room again for pending ones. */
   onCapacityFreed?: () => void;
+  /**
+   * How much longer instances no node claims wait before they are created (ms, 0: not at all):
+   * right after Redis lost its data, while agents may still claim what they run (reconciler.ts).
+   */
+  adoptionHoldMs?: () => number;
   log?: (line: string) => void;
 }
 
-export function newInstanceRecord(d: DeploymentRecord, action: Extract<PlanAction, { type: 'create' }>, now: number, template: InstanceTemplate = d.template): InstanceRecord {
+export function newInstanceRecord(d: DeploymentRecord, action: Extract<PlanAction, { type: 'create' }>, now: number, template: InstanceTemplate = d.template, commit: string = d.commit): InstanceRecord {
   const t = template;
   return {
     id: action.id,
@@ -35,7 +51,7 @@ export function newInstanceRecord(d: DeploymentRecord, action: Extract<PlanActio
     deployment: d.name,
     templateHash: action.templateHash,
     ordinal: action.ordinal,
-    commit: d.commit,
+    commit,
     labels: t.labels,
     containers: t.containers,
     cpuMilli: t.cpuMilli,
@@ -52,18 +68,21 @@ export async function reconcileDeployment(deps: DeploymentReconcilerDeps, key: s
   const { store, queues } = deps;
   const { namespace, name } = parseObjectKey(key);
   const [desired, instances, rollout] = await Promise.all([store.readDeployment(namespace, name), store.readDeploymentInstances(namespace, name), store.readRollout(namespace, name)]);
-  const now = Date.now();
+  // Redis's clock: agents stamp statuses on it, so minReadySeconds and deadlines hold across machines.
+  const now = store.clock.now();
 
   // What to converge to: Git's revision, or the one a rollout pin or canary step holds.
   let actions: PlanAction[];
   let decision: RolloutDecision | undefined;
   let deferUntil: number | undefined;
-  const templates = new Map<string, InstanceTemplate>();
+  // Per revision (template hash): its template and commit. Git's revision reports Git's commit; a
+  // pinned or stable one the commit it came from, not the newer commit that failed.
+  const templates = new Map<string, { template: InstanceTemplate; commit: string }>();
   if (!desired) {
     actions = computePlan(undefined, instances);
   } else {
     decision = advanceRollout(desired, rollout.state, instances, now);
-    for (const r of decision.state.revisions) templates.set(r.templateHash, r.template);
+    for (const r of decision.state.revisions) templates.set(r.templateHash, { template: r.template, commit: r.revision === decision.git.revision ? desired.commit : r.commit });
     const effective: DeploymentRecord = { ...desired, templateHash: decision.target.templateHash, template: decision.target.template };
     if (decision.hold) actions = [];
     else if (decision.stable && decision.canaryReplicas !== undefined) actions = computeSplitPlan(effective, decision.target.templateHash, decision.stable.templateHash, decision.canaryReplicas, instances);
@@ -84,9 +103,14 @@ export async function reconcileDeployment(deps: DeploymentReconcilerDeps, key: s
       deferUntil = waitMs;
     }
   }
+  // A bounded batch of the plan; the rest follows in the next pass, planned afresh.
+  const limit = deps.maxChangesPerPass ?? MAX_CHANGES_PER_PASS;
+  const planned = { deletes: actions.filter((a) => a.type === 'delete'), creates: actions.filter((a) => a.type === 'create') };
+  const moreToDo = planned.deletes.length > limit || planned.creates.length > limit;
+  if (moreToDo) actions = [...planned.deletes.slice(0, limit), ...planned.creates.slice(0, limit)];
   let changed = false;
-  // Deletes first, one by one (each must still match what was read); then every create in one
-  // pipeline and their schedule jobs in one bulk add.
+  // Deletes first, one by one (each must still match what was read); then every create of the
+  // batch in one pipeline and their schedule jobs in one bulk add.
   const deleted: NewEvent[] = [];
   try {
     for (const action of actions) {
@@ -108,15 +132,29 @@ export async function reconcileDeployment(deps: DeploymentReconcilerDeps, key: s
     await store.events.recordAll(deleted);
   }
   const created = actions.filter((a) => a.type === 'create');
-  const records = created.map((a) => newInstanceRecord(desired!, a, now, templates.get(a.templateHash)));
+  const wanted = created.map((a) => newInstanceRecord(desired!, a, now, templates.get(a.templateHash)?.template, templates.get(a.templateHash)?.commit));
+  // After Redis lost its data, what agents still run is adopted, not started again (adoption.ts);
+  // the rest waits while agents may still claim theirs (adoptionHoldMs).
+  const { adopt, create } = matchClaims(wanted, await store.readClaims(wanted.map((r) => r.id)), now);
+  const holdMs = create.length > 0 ? (deps.adoptionHoldMs?.() ?? 0) : 0;
+  const records = holdMs > 0 ? [] : create;
+  if (holdMs > 0) deferUntil = Math.min(deferUntil ?? Infinity, holdMs, 1000);
+  const took = await store.adoptInstances(adopt);
+  const adopted = adopt.filter((_, i) => took[i]);
+  if (adopted.length > 0) {
+    changed = true;
+    // Not needed (the agent runs it already), but its status is written at once, not at its next resync.
+    for (const r of adopted) await queues.enqueueNode(r.node!, 'start', r.id, r.uid);
+    await store.events.record({ type: 'Normal', reason: 'Adopted', object: `deployment/${key}`, message: `${adopted.length} instance(s) still running after Redis lost its data adopted: ${describeAdopted(adopted)}` });
+  }
   const made = await store.createInstances(records);
   const fresh = records.filter((_, i) => made[i]);
   if (fresh.length > 0) {
     changed = true;
     await queues.enqueueSchedules(fresh);
   }
-  if (created.length > 0) {
-    await store.events.record({ type: 'Normal', reason: 'Created', object: `deployment/${key}`, message: `${created.length} instance(s) of revision ${created[0]!.templateHash} created` });
+  if (records.length > 0) {
+    await store.events.record({ type: 'Normal', reason: 'Created', object: `deployment/${key}`, message: `${records.length} instance(s) of revision ${records[0]!.templateHash} created` });
   }
 
   const current: StoredInstance[] = changed ? await store.readDeploymentInstances(namespace, name) : instances;
@@ -125,13 +163,13 @@ export async function reconcileDeployment(deps: DeploymentReconcilerDeps, key: s
       await store.deleteDeploymentState(namespace, name);
       return;
     }
-    // Pruned but instances remain (a delete raced): look again shortly.
-    return { requeueAfterMs: 1000 };
+    // Pruned but instances remain (the next batch, or a delete raced): look again shortly.
+    return { requeueAfterMs: moreToDo ? NEXT_BATCH_MS : 1000 };
   }
   const [source, previous] = await Promise.all([store.readSourceStatus(), store.readDeploymentStatus(namespace, name)]);
   const status = computeDeploymentStatus(desired, current, source, previous, now, decision);
   if (!previous || statusChanged(previous, status)) await store.writeDeploymentStatus(status);
-  const requeue = Math.min(decision?.requeueAfterMs ?? Infinity, deferUntil ?? Infinity);
+  const requeue = Math.min(decision?.requeueAfterMs ?? Infinity, deferUntil ?? Infinity, moreToDo ? NEXT_BATCH_MS : Infinity);
   return Number.isFinite(requeue) ? { requeueAfterMs: requeue } : undefined;
 }
 

@@ -32,8 +32,10 @@ export interface NodeLifecycleDeps {
 }
 
 /** One pass over all nodes; run it every second or so. Idempotent. */
-export async function checkNodes(deps: NodeLifecycleDeps, now = Date.now()): Promise<void> {
+export async function checkNodes(deps: NodeLifecycleDeps, at?: number): Promise<void> {
   const { store, timings } = deps;
+  // Heartbeats are on Redis's clock; so is "now" (re-measured each pass).
+  const now = at ?? (await store.clock.sync());
   const [nodes, stored] = await Promise.all([store.readNodes(), store.readNodeLifecycles()]);
   for (const n of nodes) {
     const name = n.record.name;

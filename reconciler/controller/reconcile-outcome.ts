@@ -1,4 +1,5 @@
 import { GantryError, WaitingError } from '../../lib/errors/index.ts';
+import { clampDelay } from '../../lib/timer.ts';
 import { RECONCILE_BACKOFF, type BackoffPolicy } from '../../state/queues.ts';
 
 /**
@@ -33,10 +34,11 @@ export type ReconcileResult = { ok: true; outcome: ReconcileOutcome } | { ok: fa
 export function decideNext(result: ReconcileResult, failures: number, random: () => number = Math.random, backoff: BackoffPolicy = RECONCILE_BACKOFF): ReconcileDecision {
   if (result.ok) {
     const after = result.outcome?.requeueAfterMs;
-    return after === undefined ? { action: 'done' } : { action: 'requeue', afterMs: Math.max(0, after), reason: 'requested' };
+    // Delays come from manifests (a rollout deadline, a canary pause): never beyond what a timer holds.
+    return after === undefined ? { action: 'done' } : { action: 'requeue', afterMs: clampDelay(after), reason: 'requested' };
   }
   const err = result.error;
-  if (err instanceof WaitingError) return { action: 'requeue', afterMs: err.requeueAfterMs, reason: 'waiting' };
+  if (err instanceof WaitingError) return { action: 'requeue', afterMs: clampDelay(err.requeueAfterMs), reason: 'waiting' };
   if (err instanceof GantryError && err.policy === 'stalled') return { action: 'terminal' };
   const n = failures + 1;
   return { action: 'backoff', afterMs: backoffDelay(n, random, backoff), failures: n };

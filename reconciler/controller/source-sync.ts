@@ -1,10 +1,13 @@
 import { CoalescedRunner } from '../../lib/coalesced-runner.ts';
+import { WaitingError } from '../../lib/errors/index.ts';
+import { TokenBucket } from '../../lib/token-bucket.ts';
+import { GitSourceError } from '../git/errors.ts';
 import type { GitSource } from '../git/source.ts';
 import { loadManifests } from '../manifests/index.ts';
 import { buildDesiredState, diffDesired, type DesiredState, type DesiredDiff } from '../desired/desired-state.ts';
 import { MAIN_OWNER, ownerOf, type DeploymentRecord } from '../../state/records/deployment.ts';
 import { objectKey } from '../../state/keys.ts';
-import type { SourceStatus } from '../../state/records/status.ts';
+import { firstErrors, joinErrors, type SourceStatus } from '../../state/records/status.ts';
 import type { Store } from '../../state/store.ts';
 import { shortSha as short } from '../../lib/short-sha.ts';
 import type { HeadDiff } from '../../state/records/preview.ts';
@@ -24,7 +27,8 @@ import type { HeadDiff } from '../../state/records/preview.ts';
 export type SyncResult =
   | { outcome: 'unchanged'; commit: string }
   | { outcome: 'applied'; commit: string; diff: DesiredDiff }
-  | { outcome: 'rejected'; commit: string; errors: string[] }
+  /** errors: the first MAX_REPORTED_ERRORS (state/records/status.ts); errorCount: all of them. */
+  | { outcome: 'rejected'; commit: string; errors: string[]; errorCount: number }
   | { outcome: 'failed'; error: string };
 
 export interface SourceSyncDeps {
@@ -32,6 +36,13 @@ export interface SourceSyncDeps {
   source: GitSource;
   branch: string;
   maxFileBytes?: number;
+  /** The cap on a Deployment's replicas (default 10,000; manifests/limits.ts). */
+  maxReplicas?: number;
+  /**
+   * Fetches of refs the source does not know yet, asked for with `rateLimited` (GET
+   * /api/v1/plan?ref=): `burst` at once, refilled at `perMinute`. Default 5 and 5.
+   */
+  refFetchLimit?: { burst: number; perMinute: number };
   /** Called with every deployment key whose desired state may have changed. */
   enqueue: (key: string) => void;
   log?: (line: string) => void;
@@ -39,8 +50,11 @@ export interface SourceSyncDeps {
 
 export class SourceSync {
   private readonly syncs = new CoalescedRunner(() => this.syncOnce());
+  private readonly refFetches: TokenBucket;
 
-  constructor(private readonly deps: SourceSyncDeps) {}
+  constructor(private readonly deps: SourceSyncDeps) {
+    this.refFetches = new TokenBucket(deps.refFetchLimit?.burst ?? 5, deps.refFetchLimit?.perMinute ?? 5);
+  }
 
   /**
    * Syncs now, or, when a sync is in flight, once right after it: every caller gets the result of
@@ -50,16 +64,29 @@ export class SourceSync {
     return this.syncs.run();
   }
 
-  /** Reads and validates the branch head without applying it. */
-  async preview(ref?: string, current?: DeploymentRecord[]): Promise<{ commit: string; desired?: DesiredState; errors: string[] }> {
+  /**
+   * Reads and validates the branch head without applying it. `errors` are the first
+   * MAX_REPORTED_ERRORS, `errorCount` says how many there are: a commit with 100,000 errors must
+   * not become a status, an event or an API answer of that size.
+   */
+  async preview(ref?: string, current?: DeploymentRecord[]): Promise<{ commit: string; desired?: DesiredState; errors: string[]; errorCount: number }> {
     const commit = ref ?? (await this.deps.source.resolve());
-    const files = await this.deps.source.read(commit);
-    const loaded = loadManifests(files.files, { maxFileBytes: this.deps.maxFileBytes });
-    if (loaded.errors.length > 0) return { commit: files.commit, errors: loaded.errors.map((e) => e.toString()) };
+    let files;
+    try {
+      files = await this.deps.source.read(commit);
+    } catch (err) {
+      // Past a limit of the commit as a whole (files, bytes, depth): rejected like invalid manifests.
+      if (err instanceof GitSourceError && err.code === 'COMMIT_TOO_LARGE') {
+        return { commit: typeof err.data.commit === 'string' ? err.data.commit : commit, errors: [err.message], errorCount: 1 };
+      }
+      throw err;
+    }
+    const loaded = loadManifests(files.files, { maxFileBytes: this.deps.maxFileBytes, maxReplicas: this.deps.maxReplicas });
+    if (loaded.errors.length > 0) return { commit: files.commit, ...firstErrors(loaded.errors.map((e) => e.toString())) };
     const desired = buildDesiredState(loaded.objects, files.commit, current ?? (await this.mainDeployments()));
     // The subject line names the revision in `gantry rollout history`.
     for (const d of desired.deployments) d.commitMessage = files.message.split('\n')[0];
-    return { commit: files.commit, desired, errors: [] };
+    return { commit: files.commit, desired, errors: [], errorCount: 0 };
   }
 
   /** What syncing the branch head (or `ref`) would change, without changing anything. */
@@ -67,9 +94,23 @@ export class SourceSync {
     return (await this.planRevision(ref)).diff;
   }
 
-  /** Makes any ref or sha of the source readable (fetching it if remote); its commit sha. */
-  fetchRef(ref: string): Promise<string> {
-    return this.deps.source.fetchRef(ref);
+  /**
+   * Makes any ref or sha of the source readable (fetching it if remote); its commit sha. With
+   * `rateLimited` (a ref named by an API caller), fetches of refs the source does not know yet take
+   * from a token bucket, so nobody can make Gantry fetch arbitrary refs over and over; an empty
+   * bucket throws FETCH_RATE_LIMITED, saying when to try again.
+   */
+  fetchRef(ref: string, opts: { rateLimited?: boolean } = {}): Promise<string> {
+    if (!opts.rateLimited) return this.deps.source.fetchRef(ref);
+    return this.deps.source.fetchRef(ref, {
+      beforeFetch: () => {
+        const waitMs = this.refFetches.take();
+        if (waitMs > 0) {
+          const { capacity, perMinute } = this.refFetches;
+          throw new WaitingError('FETCH_RATE_LIMITED', `too many fetches of refs not fetched before (at most ${capacity} at once, ${perMinute} a minute): try again in ${Math.ceil(waitMs / 1000)}s`, waitMs, { ref: ref.slice(0, 80) });
+        }
+      },
+    });
   }
 
   /** The deployments the tracked branch owns (not those of previews). */
@@ -82,7 +123,7 @@ export class SourceSync {
     const [current, status] = await Promise.all([this.mainDeployments(), this.deps.store.readSourceStatus()]);
     const p = await this.preview(ref, current);
     const base = status?.lastAppliedCommit;
-    if (!p.desired) return { diff: { commit: p.commit, base, valid: false, errors: p.errors, summary: 'invalid', added: [], changed: [], removed: [] } };
+    if (!p.desired) return { diff: { commit: p.commit, base, valid: false, errors: p.errors, errorCount: p.errorCount, summary: 'invalid', added: [], changed: [], removed: [] } };
     const d = diffDesired(current, p.desired);
     const name = (r: { namespace: string; name: string }) => `${r.namespace}/${r.name}`;
     const diff: HeadDiff = {
@@ -123,17 +164,17 @@ export class SourceSync {
     const preview = await this.preview(commit, current);
     const base: SourceStatus = { ...prev, source: source.describe(), branch: this.deps.branch, lastAttemptedCommit: commit, lastAttemptedAt: now, lastFetchError: undefined };
     if (!preview.desired) {
-      const errors = preview.errors;
-      await store.writeSourceStatus({ ...base, rejectedCommit: commit, errors, lastError: `${errors.length} error(s): ${errors[0]}` });
-      await store.events.record({ type: 'Warning', reason: 'CommitRejected', object: 'source', message: `commit ${short(commit)} rejected, keeping ${short(prev.lastAppliedCommit)}: ${errors.join('; ')}` });
-      log?.(`source: commit ${short(commit)} rejected (${errors.length} error(s)), keeping ${short(prev.lastAppliedCommit)}:\n  ${errors.join('\n  ')}`);
+      const { errors, errorCount } = preview;
+      await store.writeSourceStatus({ ...base, rejectedCommit: commit, errors, errorCount, lastError: `${errorCount} error(s): ${errors[0]}` });
+      await store.events.record({ type: 'Warning', reason: 'CommitRejected', object: 'source', message: `commit ${short(commit)} rejected, keeping ${short(prev.lastAppliedCommit)}: ${errorCount} error(s): ${joinErrors(errors, errorCount)}` });
+      log?.(`source: commit ${short(commit)} rejected (${errorCount} error(s)), keeping ${short(prev.lastAppliedCommit)}:\n  ${joinErrors(errors, errorCount, '\n  ')}`);
       for (const key of await store.deploymentKeys()) this.deps.enqueue(key);
-      return { outcome: 'rejected', commit, errors };
+      return { outcome: 'rejected', commit, errors, errorCount };
     }
 
     const desired = preview.desired;
     const diff = diffDesired(current, desired);
-    const status: SourceStatus = { ...base, lastAppliedCommit: commit, lastAppliedAt: now, rejectedCommit: undefined, errors: undefined, lastError: undefined };
+    const status: SourceStatus = { ...base, lastAppliedCommit: commit, lastAppliedAt: now, rejectedCommit: undefined, errors: undefined, errorCount: undefined, lastError: undefined };
     const [namespacesBefore, servicesBefore] = await Promise.all([store.readNamespaces(), store.services.readServices()]);
     await store.writeOwnedState(MAIN_OWNER, { namespaces: namespacesBefore, deployments: current, services: servicesBefore }, desired, { sourceStatus: status });
 

@@ -39,6 +39,50 @@ export interface GitHostClient {
   createComment(repo: string, pr: number, body: string): Promise<string>;
   /** False when that comment no longer exists (someone deleted it). */
   updateComment(repo: string, pr: number, id: string, body: string): Promise<boolean>;
+  /** The pull request as the host has it now; undefined when the host does not know it. */
+  getPullRequest(repo: string, pr: number): Promise<PullRequestInfo | undefined>;
+  /** The latest event that added `label` to the pull request (who added it), if any. */
+  lastLabeled(repo: string, pr: number, label: string): Promise<LabelEvent | undefined>;
+  /** What `user` may do in the repository ('none' for a stranger). */
+  accessOf(repo: string, user: HostUser): Promise<AccessLevel>;
+}
+
+/**
+ * What a person may do in a repository, least first, in GitHub's role names. GitLab's roles map
+ * to them as Guest read, Reporter triage, Developer write, Maintainer maintain, Owner admin;
+ * Gitea's as read, write, admin, and owner admin.
+ */
+export const ACCESS_LEVELS = ['none', 'read', 'triage', 'write', 'maintain', 'admin'] as const;
+export type AccessLevel = (typeof ACCESS_LEVELS)[number];
+
+export function atLeast(level: AccessLevel, min: AccessLevel): boolean {
+  return ACCESS_LEVELS.indexOf(level) >= ACCESS_LEVELS.indexOf(min);
+}
+
+/** A user at the host: GitHub and Gitea name them by login, GitLab's API by numeric id. */
+export interface HostUser {
+  login: string;
+  id?: number;
+}
+
+export interface PullRequestInfo {
+  state: 'open' | 'closed' | 'merged';
+  headSha: string;
+  /** The API's name of the repository the head lives in (owner/name, GitLab project id); null when it is gone (a deleted fork). */
+  headRepo: string | null;
+  /** The API's name of the repository it targets. */
+  baseRepo: string;
+  author: HostUser;
+  /** GitHub's author_association (OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE...); other hosts have none. */
+  authorAssociation?: string;
+  /** Names of its labels now. */
+  labels: string[];
+}
+
+export interface LabelEvent {
+  /** The host's id of the event: a label removed and added again is a new event. */
+  id: string;
+  user: HostUser;
 }
 
 export type GitHostErrorCode = 'GIT_HOST_NOT_CONFIGURED' | 'GIT_HOST_UNREACHABLE' | 'GIT_HOST_REJECTED' | 'GIT_HOST_NOT_FOUND' | 'GIT_HOST_BAD_RESPONSE';

@@ -15,7 +15,9 @@ export type GitSourceErrorCode =
   | 'INVALID_CONFIG'
   | 'AUTH_FAILED'
   | 'FETCH_FAILED'
-  | 'READ_FAILED';
+  | 'READ_FAILED'
+  /** More manifest files, bytes, tree entries or directory levels than the limits of a commit. */
+  | 'COMMIT_TOO_LARGE';
 
 export class GitSourceError extends GantryError {
   declare readonly code: GitSourceErrorCode;

@@ -25,6 +25,7 @@ export class LocalGitSource implements GitSource {
   readonly subPath: string;
   private readonly pollIntervalMs: number;
   private readonly maxFileBytes: number;
+  private readonly limits: SourceConfig['limits'];
   private gitdirCache: string | undefined;
   private readonly hints = new Hints();
   private watcher: FSWatcher | undefined;
@@ -38,6 +39,7 @@ export class LocalGitSource implements GitSource {
     this.subPath = normalizeSubPath(cfg.subPath);
     this.pollIntervalMs = cfg.pollIntervalMs ?? DEFAULT_LOCAL_POLL_MS;
     this.maxFileBytes = cfg.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+    this.limits = cfg.limits;
   }
 
   describe(): string {
@@ -68,6 +70,7 @@ export class LocalGitSource implements GitSource {
       commit,
       subPath: this.subPath,
       maxFileBytes: opts.maxFileBytes ?? this.maxFileBytes,
+      limits: { ...this.limits, ...opts.limits },
     });
   }
 

@@ -18,11 +18,13 @@ import { Hints } from './hints.ts';
 import { assertRevision, isShaLike, normalizeBranch, resolveRevision } from './local-source.ts';
 import { basicAuthForms, redact, redactData, redactUrl, splitCredentials } from './redact.ts';
 import { DEFAULT_MAX_FILE_BYTES, normalizeSubPath, readCommitFiles } from './tree-reader.ts';
-import { DEFAULT_TOKEN_ENV, type CommitFiles, type GitSource, type ReadOptions, type SourceConfig } from './source-types.ts';
+import { DEFAULT_TOKEN_ENV, type CommitFiles, type FetchRefOptions, type GitSource, type ReadOptions, type SourceConfig } from './source-types.ts';
 
 const DEFAULT_REMOTE_POLL_MS = 60_000;
 /** Username sent with a bare token; GitHub requires it for app tokens, others ignore it. */
 const TOKEN_USERNAME = 'x-access-token';
+/** Refs remembered as fetched before (so not rate-limited as unknown); the oldest go first. */
+const MAX_KNOWN_REFS = 1000;
 
 /**
  * Per cache directory, the tail of the chain of operations on it. Sources for the same URL
@@ -55,9 +57,12 @@ export class RemoteGitSource implements GitSource {
   private readonly tokenEnv: string;
   private readonly pollIntervalMs: number;
   private readonly maxFileBytes: number;
+  private readonly limits: SourceConfig['limits'];
   private readonly depth: number | undefined;
   private readonly hints = new Hints();
   private inflight: Promise<string> | undefined;
+  /** Refs outside the tracked branch that were fetched (found) before, oldest first. */
+  private readonly knownRefs = new Set<string>();
 
   constructor(cfg: SourceConfig) {
     const split = splitCredentials(cfg.repo.trim());
@@ -70,6 +75,7 @@ export class RemoteGitSource implements GitSource {
     this.tokenEnv = cfg.tokenEnv ?? DEFAULT_TOKEN_ENV;
     this.pollIntervalMs = cfg.pollIntervalMs ?? DEFAULT_REMOTE_POLL_MS;
     this.maxFileBytes = cfg.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+    this.limits = cfg.limits;
     this.depth = cfg.depth;
     // Keyed by the credential-free URL so rotating a token keeps the cache.
     const key = createHash('sha256').update(this.url).digest('hex').slice(0, 16);
@@ -97,6 +103,7 @@ export class RemoteGitSource implements GitSource {
         commit,
         subPath: this.subPath,
         maxFileBytes: opts.maxFileBytes ?? this.maxFileBytes,
+        limits: { ...this.limits, ...opts.limits },
       }),
     );
   }
@@ -106,7 +113,7 @@ export class RemoteGitSource implements GitSource {
    * refs/pull/7/head); a sha is looked up in the cache, after fetching every branch if it is not
    * there yet (smart HTTP servers do not serve arbitrary shas).
    */
-  fetchRef(ref: string): Promise<string> {
+  fetchRef(ref: string, opts: FetchRefOptions = {}): Promise<string> {
     assertRevision(ref);
     return withCacheLock(this.cacheDir, async () => {
       try {
@@ -117,14 +124,24 @@ export class RemoteGitSource implements GitSource {
       if (isShaLike(ref)) {
         const found = await resolveRevision(this.cacheDir, ref, this.describe()).catch(() => undefined);
         if (found) return found;
+        opts.beforeFetch?.(ref);
         await this.fetchRemote({ remoteRef: `refs/heads/${this.branch}`, singleBranch: false });
         return resolveRevision(this.cacheDir, ref, this.describe());
       }
       const remoteRef = ref.startsWith('refs/') ? ref : `refs/heads/${ref}`;
+      if (remoteRef !== `refs/heads/${this.branch}` && !this.knownRefs.has(remoteRef)) opts.beforeFetch?.(ref);
       const fetched = await this.fetchRemote({ remoteRef, singleBranch: true });
       if (!fetched) throw this.error('BRANCH_NOT_FOUND', `ref "${ref}" not found in ${this.describe()}`, { ref });
+      this.rememberRef(remoteRef);
       return fetched;
     });
+  }
+
+  private rememberRef(remoteRef: string): void {
+    if (remoteRef === `refs/heads/${this.branch}`) return;
+    this.knownRefs.delete(remoteRef);
+    this.knownRefs.add(remoteRef);
+    if (this.knownRefs.size > MAX_KNOWN_REFS) this.knownRefs.delete(this.knownRefs.values().next().value!);
   }
 
   /** One fetch into the cache; the tracked branch's commit is offered as a "have". */

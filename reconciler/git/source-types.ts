@@ -18,8 +18,24 @@ export interface SourceConfig {
   tokenEnv?: string;
   /** Blobs larger than this are listed with empty content and their size; default 1 MiB. */
   maxFileBytes?: number;
+  /** What one commit may hold; defaults in tree-reader.ts (DEFAULT_COMMIT_LIMITS). */
+  limits?: Partial<CommitLimits>;
   /** Remote only: shallow clone/fetch depth. Omitted means full history. */
   depth?: number;
+}
+
+/** Caps on one commit under the sub-path; past any of them it is rejected whole (COMMIT_TOO_LARGE). */
+export interface CommitLimits {
+  /** Manifest files (*.yaml, *.yml, *.json). */
+  maxFiles: number;
+  /** Bytes of all manifest files read (each also at most maxFileBytes). */
+  maxTotalBytes: number;
+  /** Files and directories of every kind walked. */
+  maxEntries: number;
+  /** Directory levels below the sub-path. */
+  maxDepth: number;
+  /** Size of one tree object (a directory listing) or of the commit object. */
+  maxTreeBytes: number;
 }
 
 export interface CommitFile {
@@ -42,8 +58,18 @@ export interface CommitFiles {
   files: CommitFile[];
 }
 
+export interface FetchRefOptions {
+  /**
+   * Called just before a fetch for a ref this source does not know yet (not the tracked branch,
+   * not a ref fetched before, not a sha already present); throwing refuses the fetch. A rate limit
+   * hooks in here (GET /api/v1/plan?ref=).
+   */
+  beforeFetch?: (ref: string) => void;
+}
+
 export interface ReadOptions {
   maxFileBytes?: number;
+  limits?: Partial<CommitLimits>;
 }
 
 export interface GitSource {
@@ -60,7 +86,7 @@ export interface GitSource {
    * fetches the ref first (objects only: no local ref is written for non-branch refs).
    * Throws GitSourceError (BRANCH_NOT_FOUND for an unknown ref, COMMIT_NOT_FOUND for a sha).
    */
-  fetchRef(ref: string): Promise<string>;
+  fetchRef(ref: string, opts?: FetchRefOptions): Promise<string>;
   /** Calls onHint when the branch may have moved. Hints are advisory: they can be spurious or coalesced. */
   watch(onHint: () => void): void;
   /** Stops watching. Idempotent. */

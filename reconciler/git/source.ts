@@ -17,7 +17,8 @@ import type { GitSource, SourceConfig } from './source-types.ts';
 
 export { GitSourceError, isGitSourceError, type GitSourceErrorCode } from './errors.ts';
 export { redact, redactUrl } from './redact.ts';
-export { DEFAULT_TOKEN_ENV, type CommitFile, type CommitFiles, type GitSource, type ReadOptions, type SourceConfig } from './source-types.ts';
+export { DEFAULT_TOKEN_ENV, type CommitFile, type CommitFiles, type CommitLimits, type FetchRefOptions, type GitSource, type ReadOptions, type SourceConfig } from './source-types.ts';
+export { DEFAULT_COMMIT_LIMITS } from './tree-reader.ts';
 
 export function isRemoteRepo(repo: string): boolean {
   return /^https?:\/\//i.test(repo.trim());

@@ -7,9 +7,22 @@ import * as fs from 'node:fs';
 import { posix } from 'node:path';
 import { readBlob, readCommit, readTree, type TreeEntry } from 'isomorphic-git';
 import { GitSourceError, errorCode, errorMessage } from './errors.ts';
-import type { CommitFiles } from './source-types.ts';
+import { ObjectSizes } from './object-size.ts';
+import type { CommitFiles, CommitLimits } from './source-types.ts';
 
 export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
+
+/**
+ * What one commit may hold under the sub-path before it is rejected whole (COMMIT_TOO_LARGE): the
+ * reader stops there, so neither its memory nor its time grows with what a commit throws at it.
+ */
+export const DEFAULT_COMMIT_LIMITS: Readonly<CommitLimits> = Object.freeze({
+  maxFiles: 10_000,
+  maxTotalBytes: 64 * 1024 * 1024,
+  maxEntries: 100_000,
+  maxDepth: 32,
+  maxTreeBytes: 16 * 1024 * 1024,
+});
 
 const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json'];
 
@@ -40,14 +53,36 @@ export interface ReadCommitOptions {
   /** Normalised with normalizeSubPath: '' is the repository root. */
   subPath: string;
   maxFileBytes: number;
+  /** Defaults: DEFAULT_COMMIT_LIMITS. */
+  limits?: Partial<CommitLimits>;
+}
+
+function mib(bytes: number): string {
+  return bytes % (1024 * 1024) === 0 ? `${bytes / (1024 * 1024)} MiB` : `${bytes} bytes`;
 }
 
 export async function readCommitFiles(opts: ReadCommitOptions): Promise<CommitFiles> {
   const { gitdir, commit, subPath, maxFileBytes } = opts;
+  const limits: CommitLimits = { ...DEFAULT_COMMIT_LIMITS, ...opts.limits };
   // One cache per read: isomorphic-git keeps parsed packfiles in it, and holding them
   // across reads would pin whole packs in memory for the life of the process.
   const cache = {};
+  const sizes = new ObjectSizes(gitdir);
+  try {
+    return await readWithin(opts, limits, cache, sizes);
+  } finally {
+    await sizes.close();
+  }
+}
 
+async function readWithin(opts: ReadCommitOptions, limits: CommitLimits, cache: object, sizes: ObjectSizes): Promise<CommitFiles> {
+  const { gitdir, commit, subPath, maxFileBytes } = opts;
+
+  // The commit object is inflated whole as well; a full sha can be sized first.
+  const commitSize = /^[0-9a-f]{40}$/.test(commit) ? await sizes.sizeOf(commit) : undefined;
+  if (commitSize !== undefined && commitSize > limits.maxTreeBytes) {
+    throw new GitSourceError('COMMIT_TOO_LARGE', `commit ${commit.slice(0, 7)} rejected: the commit object is ${commitSize} bytes, more than the limit of ${mib(limits.maxTreeBytes)}`, { commit, limit: 'maxTreeBytes' });
+  }
   let info;
   try {
     info = await readCommit({ fs, gitdir, oid: commit, cache });
@@ -72,24 +107,56 @@ export async function readCommitFiles(opts: ReadCommitOptions): Promise<CommitFi
   }
 
   const files: CommitFiles['files'] = [];
-  const walk = async (entries: TreeEntry[], prefix: string): Promise<void> => {
+  const short = info.oid.slice(0, 7);
+  const where = subPath ? ` under "${subPath}"` : '';
+  const tooLarge = (limit: string, message: string, data: Record<string, unknown> = {}) =>
+    new GitSourceError('COMMIT_TOO_LARGE', `commit ${short} rejected: ${message}`, { commit: info.oid, limit, ...data });
+  let entriesSeen = root.length;
+  let totalBytes = 0;
+  const walk = async (entries: TreeEntry[], prefix: string, depth: number): Promise<void> => {
+    if (entriesSeen > limits.maxEntries) {
+      throw tooLarge('maxEntries', `more than ${limits.maxEntries} files and directories${where} (the limit per commit); point the source's path at the folder of the manifests`);
+    }
     for (const entry of entries) {
       const path = prefix ? `${prefix}/${entry.path}` : entry.path;
       if (entry.type === 'tree') {
+        if (depth >= limits.maxDepth) {
+          throw tooLarge('maxDepth', `${path} is more than ${limits.maxDepth} directories deep${where} (the limit)`, { path });
+        }
+        // A tree is inflated whole too: its size first.
+        const treeSize = await sizes.sizeOf(entry.oid);
+        if (treeSize !== undefined && treeSize > limits.maxTreeBytes) {
+          throw tooLarge('maxTreeBytes', `directory ${path} is a tree of ${treeSize} bytes, more than the limit of ${mib(limits.maxTreeBytes)}`, { path });
+        }
         const sub = await readTree({ fs, gitdir, oid: entry.oid, cache });
-        await walk(sub.tree, path);
+        entriesSeen += sub.tree.length;
+        await walk(sub.tree, path, depth + 1);
       } else if (entry.type === 'blob' && REGULAR_FILE_MODES.has(entry.mode) && isManifestPath(path)) {
-        // readBlob always inflates the whole object; an oversized blob is dropped right away
-        // and reported with its real size so the loader can say FILE_TOO_LARGE.
+        if (files.length >= limits.maxFiles) {
+          throw tooLarge('maxFiles', `more than ${limits.maxFiles} manifest files${where} (the limit per commit)`);
+        }
+        // readBlob inflates the whole object, so its size comes first, from the object store: an
+        // oversized blob is never inflated, only listed with its size, so the loader can say
+        // FILE_TOO_LARGE however far it would inflate.
+        const size = await sizes.sizeOf(entry.oid);
+        if (size !== undefined && size > maxFileBytes) {
+          files.push({ path, content: new Uint8Array(0), size });
+          continue;
+        }
         const { blob } = await readBlob({ fs, gitdir, oid: entry.oid, cache });
-        const tooLarge = blob.byteLength > maxFileBytes;
-        files.push({ path, content: tooLarge ? new Uint8Array(0) : blob, size: blob.byteLength });
+        const over = blob.byteLength > maxFileBytes;
+        if (!over) totalBytes += blob.byteLength;
+        if (totalBytes > limits.maxTotalBytes) {
+          throw tooLarge('maxTotalBytes', `manifest files${where} add up to more than ${mib(limits.maxTotalBytes)} (the limit per commit), at ${path}`, { path });
+        }
+        files.push({ path, content: over ? new Uint8Array(0) : blob, size: blob.byteLength });
       }
     }
   };
   try {
-    await walk(root, subPath);
+    await walk(root, subPath, 0);
   } catch (err) {
+    if (err instanceof GitSourceError) throw err;
     throw new GitSourceError('READ_FAILED', `reading files of ${commit}: ${errorMessage(err)}`, { commit });
   }
   files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));

@@ -7,6 +7,7 @@ import type { Deployment, IntOrPercent, Service } from '../../schemas/generated/
 import { escapePointerToken } from './pointer.ts';
 import { checkProbes } from './probes.ts';
 import { parseCpu, parseMemory } from './quantity.ts';
+import { MAX_CPU_MILLI, MAX_MEMORY_BYTES, MAX_PAUSE_SECONDS } from './limits.ts';
 import type { ManifestIssue } from './manifest-issue.ts';
 
 function invalid(pointer: string, message: string, key = false): ManifestIssue {
@@ -76,16 +77,22 @@ function checkContainers(d: Deployment, issues: ManifestIssue[]): void {
     issues.push(...checkProbes(c, `${base}/${i}`));
     // The schema checks the shape; only parsing catches "0.0001" cores or sizes beyond 2^53.
     const resources = c.resources;
-    for (const [field, parse] of [['cpu', parseCpu], ['memory', parseMemory]] as const) {
+    for (const [field, parse, max, describeMax] of [['cpu', parseCpu, MAX_CPU_MILLI, '1024 cores'], ['memory', parseMemory, MAX_MEMORY_BYTES, '1Pi']] as const) {
       const value = resources?.[field];
       if (value === undefined) continue;
       try {
-        parse(value);
+        if (parse(value) > max) issues.push(invalid(`${base}/${i}/resources/${field}`, `must be at most ${describeMax}`));
       } catch (err) {
         issues.push(invalid(`${base}/${i}/resources/${field}`, (err as Error).message));
       }
     }
   });
+}
+
+/** Seconds of a schema-valid duration ("30s", "5m", "1h"); digits beyond 2^53 only make it larger. */
+function durationSeconds(d: string): number {
+  const unit = d.endsWith('h') ? 3600 : d.endsWith('m') ? 60 : 1;
+  return Number(d.slice(0, -1)) * unit;
 }
 
 function isZero(v: IntOrPercent | undefined): boolean {
@@ -100,6 +107,12 @@ function checkStrategy(d: Deployment, issues: ManifestIssue[]): void {
   if (strategy?.type === 'Canary' && !strategy.steps) {
     issues.push(invalid('/spec/strategy', "must have required property 'steps' when the strategy type is Canary", true));
   }
+  strategy?.steps?.forEach((step, i) => {
+    const duration = step.pause?.duration;
+    if (duration !== undefined && durationSeconds(duration) > MAX_PAUSE_SECONDS) {
+      issues.push(invalid(`/spec/strategy/steps/${i}/pause/duration`, `must be at most ${MAX_PAUSE_SECONDS / 3600}h (a week); a pause without a duration waits for \`gantry rollout promote\``));
+    }
+  });
   if (!strategy?.rollingUpdate) return;
   const pointer = '/spec/strategy/rollingUpdate';
   if (strategy.type === 'Recreate' || strategy.type === 'Canary') {

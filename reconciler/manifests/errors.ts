@@ -18,6 +18,8 @@ export type ManifestErrorCode =
   | 'FILE_TOO_LARGE'
   /** Too many YAML aliases, or aliases that expand too much (a "billion laughs" document). */
   | 'ALIAS_LIMIT'
+  /** Collections nested deeper than the limit (a `[[[[...]]]]` document). */
+  | 'NESTING_TOO_DEEP'
   | 'NAMESPACE_NOT_DECLARED'
   /** A value the schema accepts but that is still wrong (quantities, selector, uniqueness...). */
   | 'INVALID_VALUE';

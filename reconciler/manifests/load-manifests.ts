@@ -11,6 +11,8 @@
 import { isScalar, isSeq, LineCounter, parseAllDocuments, visit, type Document } from 'yaml';
 import { ManifestError, type ManifestErrorCode } from './errors.ts';
 import { formatMemory } from './quantity.ts';
+import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_REPLICAS } from './limits.ts';
+import { deepNestingAt, depthProblem } from './nesting.ts';
 import { DEFAULT_NAMESPACE, KINDS, type LoadedManifest, type ManifestObject, type SourceLocation } from './types.ts';
 import { identityOf, validateManifest } from './validator.ts';
 import { offsetOf } from './yaml-positions.ts';
@@ -28,6 +30,10 @@ export interface LoadOptions {
   maxFileBytes?: number;
   /** Most YAML aliases a document may use, and the limit on how much they may expand. Default 100. */
   maxAliasCount?: number;
+  /** Most spec.replicas of a Deployment (the reconciler's `--max-replicas`). Default 10,000. */
+  maxReplicas?: number;
+  /** How deeply collections may nest in a document. Default 64. */
+  maxDepth?: number;
 }
 
 export interface LoadResult {
@@ -40,6 +46,8 @@ export interface LoadResult {
 export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
 export const DEFAULT_MAX_ALIAS_COUNT = 100;
 const MANIFEST_EXTENSIONS = /\.(ya?ml|json)$/;
+/** Nesting the text is checked for before parsing: far above maxDepth, which is checked exactly after. */
+const PRESCAN_DEPTH = 256;
 
 export function isManifestPath(path: string): boolean {
   return MANIFEST_EXTENSIONS.test(path);
@@ -90,6 +98,14 @@ class FileReader {
       return;
     }
     if (text.startsWith('\uFEFF')) text = text.slice(1);
+    // Nesting far beyond the limit costs the parser seconds and hundreds of MB per MiB: refused first.
+    const deep = deepNestingAt(text, Math.max(PRESCAN_DEPTH, this.opts.maxDepth));
+    if (deep) {
+      this.lineCounter.addNewLine(0);
+      for (let i = text.indexOf('\n'); i !== -1 && i < deep.offset; i = text.indexOf('\n', i + 1)) this.lineCounter.addNewLine(i + 1);
+      this.fail('NESTING_TOO_DEEP', deep.offset, `collections nest deeper than the limit of ${this.opts.maxDepth} levels`);
+      return;
+    }
 
     const isJson = file.path.endsWith('.json');
     const docs = parseAllDocuments(text, { lineCounter: this.lineCounter, prettyErrors: false, merge: true, uniqueKeys: true });
@@ -102,6 +118,13 @@ class FileReader {
 
   private readDocument(doc: Document.Parsed, isJson: boolean): void {
     if (doc.errors.length > 0) {
+      // The parser gives up on nesting its stack cannot hold (a RangeError it catches): one clear
+      // error for the document instead of one "Maximum call stack size exceeded" per level.
+      const exhausted = doc.errors.find((e) => e.code === 'RESOURCE_EXHAUSTION');
+      if (exhausted) {
+        this.fail('NESTING_TOO_DEEP', exhausted.pos[0], `collections nest deeper than the limit of ${this.opts.maxDepth} levels`);
+        return;
+      }
       for (const e of doc.errors) this.fail('YAML_SYNTAX', e.pos[0], e.message.replace(/\s+/g, ' '));
       return;
     }
@@ -109,6 +132,7 @@ class FileReader {
     // Empty documents (a trailing `---`, only comments, or `~`) are skipped, as kubectl does.
     if (root === null || (isScalar(root) && root.value === null)) return;
     if (!this.checkAliases(doc)) return;
+    if (!this.checkDepth(doc, root)) return;
 
     let data: unknown;
     try {
@@ -146,6 +170,13 @@ class FileReader {
       },
     });
     return ok;
+  }
+
+  /** Rejects nesting deeper than maxDepth before anything recursive (toJS, the validator, cloning) walks it. */
+  private checkDepth(doc: Document.Parsed, root: unknown): boolean {
+    const problem = depthProblem(doc, root, this.opts.maxDepth);
+    if (problem) this.fail('NESTING_TOO_DEEP', problem.offset, problem.message);
+    return !problem;
   }
 
   private addCandidate(doc: Document.Parsed, node: unknown, data: unknown): void {
@@ -189,6 +220,8 @@ export function loadManifests(files: ManifestFile[], options: LoadOptions = {}):
   const opts: Required<LoadOptions> = {
     maxFileBytes: options.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES,
     maxAliasCount: options.maxAliasCount ?? DEFAULT_MAX_ALIAS_COUNT,
+    maxReplicas: options.maxReplicas ?? DEFAULT_MAX_REPLICAS,
+    maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH,
   };
   const errors: ManifestError[] = [];
   const candidates: Candidate[] = [];
@@ -232,6 +265,11 @@ export function loadManifests(files: ManifestFile[], options: LoadOptions = {}):
 
     const { object, issues } = validateManifest(c.data);
     for (const issue of issues) report(c, issue.code, issue.message, issue.pointer, issue.at);
+    // The reconciler's cap, below the schema's hard maximum: a check, so its message names the setting.
+    if (object?.kind === 'Deployment' && object.spec.replicas > opts.maxReplicas) {
+      report(c, 'INVALID_VALUE', `must be at most ${opts.maxReplicas}, the reconciler's limit on replicas (--max-replicas)`, '/spec/replicas');
+      continue;
+    }
     if (object && !first) valid.push({ candidate: c, object });
   }
 

@@ -1,5 +1,6 @@
 import type { HeadDiff } from '../../state/records/preview.ts';
 import { shortSha } from '../../lib/short-sha.ts';
+import { joinErrors } from '../../state/records/status.ts';
 
 /**
  * A plan (HeadDiff: what a revision would change against what runs now) as text, pure: the
@@ -14,7 +15,7 @@ export function hasChanges(diff: HeadDiff): boolean {
 
 /** `+2 ~1 -0`, or why the revision is invalid; fits a commit status description. */
 export function planSummaryLine(diff: HeadDiff): string {
-  if (!diff.valid) return `invalid: ${diff.errors.length} error(s): ${diff.errors[0] ?? ''}`;
+  if (!diff.valid) return `invalid: ${diff.errorCount ?? diff.errors.length} error(s): ${diff.errors[0] ?? ''}`;
   return `${diff.summary}${hasChanges(diff) ? '' : ' (no changes)'} against ${shortSha(diff.base)}`;
 }
 
@@ -27,7 +28,7 @@ function rows(diff: HeadDiff): { sign: string; name: string; changes: string[] }
 }
 
 export function planText(diff: HeadDiff): string {
-  if (!diff.valid) return [`commit ${shortSha(diff.commit)} is invalid:`, ...diff.errors.map((e) => `  ${e}`)].join('\n');
+  if (!diff.valid) return [`commit ${shortSha(diff.commit)} is invalid:`, `  ${joinErrors(diff.errors, diff.errorCount, '\n  ')}`].join('\n');
   const lines = rows(diff);
   return [`commit ${shortSha(diff.commit)} against ${shortSha(diff.base)}: ${lines.length === 0 ? 'no changes' : diff.summary}`, ...lines.map((l) => `${l.sign} Deployment ${l.name}: ${l.changes.join(', ')}`)].join('\n');
 }
@@ -44,7 +45,7 @@ const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\s+/g, ' ');
 
 export function planMarkdown(diff: HeadDiff): string {
   if (!diff.valid) {
-    return [`**Invalid manifests** at \`${shortSha(diff.commit)}\`: ${diff.errors.length} error(s); nothing would be applied.`, '', fenced(diff.errors.join('\n'))].join('\n');
+    return [`**Invalid manifests** at \`${shortSha(diff.commit)}\`: ${diff.errorCount ?? diff.errors.length} error(s); nothing would be applied.`, '', fenced(joinErrors(diff.errors, diff.errorCount, '\n'))].join('\n');
   }
   const lines = rows(diff);
   const head = `**Plan** for \`${shortSha(diff.commit)}\` against \`${shortSha(diff.base)}\` (what runs now): **${diff.summary}**`;
@@ -53,21 +54,29 @@ export function planMarkdown(diff: HeadDiff): string {
 }
 
 export interface PreviewSummary {
-  state: 'deploying' | 'ready' | 'failed' | 'closed';
+  state: 'deploying' | 'ready' | 'failed' | 'closed' | 'awaiting-approval';
   message: string;
   namespaces: string[];
-  endpoints: { deployment: string; url: string }[];
+  /** Without `url` an endpoint is listed but its address (a node's) is not published. */
+  endpoints: { deployment: string; url?: string }[];
+  /** Where the API shows the addresses that are not published here (e.g. /api/v1/previews/7). */
+  detailsAt?: string;
 }
 
 /** Hidden marker: tells Gantry's comment apart from people's. */
 export const COMMENT_MARKER = '<!-- gantry:plan -->';
 
 export function commentMarkdown(pr: number, diff: HeadDiff | undefined, preview: PreviewSummary): string {
-  const icon = { deploying: '⏳', ready: '✅', failed: '❌', closed: '🗑️' }[preview.state];
+  const icon = { deploying: '⏳', ready: '✅', failed: '❌', closed: '🗑️', 'awaiting-approval': '🔒' }[preview.state];
   const out = [COMMENT_MARKER, `### Gantry: pull request #${pr}`, ''];
   if (diff) out.push(planMarkdown(diff), '');
-  out.push(`**Preview** ${icon} ${preview.state}: ${cell(preview.message)}`);
+  out.push(`**Preview** ${icon} ${preview.state.replace('-', ' ')}: ${cell(preview.message)}`);
   if (preview.namespaces.length > 0) out.push('', `Namespaces: ${preview.namespaces.map((n) => `\`${n}\``).join(', ')}`);
-  if (preview.endpoints.length > 0) out.push('', '| Deployment | Endpoint |', '|---|---|', ...preview.endpoints.map((e) => `| \`${cell(e.deployment)}\` | ${cell(e.url)} |`));
+  if (preview.endpoints.length > 0) {
+    out.push('', '| Deployment | Endpoint |', '|---|---|', ...preview.endpoints.map((e) => `| \`${cell(e.deployment)}\` | ${e.url === undefined ? '_not published_' : cell(e.url)} |`));
+    if (preview.endpoints.some((e) => e.url === undefined)) {
+      out.push('', `Endpoint addresses are not published on pull requests: \`GET ${preview.detailsAt ?? '/api/v1/previews'}\` on the Gantry API lists them (or start the reconciler with \`--preview-comment-urls\`).`);
+    }
+  }
   return out.join('\n');
 }

@@ -2,6 +2,7 @@ import { describeInstances } from '../api/views.ts';
 import type { SourceSync } from '../controller/source-sync.ts';
 import { ownerOf } from '../../state/records/deployment.ts';
 import type { PrReporter } from '../git-host/pr-reporter.ts';
+import type { AccessLevel, GitHostClient } from '../git-host/git-host-client.ts';
 import { isReady } from '../../state/records/instance.ts';
 import { objectKey, parseObjectKey } from '../../state/keys.ts';
 import type { Store } from '../../state/store.ts';
@@ -9,6 +10,8 @@ import type { PreviewPhase, PreviewRecord, ProviderName } from '../../state/reco
 import type { PullRequestEvent } from '../webhooks/webhook-event.ts';
 import { commentMarkdown, planSummaryLine, type PreviewSummary } from './plan-report.ts';
 import { buildPreviewState, previewOwner } from './preview-state.ts';
+import { PullRequestGate } from './pr-gate.ts';
+import { DEFAULT_TRUST_POLICY, type TrustDecision, type TrustRule } from './pr-trust.ts';
 import { shortSha } from '../../lib/short-sha.ts';
 
 /**
@@ -18,6 +21,12 @@ import { shortSha } from '../../lib/short-sha.ts';
  * deployment controller then starts its instances. `gantry/preview` goes pending, then success
  * once every preview deployment has all its replicas ready, or failure after the ready timeout.
  * On close, the preview's records go in one MULTI and the controller stops its instances.
+ *
+ * Only a trusted pull request gets a preview (pr-trust.ts, pr-gate.ts: same repository, trusted
+ * author, or a trusted person's label, re-checked at the Git host); any other gets its plan, a
+ * pending `gantry/preview` saying why and how to allow it, and no instance. A preview that lost
+ * its trust (label removed, commits after the approval) is removed. The comment names no node
+ * address unless `commentUrls` (the API's preview view, which is authenticated, has them).
  *
  * Changes are serialized (one pull request at a time), so the cap on concurrent previews holds.
  * What was reported lives in Redis (`preview:<N>`), so a restarted reconciler resumes waiting.
@@ -43,15 +52,36 @@ export interface PreviewOptions {
   readyTimeoutMs: number;
   /** How often readiness is checked while deploying. Default 200 ms. */
   pollMs?: number;
+  /** Ways a pull request is trusted to run a preview (pr-trust.ts). Default same-repo, author, label. */
+  trustRules: readonly TrustRule[];
+  /** GitHub author_association values of trusted authors. Default OWNER, MEMBER, COLLABORATOR. */
+  trustedAssociations: readonly string[];
+  /** Least access of a trusted GitLab or Gitea author, and of whoever adds the label. Default write (GitLab: Developer). */
+  trustMinAccess: AccessLevel;
+  /** The label a trusted person adds to allow a preview. Default gantry-preview. */
+  trustLabel: string;
+  /** Publish preview endpoints' node addresses (http://<hostIP>:<port>) in the pull-request comment. Default false. */
+  commentUrls: boolean;
 }
 
-export const DEFAULT_PREVIEW_OPTIONS: PreviewOptions = { maxPreviews: 5, maxReplicas: 1, readyTimeoutMs: 5 * 60_000 };
+export const DEFAULT_PREVIEW_OPTIONS: PreviewOptions = {
+  maxPreviews: 5,
+  maxReplicas: 1,
+  readyTimeoutMs: 5 * 60_000,
+  trustRules: DEFAULT_TRUST_POLICY.rules,
+  trustedAssociations: DEFAULT_TRUST_POLICY.associations,
+  trustMinAccess: DEFAULT_TRUST_POLICY.minAccess,
+  trustLabel: DEFAULT_TRUST_POLICY.label,
+  commentUrls: false,
+};
 
 export interface PreviewManagerDeps {
   store: Store;
   sync: SourceSync;
   enqueue: (key: string) => void;
   reporter: PrReporter;
+  /** The Git host's API, to re-check pull requests before deploying or removing previews; absent: payloads only. */
+  host?: GitHostClient;
   log: (line: string) => void;
 }
 
@@ -63,11 +93,15 @@ export class PreviewManager {
   private chain: Promise<unknown> = Promise.resolve();
   private readonly watchers = new Map<number, AbortController>();
   private stopped = false;
+  private readonly gate: PullRequestGate;
 
   constructor(
     private readonly deps: PreviewManagerDeps,
     private readonly opts: PreviewOptions = DEFAULT_PREVIEW_OPTIONS,
-  ) {}
+  ) {
+    const policy = { rules: opts.trustRules, associations: opts.trustedAssociations, minAccess: opts.trustMinAccess, label: opts.trustLabel };
+    this.gate = new PullRequestGate({ host: deps.host, store: deps.store }, policy);
+  }
 
   /** Deploys (or updates) the preview of an opened or pushed pull request. */
   upsert(pr: PullRequestEvent, provider: ProviderName): Promise<void> {
@@ -125,14 +159,28 @@ export class PreviewManager {
     }
     const { commit } = head;
     if (pr.headSha && !commit.startsWith(pr.headSha)) log(`preview #${n}: the payload names ${shortSha(pr.headSha)} but ${head.ref} is at ${shortSha(commit)} now; using ${shortSha(commit)}`);
+    // Throws when the Git host cannot be asked: nothing is deployed on facts not checked, and the delivery can be redelivered.
+    const gate = await this.gate.check(pr, provider, commit);
+    if (gate.kind === 'gone') {
+      log(`preview #${n}: ${gate.why}; nothing deployed`);
+      if ((await this.read(n)) || (await this.ownedDeployments(n)).length > 0) await this.teardownNow(pr, `${gate.why}: the preview was removed`);
+      return;
+    }
+    if (gate.kind === 'moved') {
+      log(`preview #${n}: its head at the Git host is ${shortSha(gate.head)}, not ${shortSha(commit)}; the event of the newer head deploys it`);
+      return;
+    }
+    const trust = gate.decision;
     const existing = await this.read(n);
-    if (existing && existing.commit === commit && existing.state !== 'failed') {
+    if (trust.trusted && existing && existing.commit === commit && existing.state !== 'failed') {
       log(`preview #${n}: already at ${shortSha(commit)}`);
       return;
     }
 
     const { diff, desired } = await this.deps.sync.planRevision(commit);
     await reporter.status(repo, commit, { context: PLAN, state: diff.valid ? 'success' : 'failure', description: planSummaryLine(diff) });
+    if (!trust.trusted) return this.hold(pr, commit, diff, trust);
+    log(`preview #${n}: trusted: ${trust.reason}`);
     const refuse = async (why: string) => {
       log(`preview #${n}: ${why}`);
       await store.events.record({ type: 'Warning', reason: 'PreviewRefused', object: `preview/${n}`, message: why });
@@ -184,20 +232,54 @@ export class PreviewManager {
   }
 
   private async teardown(pr: PullRequestEvent): Promise<void> {
+    if (!(await this.gate.closed(pr, this.deps.log))) {
+      this.deps.log(`preview #${pr.number}: a close, but the pull request is open at the Git host (a stale or replayed delivery); the preview stays`);
+      return;
+    }
+    await this.teardownNow(pr, `pull request ${pr.merged ? 'merged' : 'closed'}: the preview was removed`);
+  }
+
+  private async teardownNow(pr: PullRequestEvent, why: string): Promise<void> {
     const { store, reporter, log } = this.deps;
     const n = pr.number;
+    const { rec, owned } = await this.removeState(n);
+    if (rec || owned.length > 0) {
+      await store.events.record({ type: 'Normal', reason: 'PreviewRemoved', object: `preview/${n}`, message: `${why} (${owned.length} deployment(s))` });
+      log(`preview #${n}: ${why} (${owned.length} deployment(s))`);
+    }
+    await reporter.finalComment(pr.repo.apiName, n, commentMarkdown(n, rec?.plan, { state: 'closed', message: why, namespaces: [], endpoints: [] }));
+  }
+
+  /** Removes a preview's records and desired state; the controller stops its instances. */
+  private async removeState(n: number): Promise<{ rec?: PreviewRecord; owned: { namespace: string; name: string }[] }> {
+    const { store } = this.deps;
     const owner = previewOwner(n);
     this.watchers.get(n)?.abort();
     const [rec, namespacesNow, deploymentsNow] = await Promise.all([this.read(n), store.readNamespaces(), store.readDeployments()]);
     const owned = deploymentsNow.filter((d) => ownerOf(d) === owner);
     await store.writeOwnedState(owner, { namespaces: namespacesNow, deployments: deploymentsNow }, { namespaces: [], deployments: [] }, { removePreview: n });
     for (const d of owned) this.deps.enqueue(objectKey(d.namespace, d.name));
-    const why = `pull request ${pr.merged ? 'merged' : 'closed'}: the preview was removed`;
-    if (rec || owned.length > 0) {
-      await store.events.record({ type: 'Normal', reason: 'PreviewRemoved', object: `preview/${n}`, message: `${why} (${owned.length} deployment(s))` });
-      log(`preview #${n}: ${why} (${owned.length} deployment(s))`);
-    }
-    await reporter.finalComment(pr.repo.apiName, n, commentMarkdown(n, rec?.plan, { state: 'closed', message: why, namespaces: [], endpoints: [] }));
+    return { ...(rec ? { rec } : {}), owned };
+  }
+
+  private async ownedDeployments(n: number): Promise<{ namespace: string; name: string }[]> {
+    const owner = previewOwner(n);
+    return (await this.deps.store.readDeployments()).filter((d) => ownerOf(d) === owner);
+  }
+
+  /** An untrusted head: its plan is reported, nothing runs, and a preview of an earlier head is removed. */
+  private async hold(pr: PullRequestEvent, commit: string, diff: PreviewRecord['plan'], trust: Extract<TrustDecision, { trusted: false }>): Promise<void> {
+    const { store, reporter, log } = this.deps;
+    const n = pr.number;
+    const repo = pr.repo.apiName;
+    const had = (await this.read(n)) !== undefined || (await this.ownedDeployments(n)).length > 0;
+    if (had) await this.removeState(n);
+    const why = `not deployed: ${trust.reason}`;
+    const message = `${why}${had ? '; its earlier preview was removed' : ''}. To deploy it, ${trust.allow}.`;
+    log(`preview #${n}: ${message}`);
+    await store.events.record({ type: 'Normal', reason: 'PreviewNotTrusted', object: `preview/${n}`, message });
+    await reporter.status(repo, commit, { context: PREVIEW, state: 'pending', description: trust.status });
+    await reporter.comment(repo, n, commentMarkdown(n, diff, { state: 'awaiting-approval', message, namespaces: [], endpoints: [] }));
   }
 
   private async fetchHead(pr: PullRequestEvent): Promise<{ ref: string; commit: string }> {
@@ -255,7 +337,9 @@ export class PreviewManager {
     await store.events.record({ type: state === 'ready' ? 'Normal' : 'Warning', reason: state === 'ready' ? 'PreviewReady' : 'PreviewFailed', object: `preview/${n}`, message: why });
     log(`preview #${n}: ${state}: ${why}`);
     await reporter.status(rec.repo, commit, { context: PREVIEW, state: state === 'ready' ? 'success' : 'failure', description: state === 'ready' ? `ready: ${why}` : why });
-    const summary: PreviewSummary = { state, message: why, namespaces: done.namespaces, endpoints: endpoints.map((e) => ({ deployment: e.deployment, url: e.url })) };
+    // Node addresses stay off the pull request (anyone who can read it would see them) unless asked for.
+    const shown = endpoints.map((e) => (this.opts.commentUrls ? { deployment: e.deployment, url: e.url } : { deployment: e.deployment }));
+    const summary: PreviewSummary = { state, message: why, namespaces: done.namespaces, endpoints: shown, detailsAt: `/api/v1/previews/${n}` };
     await reporter.comment(rec.repo, n, commentMarkdown(n, rec.plan, summary));
   }
 

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { SourceSync } from '../controller/source-sync.ts';
 import { HttpError } from '../api/http-error.ts';
+import { WaitingError } from '../../lib/errors/index.ts';
 import type { PreviewManager } from './preview-manager.ts';
 
 /**
@@ -11,9 +12,17 @@ import type { PreviewManager } from './preview-manager.ts';
  * endpoints (host:port of their running instances).
  */
 export function registerPreviewRoutes(app: FastifyInstance, deps: { sync: SourceSync; previews?: PreviewManager }): void {
-  app.get<{ Querystring: { ref?: string } }>('/api/v1/plan', async (req) => {
+  // Admin only, though a GET: a ref makes the reconciler fetch from the remote.
+  app.get<{ Querystring: { ref?: string } }>('/api/v1/plan', { config: { role: 'admin' } }, async (req, reply) => {
     const ref = req.query.ref?.trim();
-    const commit = ref ? await deps.sync.fetchRef(ref) : undefined;
+    // Rate-limited: fetches of refs Gantry does not know yet take from a per-process token bucket
+    // (429 FETCH_RATE_LIMITED with Retry-After once it is empty; source-sync.ts).
+    const commit = ref
+      ? await deps.sync.fetchRef(ref, { rateLimited: true }).catch((err: unknown) => {
+          if (err instanceof WaitingError && err.code === 'FETCH_RATE_LIMITED') void reply.header('retry-after', String(Math.max(1, Math.ceil(err.requeueAfterMs / 1000))));
+          throw err;
+        })
+      : undefined;
     return deps.sync.diffHead(commit);
   });
 

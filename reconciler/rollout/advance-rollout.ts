@@ -11,6 +11,8 @@ import { shortSha } from '../../lib/short-sha.ts';
  * - Every distinct template (plus restart nonce) Git asks for becomes a numbered revision.
  * - The target is Git's revision, unless a pin (undo, abort, automatic rollback) holds another one;
  *   a pin holds until Git changes the deployment (its generation moves).
+ * - A restart rolls what runs: Git's template plus a nonce, or while pinned a new revision of the
+ *   pinned template, which the pin moves to (so the failed commit is still not retried).
  * - A rollout completes when every replica runs the target and is available; the target becomes
  *   the stable revision. One that does not move for progressDeadlineSeconds fails; with
  *   `rollback: auto` it returns to the stable revision and pins it, so continuous sync does not
@@ -28,6 +30,8 @@ export interface RolloutEvent {
 export interface RolloutDecision {
   state: RolloutState;
   target: Revision;
+  /** The revision Git asks for, the target or not (a pin can hold another). */
+  git: Revision;
   /** Set while a canary splits replicas: the rest run this revision. */
   stable?: Revision;
   /** Replicas on the target while a canary splits them. */
@@ -75,18 +79,12 @@ export function advanceRollout(desired: DeploymentRecord, previous: RolloutState
     delete s.pin;
   }
   const nonce = s.restartGeneration === gen ? s.restartNonce : undefined;
-  const gitHash = effectiveTemplateHash(desired.templateHash, nonce);
-  let gitRev = s.revisions.find((r) => r.templateHash === gitHash);
-  if (!gitRev) {
-    gitRev = {
-      revision: Math.max(0, ...s.revisions.map((r) => r.revision)) + 1,
-      templateHash: gitHash,
-      template: desired.template,
-      commit: desired.commit,
-      message: desired.commitMessage ?? '',
-      createdAt: now,
-    };
-    s.revisions.push(gitRev);
+  const gitRev = revisionOf(s, effectiveTemplateHash(desired.templateHash, nonce), { template: desired.template, commit: desired.commit, message: desired.commitMessage ?? '' }, now);
+  // A restart while pinned rolls the pinned revision: a new revision of its template, pinned in its place.
+  const pinned = revisionByNumber(s, s.pin?.revision);
+  if (s.pin?.restartNonce) {
+    if (pinned) s.pin.revision = revisionOf(s, effectiveTemplateHash(pinned.templateHash, s.pin.restartNonce), pinned, now).revision;
+    delete s.pin.restartNonce;
   }
   const target = revisionByNumber(s, s.pin?.revision) ?? gitRev;
   if (s.target !== target.revision) startRollout(s, target, now, events);
@@ -169,14 +167,30 @@ export function advanceRollout(desired: DeploymentRecord, previous: RolloutState
       startRollout(s, stableRev, now, events);
       s.reason = 'RollingBack';
       s.message = `commit ${shortSha(target.commit)} failed (ProgressDeadlineExceeded): returning to ${describe(stableRev)}`;
-      return { state: trim(s, desired.revisionHistoryLimit), target: stableRev, hold: false, events, requeueAfterMs: 1000 };
+      return { state: trim(s, desired.revisionHistoryLimit), target: stableRev, git: gitRev, hold: false, events, requeueAfterMs: 1000 };
     }
   }
   if (s.phase === 'Progressing') {
     const left = desired.progressDeadlineSeconds * 1000 - (now - s.lastProgressAt);
     requeueAfterMs = Math.max(50, Math.min(requeueAfterMs ?? Infinity, left + 10));
   }
-  return { state: trim(s, desired.revisionHistoryLimit), target: revisionByNumber(s, s.target)!, stable, canaryReplicas, hold: !!s.paused, events, requeueAfterMs };
+  return { state: trim(s, desired.revisionHistoryLimit), target: revisionByNumber(s, s.target)!, git: gitRev, stable, canaryReplicas, hold: !!s.paused, events, requeueAfterMs };
+}
+
+/** The revision with this (effective) template hash, added as the next number if it is new. */
+function revisionOf(s: RolloutState, templateHash: string, from: Pick<Revision, 'template' | 'commit' | 'message'>, now: number): Revision {
+  const known = s.revisions.find((r) => r.templateHash === templateHash);
+  if (known) return known;
+  const rev: Revision = {
+    revision: Math.max(0, ...s.revisions.map((r) => r.revision)) + 1,
+    templateHash,
+    template: from.template,
+    commit: from.commit,
+    message: from.message,
+    createdAt: now,
+  };
+  s.revisions.push(rev);
+  return rev;
 }
 
 /** Keeps the target, the stable and the pinned revisions, plus the newest `limit` others. */

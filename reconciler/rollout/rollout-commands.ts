@@ -47,10 +47,17 @@ export function applyRolloutAction(s: RolloutState, action: RolloutAction, gener
       next.pin = { revision: next.stable, generation, reason: 'abort', failedRevision: next.target, ...(failed ? { failedCommit: failed.commit } : {}) };
       return next;
     }
-    case 'restart':
-      next.restartNonce = opts.nonce ?? randomBytes(4).toString('hex');
-      next.restartGeneration = generation;
+    case 'restart': {
+      const nonce = opts.nonce ?? randomBytes(4).toString('hex');
+      // A restart rolls what runs: while pinned, that is the pinned revision, which Git's nonce
+      // would never reach (the pin, not Git's revision, is the target).
+      if (next.pin && next.pin.generation === generation) next.pin.restartNonce = nonce;
+      else {
+        next.restartNonce = nonce;
+        next.restartGeneration = generation;
+      }
       return next;
+    }
     case 'undo': {
       const to = opts.toRevision ?? previousRevision(next);
       if (to === undefined || !revisionByNumber(next, to)) {

@@ -155,7 +155,8 @@ export class Scheduler {
 
   private async views(rec: InstanceRecord, nodes: StoredNode[]): Promise<NodeCandidate[]> {
     const perNode = await this.opts.store.siblingsPerNode(rec.namespace, rec.deployment, rec.id);
-    const now = Date.now();
+    // Heartbeats are on Redis's clock.
+    const now = this.opts.store.clock.now();
     return nodes.map((n) => ({
       record: n.record,
       alloc: n.alloc,

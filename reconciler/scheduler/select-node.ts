@@ -1,11 +1,12 @@
 import type { InstanceRecord } from '../../state/records/instance.ts';
-import type { NodeAllocation, NodeRecord } from '../../state/records/node.ts';
+import { maxInstancesOf, type NodeAllocation, type NodeRecord } from '../../state/records/node.ts';
 
 /**
  * The scheduler's pure decision: filter the nodes an instance may go to, then score them.
  *
  * Filters, in order (the first one a node fails is its reason): node ready, not cordoned, offers
- * the runtime, nodeSelector matches, CPU fits, memory fits. Scores: fewest instances of the same
+ * the runtime, nodeSelector matches, room for one more instance (maxInstances, default 110), CPU
+ * fits, memory fits. Scores: fewest instances of the same
  * deployment first (spread), then least allocated (mean free share of CPU and memory), then name.
  */
 
@@ -25,6 +26,7 @@ const REASONS = {
   cordoned: 'node cordoned',
   runtime: 'runtime not offered',
   selector: 'node selector mismatch',
+  instances: 'too many instances',
   cpu: 'insufficient cpu',
   memory: 'insufficient memory',
 } as const;
@@ -37,6 +39,7 @@ export function filterNode(inst: Pick<InstanceRecord, 'runtime' | 'nodeSelector'
   for (const [k, v] of Object.entries(inst.nodeSelector)) {
     if (n.record.labels[k] !== v) return 'selector';
   }
+  if (n.alloc.instances + 1 > maxInstancesOf(n.record)) return 'instances';
   if (n.alloc.cpuMilli + inst.cpuMilli > n.record.cpuMilli) return 'cpu';
   if (n.alloc.memoryBytes + inst.memoryBytes > n.record.memoryBytes) return 'memory';
   return undefined;

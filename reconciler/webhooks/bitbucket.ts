@@ -5,7 +5,9 @@ import { at, header, MalformedPayload, optionalString, requireObject, requirePos
  * Bitbucket Cloud deliveries: X-Hub-Signature `sha256=<hex>` over the body, X-Event-Key repo:push
  * and pullrequest:*. One push delivery can update several branches. Bitbucket publishes no
  * pull-request refs, so the head is fetched as its branch, which only works when the branch lives
- * in the target repository (not in a fork).
+ * in the target repository (not in a fork). For trust (pr-trust.ts) it says where the head lives
+ * (`source.repository.full_name`) and who wrote it (`author`), but has no labels and Gantry no
+ * Bitbucket API client: only pull requests from the repository itself get a preview.
  */
 
 function repoOf(payload: unknown, path: string): RepoRef {
@@ -49,6 +51,7 @@ export const bitbucket: WebhookProvider = {
       const repo = repoOf(payload, 'repository');
       const sourceRepo = optionalString(pr, 'source.repository.full_name');
       const fork = sourceRepo !== undefined && sourceRepo.toLowerCase() !== repo.apiName.toLowerCase();
+      const author = optionalString(pr, 'author.nickname') ?? optionalString(pr, 'author.display_name');
       return {
         type: 'pull-request',
         action: ACTIONS[event]!,
@@ -61,6 +64,9 @@ export const bitbucket: WebhookProvider = {
         headRefs: fork ? [] : [`refs/heads/${headBranch}`],
         ...(fork ? { headProblem: `the head branch is in another repository (${sourceRepo}); Bitbucket publishes no pull request refs to fetch it from` } : {}),
         merged: event === 'pullrequest:fulfilled',
+        ...(sourceRepo !== undefined ? { headRepo: sourceRepo } : {}),
+        ...(author ? { author: { login: author } } : {}),
+        labels: [],
       };
     }
     throw new MalformedPayload(`event ${event} is not parsed`);

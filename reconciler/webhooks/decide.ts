@@ -12,6 +12,8 @@ export interface TrackedSource {
   urls: ReadonlySet<string>;
   /** Short branch name. */
   branch: string;
+  /** The label that allows a preview: adding or removing it re-checks a pull request; other labels change nothing. */
+  previewLabel?: string;
 }
 
 export type Decision =
@@ -41,5 +43,14 @@ export function decide(ev: WebhookEvent, tracked: TrackedSource): Decision {
   if (ev.baseBranch !== tracked.branch) return { action: 'ignore', reason: `pull request #${ev.number} targets ${ev.baseBranch}, not the tracked branch ${tracked.branch}` };
   if (ev.action === 'open' || ev.action === 'update') return { action: 'preview', pr: ev };
   if (ev.action === 'close') return { action: 'close-preview', pr: ev };
+  if (ev.action === 'label') {
+    const names = ev.labelChange?.names;
+    const label = tracked.previewLabel?.toLowerCase();
+    if (names !== undefined && label !== undefined && !names.some((x) => x.toLowerCase() === label)) {
+      return { action: 'ignore', reason: `pull request #${ev.number}: label ${names.join(', ') || '(none)'} is not the preview label ${tracked.previewLabel}` };
+    }
+    // Whether the label now allows or stops a preview is checked against the Git host, not the payload.
+    return { action: 'preview', pr: ev };
+  }
   return { action: 'ignore', reason: `pull request action "${ev.rawAction}" changes nothing Gantry deploys` };
 }

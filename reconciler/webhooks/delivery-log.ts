@@ -4,9 +4,12 @@ import type { ProviderName } from '../../state/records/preview.ts';
 
 /**
  * Remembers handled deliveries so that one delivered twice (a retry, a replay of a captured
- * request) acts once. Ids are hashed: providers' ids are not all valid key parts (braces,
- * uppercase). A delivery whose handling fails is forgotten again, so the host's redelivery, which
- * reuses the id, is not swallowed.
+ * request) acts once. A delivery is known by its id and by its body: a captured request replayed
+ * under a new delivery id has the same body bytes, whose signature is still valid, so the body's
+ * hash is claimed too (real deliveries of different events differ in their bodies: shas,
+ * timestamps). Both are hashed: providers' ids are not all valid key parts (braces, uppercase).
+ * A delivery whose handling fails is forgotten again, so the host's redelivery, which reuses the
+ * id and the body, is not swallowed.
  */
 export class DeliveryLog {
   constructor(
@@ -14,16 +17,19 @@ export class DeliveryLog {
     private readonly ttlSec: number,
   ) {}
 
-  private hash(id: string): string {
-    return createHash('sha256').update(id).digest('hex').slice(0, 32);
+  private hashes(id: string, body?: Buffer): string[] {
+    const h = (kind: string, data: string | Buffer) => createHash('sha256').update(kind).update(data).digest('hex').slice(0, 32);
+    // The id's hash is of the id alone, as before, so deliveries claimed by an older reconciler still count.
+    const idHash = createHash('sha256').update(id).digest('hex').slice(0, 32);
+    return body === undefined ? [idHash] : [idHash, h('body\0', body)];
   }
 
-  /** True the first time `id` is claimed within the TTL. */
-  async claim(provider: ProviderName, id: string): Promise<boolean> {
-    return this.store.previews.claimDelivery(provider, this.hash(id), this.ttlSec);
+  /** True the first time a delivery is seen within the TTL: neither its id nor its body was claimed before. */
+  async claim(provider: ProviderName, id: string, body?: Buffer): Promise<boolean> {
+    return this.store.previews.claimDelivery(provider, this.hashes(id, body), this.ttlSec);
   }
 
-  async forget(provider: ProviderName, id: string): Promise<void> {
-    await this.store.previews.forgetDelivery(provider, this.hash(id));
+  async forget(provider: ProviderName, id: string, body?: Buffer): Promise<void> {
+    await this.store.previews.forgetDelivery(provider, this.hashes(id, body));
   }
 }

@@ -36,8 +36,11 @@ export function setUpGitHosting(
   deps: { source: SourceConfig; store: Store; sync: SourceSync; enqueue: (key: string) => void; log: (line: string) => void },
 ): { webhooks: WebhookRouteDeps; previews: PreviewManager } {
   const { store, sync, log } = deps;
-  const reporter = new PrReporter(opts.gitHost ? createGitHostClient(opts.gitHost) : undefined, store, log);
-  const previews = new PreviewManager({ store, sync, enqueue: deps.enqueue, reporter, log }, { ...DEFAULT_PREVIEW_OPTIONS, ...definedOnly(opts.previews ?? {}) });
+  // One client both reports to the host and re-checks pull requests there before a preview runs.
+  const host = opts.gitHost ? createGitHostClient(opts.gitHost) : undefined;
+  const reporter = new PrReporter(host, store, log);
+  const previewOptions = { ...DEFAULT_PREVIEW_OPTIONS, ...definedOnly(opts.previews ?? {}) };
+  const previews = new PreviewManager({ store, sync, enqueue: deps.enqueue, reporter, host, log }, previewOptions);
   const urls = new Set(
     [...(isRemoteRepo(deps.source.repo) ? [deps.source.repo] : []), ...(opts.webhooks?.repoUrls ?? [])].map(normalizeRepoUrl).filter((u): u is string => u !== undefined),
   );
@@ -46,7 +49,7 @@ export function setUpGitHosting(
     secretEnv: opts.webhooks?.secretEnv ?? DEFAULT_WEBHOOK_SECRET_ENV,
     maxBodyBytes: opts.webhooks?.maxBodyBytes ?? DEFAULT_WEBHOOK_MAX_BODY_BYTES,
     deliveryTtlSec: opts.webhooks?.deliveryTtlSec ?? DEFAULT_DELIVERY_TTL_SEC,
-    tracked: { urls, branch: normalizeBranch(deps.source.branch) },
+    tracked: { urls, branch: normalizeBranch(deps.source.branch), previewLabel: previewOptions.trustLabel },
     handlers: {
       sync: () => sync.sync(),
       preview: (pr, provider) => previews.upsert(pr, provider),

@@ -1,11 +1,15 @@
 import { verifyHmacSha256 } from './signature.ts';
-import { at, header, MalformedPayload, requireObject, requirePositiveInt, requireString, strings, ZERO_SHA, type PullRequestAction, type RepoRef, type WebhookEvent, type WebhookProvider } from './webhook-event.ts';
+import { at, header, MalformedPayload, namesAt, optionalString, requireObject, requirePositiveInt, requireString, strings, ZERO_SHA, type PullRequestAction, type RepoRef, type WebhookEvent, type WebhookProvider } from './webhook-event.ts';
 
 /**
  * GitHub and Gitea deliveries. Gitea's payloads copy GitHub's shapes (push, pull_request); the
  * two differ in headers, in the signature format and in Gitea's "synchronized" for "synchronize".
  * Both publish a pull request's head as refs/pull/<N>/head in the target repository, forks
- * included; the head branch is the fallback for a Gitea that does not.
+ * included; the head branch is the fallback for a Gitea that does not. Who and where a pull
+ * request comes from (pr-trust.ts): `pull_request.head.repo.full_name` (null for a deleted fork)
+ * against the repository, `pull_request.user`, GitHub's `author_association` (Gitea sends none),
+ * `pull_request.labels`; a label added or removed is GitHub's `labeled` / `unlabeled` action
+ * with `label.name` and `sender`, Gitea's `pull_request_label` event (which does not say which).
  */
 
 const REPO_URLS = ['clone_url', 'html_url', 'ssh_url', 'git_url', 'url'];
@@ -21,6 +25,10 @@ const ACTIONS: Record<string, PullRequestAction> = {
   synchronize: 'update',
   synchronized: 'update',
   closed: 'close',
+  labeled: 'label',
+  unlabeled: 'label',
+  label_updated: 'label',
+  label_cleared: 'label',
 };
 
 function parseGithubLike(event: string, payload: unknown, fallbackToBranch: boolean): WebhookEvent {
@@ -29,14 +37,20 @@ function parseGithubLike(event: string, payload: unknown, fallbackToBranch: bool
     const after = requireString(payload, 'after');
     return { type: 'push', repo: repoOf(payload, 'repository'), updates: [{ ref: requireString(payload, 'ref'), after, deleted: at(payload, 'deleted') === true || ZERO_SHA.test(after) }] };
   }
-  if (event === 'pull_request') {
+  if (event === 'pull_request' || event === 'pull_request_label') {
     const rawAction = requireString(payload, 'action');
     const pr = requireObject(payload, 'pull_request');
     const number = typeof at(payload, 'number') === 'number' ? requirePositiveInt(payload, 'number') : requirePositiveInt(pr, 'number');
     const headBranch = requireString(pr, 'head.ref');
+    const action = event === 'pull_request_label' ? 'label' : (ACTIONS[rawAction] ?? 'other');
+    const login = optionalString(pr, 'user.login');
+    const userId = at(pr, 'user.id');
+    const association = optionalString(pr, 'author_association');
+    const labelName = optionalString(payload, 'label.name');
+    const sender = optionalString(payload, 'sender.login');
     return {
       type: 'pull-request',
-      action: ACTIONS[rawAction] ?? 'other',
+      action,
       rawAction,
       number,
       repo: repoOf(payload, 'repository'),
@@ -45,6 +59,11 @@ function parseGithubLike(event: string, payload: unknown, fallbackToBranch: bool
       headSha: requireString(pr, 'head.sha'),
       headRefs: [`refs/pull/${number}/head`, ...(fallbackToBranch ? [`refs/heads/${headBranch}`] : [])],
       merged: at(pr, 'merged') === true,
+      headRepo: at(pr, 'head.repo') === null ? null : optionalString(pr, 'head.repo.full_name'),
+      ...(login ? { author: { login, ...(typeof userId === 'number' ? { id: userId } : {}) } } : {}),
+      ...(association ? { authorAssociation: association.toUpperCase() } : {}),
+      labels: namesAt(pr, 'labels'),
+      ...(action === 'label' ? { labelChange: { ...(labelName ? { names: [labelName] } : {}), ...(sender ? { by: sender } : {}) } } : {}),
     };
   }
   throw new MalformedPayload(`event ${event} is not parsed`);
@@ -61,7 +80,7 @@ export const github: WebhookProvider = {
 
 export const gitea: WebhookProvider = {
   name: 'gitea',
-  events: new Set(['push', 'pull_request']),
+  events: new Set(['push', 'pull_request', 'pull_request_label']),
   eventName: (h) => header(h, 'x-gitea-event'),
   deliveryId: (h) => header(h, 'x-gitea-delivery'),
   verify: (h, body, secret) => verifyHmacSha256(secret, body, header(h, 'x-gitea-signature')),

@@ -1,11 +1,14 @@
 import { verifyToken } from './signature.ts';
-import { at, header, MalformedPayload, requireObject, requirePositiveInt, requireString, strings, ZERO_SHA, type PullRequestAction, type RepoRef, type WebhookEvent, type WebhookProvider } from './webhook-event.ts';
+import { at, header, namesAt, MalformedPayload, requireObject, requirePositiveInt, requireString, strings, ZERO_SHA, type PullRequestAction, type RepoRef, type WebhookEvent, type WebhookProvider } from './webhook-event.ts';
 
 /**
  * GitLab deliveries: authenticated by the shared X-Gitlab-Token (GitLab does not sign bodies),
  * events "Push Hook" and "Merge Request Hook". A merge request's head is published as
  * refs/merge-requests/<iid>/head in the target project, forks included. The API names a project
- * by its numeric id.
+ * by its numeric id. Where and who (pr-trust.ts): `object_attributes.source_project_id` against
+ * `target_project_id`, `object_attributes.author_id` (its username only when it is also the
+ * `user` who acted), `labels[].title`; an update that changes only labels (`changes.labels`, no
+ * `oldrev`) is a label change by `user`. Whether the author is a member is read through the API.
  */
 
 const PROJECT_URLS = ['git_http_url', 'git_ssh_url', 'web_url', 'http_url', 'ssh_url', 'url'];
@@ -37,9 +40,16 @@ export const gitlab: WebhookProvider = {
       const iid = requirePositiveInt(mr, 'iid');
       const headBranch = requireString(mr, 'source_branch');
       const sameProject = at(mr, 'source_project_id') === undefined || at(mr, 'source_project_id') === at(mr, 'target_project_id');
+      const source = at(mr, 'source_project_id');
+      const authorId = at(mr, 'author_id');
+      const actor = at(payload, 'user.username');
+      const labelsOf = (path: string) => namesAt(payload, path, 'title');
+      const labelsChanged = Array.isArray(at(payload, 'changes.labels.current'));
+      const changed = labelsChanged ? symmetricDifference(labelsOf('changes.labels.previous'), labelsOf('changes.labels.current')) : [];
+      const action = rawAction === 'update' && labelsChanged && at(mr, 'oldrev') === undefined ? 'label' : (ACTIONS[rawAction] ?? 'other');
       return {
         type: 'pull-request',
-        action: ACTIONS[rawAction] ?? 'other',
+        action,
         rawAction,
         number: iid,
         repo: projectOf(payload),
@@ -48,8 +58,16 @@ export const gitlab: WebhookProvider = {
         headSha: requireString(mr, 'last_commit.id'),
         headRefs: [`refs/merge-requests/${iid}/head`, ...(sameProject ? [`refs/heads/${headBranch}`] : [])],
         merged: rawAction === 'merge' || at(mr, 'state') === 'merged',
+        headRepo: typeof source === 'number' ? String(source) : source === null ? null : undefined,
+        ...(typeof authorId === 'number' && at(payload, 'user.id') === authorId && typeof actor === 'string' ? { author: { login: actor, id: authorId } } : {}),
+        labels: labelsOf('labels'),
+        ...(action === 'label' ? { labelChange: { names: changed, ...(typeof actor === 'string' ? { by: actor } : {}) } } : {}),
       };
     }
     throw new MalformedPayload(`event ${event} is not parsed`);
   },
 };
+
+function symmetricDifference(a: string[], b: string[]): string[] {
+  return [...a.filter((x) => !b.includes(x)), ...b.filter((x) => !a.includes(x))];
+}

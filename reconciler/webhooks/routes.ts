@@ -14,7 +14,7 @@ import { shortSha } from '../../lib/short-sha.ts';
 /**
  * POST /webhooks/{github,gitlab,gitea,bitbucket}. In order: a body over the cap gets 413 (before
  * it is read whole); a missing or wrong signature 401; an event Gantry does not handle 202; a body
- * that is not the event's JSON 400; a delivery id seen before 200 with `duplicate` and nothing done;
+ * that is not the event's JSON 400; a delivery id or body seen before 200 with `duplicate` and nothing done;
  * anything else is acted on in the background (Git hosts give a webhook ~10 s) and answered 202
  * with what was decided. The secret is read from the environment on each request (rotation needs
  * no restart) and never logged or echoed.
@@ -77,18 +77,18 @@ export function registerWebhookRoutes(app: FastifyInstance, deps: WebhookRouteDe
     // Without a delivery id the body itself identifies the delivery (it carries shas and times).
     const deliveryId = provider.deliveryId(req.headers) ?? `body:${createHash('sha256').update(body).digest('hex')}`;
     const tag = `webhook ${provider.name} ${eventName} (delivery ${printable(deliveryId)})`;
-    if (!(await deliveries.claim(provider.name, deliveryId))) {
+    if (!(await deliveries.claim(provider.name, deliveryId, body))) {
       deps!.log(`${tag}: already handled, ignored`);
       return reply.status(200).send({ duplicate: true, reason: 'this delivery was already handled' });
     }
     const inBackground = (what: string, work: Promise<unknown>) => {
       work.then(
         (res) => {
-          if ((res as { outcome?: string } | undefined)?.outcome === 'failed') void deliveries.forget(provider.name, deliveryId).catch(() => {});
+          if ((res as { outcome?: string } | undefined)?.outcome === 'failed') void deliveries.forget(provider.name, deliveryId, body).catch(() => {});
         },
         (err: unknown) => {
           deps!.log(`${tag}: ${what} failed: ${err instanceof Error ? err.message : String(err)}`);
-          void deliveries.forget(provider.name, deliveryId).catch(() => {});
+          void deliveries.forget(provider.name, deliveryId, body).catch(() => {});
         },
       );
     };

@@ -27,7 +27,8 @@ export interface RefUpdate {
   deleted: boolean;
 }
 
-export type PullRequestAction = 'open' | 'update' | 'close' | 'other';
+/** `label`: only its labels changed (which may allow or stop its preview). */
+export type PullRequestAction = 'open' | 'update' | 'close' | 'label' | 'other';
 
 export interface PullRequestEvent {
   type: 'pull-request';
@@ -47,6 +48,19 @@ export interface PullRequestEvent {
   /** Why headRefs is empty. */
   headProblem?: string;
   merged: boolean;
+  /**
+   * Where its head branch lives, named as `repo.apiName` is (owner/name, GitLab project id):
+   * undefined when the payload does not say, null when that repository is gone (a deleted fork).
+   */
+  headRepo?: string | null;
+  /** Its author's login (GitHub, Gitea, Bitbucket) or username, and numeric id (GitLab). */
+  author?: { login: string; id?: number };
+  /** GitHub's author_association (OWNER, MEMBER, COLLABORATOR, CONTRIBUTOR, NONE...). */
+  authorAssociation?: string;
+  /** Its labels, as the payload lists them. */
+  labels?: string[];
+  /** For `label`: the labels added or removed (undefined when the host does not say, as Gitea), and who did it. */
+  labelChange?: { names?: string[]; by?: string };
 }
 
 export type WebhookEvent =
@@ -107,6 +121,12 @@ export function requireObject(obj: unknown, path: string): Record<string, unknow
 /** The string values at `paths` that exist (URLs of one repository). */
 export function strings(obj: unknown, paths: string[]): string[] {
   return paths.map((p) => at(obj, p)).filter((v): v is string => typeof v === 'string' && v.length > 0);
+}
+
+/** Names of the objects in a payload's list (labels: `name` on GitHub and Gitea, `title` on GitLab). */
+export function namesAt(obj: unknown, path: string, field = 'name'): string[] {
+  const list = at(obj, path);
+  return Array.isArray(list) ? list.map((x) => at(x, field)).filter((n): n is string => typeof n === 'string' && n.length > 0) : [];
 }
 
 export function shortBranch(ref: string): string {

@@ -3,6 +3,12 @@
 export type DnsLabel = string;
 export type IntOrPercent = number | string;
 /**
+ * A command or its arguments: at most 1024 strings of at most 32768 characters each.
+ *
+ * @maxItems 1024
+ */
+export type CommandLine = string[];
+/**
  * A containerPort number, or the name of one of the container's ports.
  */
 export type ProbePort = number | string;
@@ -55,12 +61,15 @@ export interface DeploymentMetadata {
 export interface Labels {
   [k: string]: string;
 }
+/**
+ * Keys of at most 317 characters, values of at most 32768.
+ */
 export interface Annotations {
   [k: string]: string;
 }
 export interface DeploymentSpec {
   /**
-   * Number of instances to keep running.
+   * Number of instances to keep running. At most 1000000 here; the reconciler caps it lower (--max-replicas, default 10000).
    *
    * @default 1
    */
@@ -68,19 +77,19 @@ export interface DeploymentSpec {
   selector?: LabelSelector;
   strategy?: DeploymentStrategy;
   /**
-   * Seconds a new instance must be ready before it counts as available.
+   * Seconds a new instance must be ready before it counts as available (at most 3600).
    *
    * @default 0
    */
   minReadySeconds?: number;
   /**
-   * How many old template revisions to remember.
+   * How many old template revisions to remember (at most 100).
    *
    * @default 10
    */
   revisionHistoryLimit?: number;
   /**
-   * Seconds a rollout may go without progress before it is marked failed (ProgressDeadlineExceeded).
+   * Seconds a rollout may go without progress before it is marked failed (ProgressDeadlineExceeded); at most 86400 (a day).
    *
    * @default 600
    */
@@ -111,9 +120,10 @@ export interface DeploymentStrategy {
   type?: "RollingUpdate" | "Recreate" | "Canary";
   rollingUpdate?: RollingUpdateStrategy;
   /**
-   * Canary steps, in order. Only allowed when the strategy type is Canary.
+   * Canary steps, in order (at most 100). Only allowed when the strategy type is Canary.
    *
    * @minItems 1
+   * @maxItems 100
    */
   steps?: [CanaryStep, ...CanaryStep[]];
 }
@@ -149,7 +159,7 @@ export interface CanaryStep {
  */
 export interface CanaryPause {
   /**
-   * How long to wait, such as 30s, 5m or 1h.
+   * How long to wait, such as 30s, 5m or 1h; at most 168h (a week).
    */
   duration?: string;
 }
@@ -174,9 +184,10 @@ export interface TemplateMetadata {
 }
 export interface PodSpec {
   /**
-   * The processes of one instance; they are started together on the same node.
+   * The processes of one instance; they are started together on the same node (at most 64).
    *
    * @minItems 1
+   * @maxItems 64
    */
   containers: [Container, ...Container[]];
   /**
@@ -194,7 +205,7 @@ export interface PodSpec {
    */
   restartPolicy?: "Always" | "OnFailure" | "Never";
   /**
-   * Seconds between asking a container to stop (SIGTERM) and killing it (SIGKILL).
+   * Seconds between asking a container to stop (SIGTERM) and killing it (SIGKILL); at most 3600.
    *
    * @default 10
    */
@@ -215,23 +226,27 @@ export interface Container {
   /**
    * Executable and its first arguments. Required when there is no image; overrides the image's entrypoint otherwise.
    */
-  command?: string[];
+  command?: CommandLine;
   /**
    * Arguments appended to the command.
    *
    * @default []
    */
-  args?: string[];
+  args?: CommandLine;
   /**
-   * Environment variables set for the container.
+   * Environment variables set for the container (at most 1024).
    *
    * @default []
+   *
+   * @maxItems 1024
    */
   env?: EnvVar[];
   /**
-   * Ports the container listens on.
+   * Ports the container listens on (at most 128).
    *
    * @default []
+   *
+   * @maxItems 128
    */
   ports?: ContainerPort[];
   resources?: Resources;
@@ -258,9 +273,12 @@ export interface Container {
 }
 export interface EnvVar {
   /**
-   * Variable name: letters, digits and '_', not starting with a digit.
+   * Variable name: letters, digits and '_', not starting with a digit (at most 256 characters).
    */
   name: string;
+  /**
+   * At most 32768 characters.
+   */
   value: string;
 }
 export interface ContainerPort {
@@ -282,11 +300,11 @@ export interface ContainerPort {
  */
 export interface Resources {
   /**
-   * CPU: millicores such as "250m", or cores such as "1", "0.5" or 0.5.
+   * CPU: millicores such as "250m", or cores such as "1", "0.5" or 0.5; at most 1024 cores.
    */
   cpu?: string | number;
   /**
-   * Memory in bytes: a number, or a quantity with a suffix Ki, Mi, Gi, Ti (powers of 1024) or k, M, G, T (powers of 1000), such as "64Mi" or "1G".
+   * Memory in bytes: a number, or a quantity with a suffix Ki, Mi, Gi, Ti (powers of 1024) or k, M, G, T (powers of 1000), such as "64Mi" or "1G"; at most 1Pi (1125899906842624 bytes).
    */
   memory?: string | number;
 }
@@ -314,29 +332,26 @@ export interface Probe {
    * Succeeds when the command exits 0.
    */
   exec?: {
-    /**
-     * @minItems 1
-     */
-    command: [string, ...string[]];
+    command: CommandLine;
   };
   /**
-   * Seconds after the container started before the first check (default 0).
+   * Seconds after the container started before the first check (default 0, at most 3600).
    */
   initialDelaySeconds?: number;
   /**
-   * Seconds between checks (default 10).
+   * Seconds between checks (default 10, at most 3600).
    */
   periodSeconds?: number;
   /**
-   * Seconds after which a check counts as failed (default 1).
+   * Seconds after which a check counts as failed (default 1, at most 3600).
    */
   timeoutSeconds?: number;
   /**
-   * Successes in a row that make a failed probe pass again (default 1; must be 1 for liveness and startup).
+   * Successes in a row that make a failed probe pass again (default 1, at most 1000; must be 1 for liveness and startup).
    */
   successThreshold?: number;
   /**
-   * Failures in a row that make the probe fail (default 3).
+   * Failures in a row that make the probe fail (default 3, at most 1000).
    */
   failureThreshold?: number;
 }

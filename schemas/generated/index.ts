@@ -3,6 +3,7 @@
 export type {
   DnsLabel,
   IntOrPercent,
+  CommandLine,
   ProbePort,
   Deployment,
   DeploymentMetadata,

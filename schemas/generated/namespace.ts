@@ -49,6 +49,9 @@ export interface NamespaceMetadata {
 export interface Labels {
   [k: string]: string;
 }
+/**
+ * Keys of at most 317 characters, values of at most 32768.
+ */
 export interface Annotations {
   [k: string]: string;
 }

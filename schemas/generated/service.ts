@@ -50,6 +50,9 @@ export interface ServiceMetadata {
 export interface Labels {
   [k: string]: string;
 }
+/**
+ * Keys of at most 317 characters, values of at most 32768.
+ */
 export interface Annotations {
   [k: string]: string;
 }
@@ -59,9 +62,10 @@ export interface ServiceSpec {
    */
   selector: Labels;
   /**
-   * Ports the service listens on, on every agent.
+   * Ports the service listens on, on every agent (at most 128).
    *
    * @minItems 1
+   * @maxItems 128
    */
   ports: [ServicePort, ...ServicePort[]];
 }

@@ -5,7 +5,7 @@
   empty arrays into objects).
   Input:
     KEYS[1] instance:<id>
-    KEYS[2] node:<node>               (JSON NodeRecord: cpuMilli, memoryBytes, cordoned)
+    KEYS[2] node:<node>               (JSON NodeRecord: cpuMilli, memoryBytes, cordoned, maxInstances)
     KEYS[3] node-alloc:<node>         (hash: cpuMilli, memoryBytes, instances)
     KEYS[4] node-instances:<node>     (set)
     KEYS[5] pending-instances         (set)
@@ -14,10 +14,12 @@
     ARGV[3] instance id
     ARGV[4] cpuMilli requested
     ARGV[5] memoryBytes requested
+    ARGV[6] instances a node takes when its record has no maxInstances (DEFAULT_MAX_INSTANCES)
   Output:
     1 bound
     0 the record changed or is gone (re-read and retry)
-   -1 node gone, -2 node cordoned, -3 insufficient cpu, -4 insufficient memory
+   -1 node gone, -2 node cordoned, -3 insufficient cpu, -4 insufficient memory,
+   -5 too many instances (maxInstances already bound)
 ]]
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local raw = redis.call('GET', KEYS[2])
@@ -26,6 +28,9 @@ local node = cjson.decode(raw)
 if node.cordoned == true then return -2 end
 local cpu = tonumber(ARGV[4])
 local mem = tonumber(ARGV[5])
+local maxInstances = tonumber(node.maxInstances) or tonumber(ARGV[6])
+local usedInstances = tonumber(redis.call('HGET', KEYS[3], 'instances') or '0')
+if usedInstances + 1 > maxInstances then return -5 end
 local usedCpu = tonumber(redis.call('HGET', KEYS[3], 'cpuMilli') or '0')
 local usedMem = tonumber(redis.call('HGET', KEYS[3], 'memoryBytes') or '0')
 if usedCpu + cpu > tonumber(node.cpuMilli) then return -3 end

@@ -5,6 +5,14 @@ export const DEFAULT_NODE_READY_MS = 20_000;
 /** A NotReady node's instances are rescheduled after this much more (Kubernetes: 5 min; ours: 30 s). */
 export const DEFAULT_EVICTION_MS = 30_000;
 
+/** Instances a node takes unless its agent says otherwise (`--max-instances`), as Kubernetes' maxPods. */
+export const DEFAULT_MAX_INSTANCES = 110;
+
+/** The most instances that may be bound to this node: the scheduler's filter and the bind Lua script. */
+export function maxInstancesOf(node: Pick<NodeRecord, 'maxInstances'>): number {
+  return node.maxInstances ?? DEFAULT_MAX_INSTANCES;
+}
+
 /** Ready = heartbeated within `readyMs`: the one rule the scheduler, the API and the lifecycle controller apply. */
 export function isNodeReady(heartbeatAt: number, now: number, readyMs: number): boolean {
   return now - heartbeatAt <= readyMs;
@@ -25,6 +33,8 @@ export interface NodeRecord {
   logsPort?: number;
   registeredAt: number;
   cordoned?: boolean;
+  /** Most instances bound here at once (absent: DEFAULT_MAX_INSTANCES). */
+  maxInstances?: number;
 }
 
 export interface NodeAllocation {

@@ -12,7 +12,10 @@ export interface HeadDiff {
   /** The commit applied now (what the diff is against), when there is one. */
   base?: string;
   valid: boolean;
+  /** The first MAX_REPORTED_ERRORS (records/status.ts) of an invalid revision's errors... */
   errors: string[];
+  /** ...and how many it has in all (absent: as many as `errors`). */
+  errorCount?: number;
   summary: string;
   added: { name: string; changes: string[] }[];
   changed: { name: string; changes: string[] }[];
@@ -41,3 +44,17 @@ export interface PreviewRecord {
   updatedAt: number;
 }
 
+
+/**
+ * A label approval of a pull request (reconciler/preview/pr-trust.ts): the Git host's id of the
+ * event that added the label, and the head commit it was first seen with. It approves that head
+ * only; commits pushed after it need the label added again (a new event). Kept after the pull
+ * request closes, so a reopened one with new commits needs a new approval too.
+ */
+export interface PreviewApproval {
+  event: string;
+  commit: string;
+  /** Who added the label. */
+  by: string;
+  at: number;
+}

@@ -28,6 +28,12 @@ export interface RolloutPin {
   /** For rollbacks: the revision that failed, and why. */
   failedRevision?: number;
   failedCommit?: string;
+  /**
+   * Set by `gantry rollout restart` while pinned: a restart rolls what runs, the pinned revision,
+   * not Git's. advanceRollout turns it into a new revision of the pinned template and moves the pin
+   * there (the top-level restartNonce only ever applies to Git's template).
+   */
+  restartNonce?: string;
 }
 
 export interface RolloutState {

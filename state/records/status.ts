@@ -31,10 +31,26 @@ export interface RolloutStatus {
   phase: 'Progressing' | 'Complete' | 'Failed';
   reason: string;
   message: string;
+  /** Commit of the target revision (what runs, or is being rolled out): Git's, or a pinned one's. */
+  commit: string;
   paused: boolean;
   pinned: { revision: number; reason: string; failedCommit: string | null } | null;
   canaryStep: number | null;
   canaryReplicas: number | null;
+}
+
+/** A rejected commit's status, event and API answers hold this many of its errors, plus their count. */
+export const MAX_REPORTED_ERRORS = 100;
+
+/** The first MAX_REPORTED_ERRORS errors and how many there are in all. */
+export function firstErrors(errors: readonly string[]): { errors: string[]; errorCount: number } {
+  return { errors: errors.slice(0, MAX_REPORTED_ERRORS), errorCount: errors.length };
+}
+
+/** `e1; e2; ...; and 99900 more`: errors (the first ones) on one line, saying how many were left out. */
+export function joinErrors(errors: readonly string[], errorCount: number = errors.length, separator = '; '): string {
+  const more = errorCount - errors.length;
+  return `${errors.join(separator)}${more > 0 ? `${separator}and ${more} more` : ''}`;
 }
 
 export interface SourceStatus {
@@ -49,6 +65,9 @@ export interface SourceStatus {
   /** Set while the newest commit is rejected; cleared by the next good commit. */
   rejectedCommit?: string;
   lastError?: string;
+  /** The rejected commit's first MAX_REPORTED_ERRORS errors... */
   errors?: string[];
+  /** ...and how many it has in all. */
+  errorCount?: number;
   lastFetchError?: string;
 }

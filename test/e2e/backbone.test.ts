@@ -10,6 +10,7 @@ import { runGantry, spawnGantry, type GantryProcess } from '../helpers/gantry-pr
 import { freshPrefix, testRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { httpGet, pidAlive, processGroupsOf } from '../helpers/agent-fixtures.ts';
+import { apiFetch } from '../helpers/api-auth.ts';
 
 /**
  * The whole path on real parts: a Git commit -> reconciler process -> Redis/BullMQ -> two agent
@@ -59,7 +60,7 @@ const procs: GantryProcess[] = [];
 const agents = new Map<string, GantryProcess>();
 
 async function get<T>(path: string): Promise<T> {
-  const res = await fetch(api + path);
+  const res = await apiFetch(api + path);
   assert.equal(res.status, 200, `GET ${path}`);
   return (await res.json()) as T;
 }
@@ -86,7 +87,7 @@ before(async () => {
   startAgent('node-2');
   // Both nodes first: replicas committed while only one node is up would all (rightly) go there.
   await waitFor(async () => {
-    const res = await fetch(api + '/api/v1/nodes').catch(() => undefined);
+    const res = await apiFetch(api + '/api/v1/nodes').catch(() => undefined);
     const nodes = res?.ok ? ((await res.json()) as { items: { ready: boolean }[] }).items : [];
     return nodes.length === 2 && nodes.every((n) => n.ready);
   }, { timeoutMs: 30_000, what: 'two ready nodes' });

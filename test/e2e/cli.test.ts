@@ -8,6 +8,7 @@ import { createRepo, type TestRepo } from '../helpers/git-repo.ts';
 import { startGitHttpServer, type GitHttpServer } from '../helpers/git-http-server.ts';
 import { runGantry } from '../helpers/gantry-process.ts';
 import { freshPrefix, testRedis } from '../helpers/redis.ts';
+import { apiFetch } from '../helpers/api-auth.ts';
 
 /**
  * The `gantry` client commands against a reconciler that follows a remote repository over real
@@ -89,7 +90,7 @@ test('diff shows what the branch head would change; sync applies it; the token n
   assert.match(sync.stdout, /applied \(\+0 ~1 -0\)/);
   const again = await gantry('diff');
   assert.match(again.stdout, /no changes/);
-  const status = await (await fetch(`${rec.url}/api/v1/status`)).text();
+  const status = await (await apiFetch(`${rec.url}/api/v1/status`)).text();
   for (const text of [status, diff.stdout, sync.stdout, logs.join('\n')]) assert.ok(!text.includes(TOKEN), 'token leaked');
 });
 

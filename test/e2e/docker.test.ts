@@ -13,6 +13,7 @@ import { createRepo, type TestRepo } from '../helpers/git-repo.ts';
 import { spawnGantry, type GantryProcess } from '../helpers/gantry-process.ts';
 import { freshPrefix, testRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { apiFetch } from '../helpers/api-auth.ts';
 
 /**
  * Docker end to end: a Git commit of a Deployment with an image -> reconciler process -> two agent
@@ -60,7 +61,7 @@ const procs: GantryProcess[] = [];
 const agents = new Map<string, GantryProcess>();
 
 async function get<T>(path: string): Promise<T> {
-  const res = await fetch(api + path);
+  const res = await apiFetch(api + path);
   assert.equal(res.status, 200, `GET ${path}`);
   return (await res.json()) as T;
 }
@@ -87,7 +88,7 @@ before(async () => {
   startAgent(NODE_B);
   startAgent(NODE_C, ['--labels', 'docker=none'], { DOCKER_HOST: `unix://${join(dataDir, 'no-docker.sock')}` });
   await waitFor(async () => {
-    const res = await fetch(api + '/api/v1/nodes').catch(() => undefined);
+    const res = await apiFetch(api + '/api/v1/nodes').catch(() => undefined);
     const nodes = res?.ok ? ((await res.json()) as { items: NodeView[] }).items : [];
     return nodes.length === 3 && nodes.every((n) => n.ready);
   }, { timeoutMs: 30_000, what: 'three ready nodes' });
@@ -126,7 +127,7 @@ dockerTest('the documented example (3 replicas with an image) runs 3 containers 
   // Logs through the API, proxied to the agent of the instance's node.
   const [one] = live;
   const logs = await waitFor(async () => {
-    const res = await fetch(`${api}/api/v1/instances/${one!.id}/logs?tail=10`);
+    const res = await apiFetch(`${api}/api/v1/instances/${one!.id}/logs?tail=10`);
     const text = res.status === 200 ? await res.text() : '';
     return text.includes('listening') ? text : undefined;
   }, { what: 'logs through the API' });

@@ -10,6 +10,7 @@ import { createRepo, type TestRepo } from '../helpers/git-repo.ts';
 import { spawnGantry, type GantryProcess } from '../helpers/gantry-process.ts';
 import { freshPrefix, testRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { apiFetch } from '../helpers/api-auth.ts';
 
 /**
  * Probes and restarts end to end: a reconciler and two agents as separate processes. The server
@@ -56,7 +57,7 @@ let api: string;
 const procs: GantryProcess[] = [];
 
 async function get<T>(path: string): Promise<T> {
-  return (await (await fetch(api + path)).json()) as T;
+  return (await (await apiFetch(api + path)).json()) as T;
 }
 const instances = async (deployment: string) => (await get<{ items: InstanceView[] }>(`/api/v1/instances?deployment=${deployment}`)).items;
 const events = async () => (await get<{ items: GantryEvent[] }>('/api/v1/events?limit=1000')).items;

@@ -15,6 +15,7 @@ import { spawnGantry, type GantryProcess } from '../helpers/gantry-process.ts';
 import { freshPrefix, testRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { pidAlive, processGroupsOf } from '../helpers/agent-fixtures.ts';
+import { apiFetch } from '../helpers/api-auth.ts';
 
 /** Fencing after a frozen agent, a reconciler killed mid scale-up, and drift repair; separate processes throughout. */
 
@@ -47,7 +48,7 @@ const procs: GantryProcess[] = [];
 const agents = new Map<string, GantryProcess>();
 
 async function get<T>(path: string): Promise<T> {
-  return (await (await fetch(api + path)).json()) as T;
+  return (await (await apiFetch(api + path)).json()) as T;
 }
 const instances = async () => (await get<{ items: InstanceView[] }>('/api/v1/instances')).items;
 const nodes = async () => (await get<{ items: NodeView[] }>('/api/v1/nodes').then((r) => r.items, () => [] as NodeView[]));

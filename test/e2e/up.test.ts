@@ -1,13 +1,15 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../cli/redis-server.ts';
 import type { InstanceView } from '../../reconciler/api/views.ts';
-import { spawnGantry } from '../helpers/gantry-process.ts';
+import { runGantry, spawnGantry } from '../helpers/gantry-process.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { httpGet, pidAlive } from '../helpers/agent-fixtures.ts';
+import { apiFetch } from '../helpers/api-auth.ts';
+import { connectRedis } from '../../state/connection.ts';
 
 function processesMentioning(text: string): number[] {
   return readdirSync('/proc')
@@ -24,9 +26,13 @@ function processesMentioning(text: string): number[] {
 
 /** README's run command, as a newcomer runs it: everything from nothing, then Ctrl-C. */
 test('gantry up brings up examples-repo answering HTTP, and Ctrl-C leaves no process behind', async () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'gantry-up-'));
+  // A project folder with gantry up's default data dir in it, and none of the tests' API tokens in
+  // the environment: up must make its own admin token, and the CLI find it.
+  const project = mkdtempSync(join(tmpdir(), 'gantry-up-'));
+  const dataDir = join(project, '.gantry');
   const port = await freePort();
-  const up = spawnGantry(['up', '--port', String(port), '--data-dir', dataDir]);
+  const noTokens = { GANTRY_API_ADMIN_TOKEN: '', GANTRY_API_READ_TOKEN: '', GANTRY_TOKEN: '' };
+  const up = spawnGantry(['up', '--port', String(port), '--data-dir', dataDir], { env: noTokens, cwd: project });
   try {
     const line = await waitFor(() => /shop\/web: 3\/3 ready: (.*)/.exec(up.output())?.[1], { timeoutMs: 60_000, what: 'web ready line' });
     assert.ok(existsSync(join(dataDir, 'repo', '.git')), 'a working repository was created under the data dir');
@@ -42,7 +48,42 @@ test('gantry up brings up examples-repo answering HTTP, and Ctrl-C leaves no pro
     assert.equal(svc, '8000');
     const viaService = await waitFor(() => httpGet(8000), { what: 'answer through the service' });
     assert.match(viaService, /^hello from shop\.web-[0-9a-f]{10}-\d \(Gantry says hi\)/);
-    const res = await fetch(`http://127.0.0.1:${port}/api/v1/instances`);
+    // The admin token up made: owner-only files, accepted by the API, found by the CLI from the
+    // project folder and from inside .gantry/repo (where the README's walkthrough commits).
+    for (const f of ['admin-token', 'api-tokens']) assert.equal(statSync(join(dataDir, f)).mode & 0o777, 0o600, `${f} is 0600`);
+    const token = readFileSync(join(dataDir, 'admin-token'), 'utf8').trim();
+    assert.equal((await fetch(`http://127.0.0.1:${port}/api/v1/instances`)).status, 401, 'no token, no API');
+    for (const cwd of [project, join(dataDir, 'repo')]) {
+      const got = await runGantry(['get', 'deployments'], { cwd, env: { ...noTokens, GANTRY_API: `http://127.0.0.1:${port}` } });
+      assert.equal(got.code, 0, got.stderr);
+      assert.match(got.stdout, /shop\s+web\s+3\/3/);
+    }
+    assert.ok(!up.output().includes(token), 'the token is never printed');
+    // Its private Redis has a password of its own (0600 in the data dir) and the append-only file on.
+    assert.equal(statSync(join(dataDir, 'redis-password')).mode & 0o777, 0o600);
+    const password = readFileSync(join(dataDir, 'redis-password'), 'utf8').trim();
+    const redisPort = Number(/started redis-server on redis:\/\/\*\*\*@127\.0\.0\.1:(\d+)/.exec(up.output())?.[1]);
+    assert.ok(redisPort > 0, 'the redacted Redis URL is printed');
+    const anonymous = connectRedis(`redis://127.0.0.1:${redisPort}`, 'up-test-anonymous');
+    const authed = connectRedis(`redis://:${encodeURIComponent(password)}@127.0.0.1:${redisPort}`, 'up-test');
+    try {
+      await assert.rejects(anonymous.get('gantry:nodes'), /NOAUTH/);
+      assert.deepEqual(await authed.config('GET', 'appendonly'), ['appendonly', 'yes']);
+    } finally {
+      anonymous.disconnect();
+      authed.disconnect();
+    }
+    assert.ok(!up.output().includes(password), 'the Redis password is never printed');
+    for (const pid of readdirSync('/proc').filter((e) => /^\d+$/.test(e))) {
+      let cmdline = '';
+      try {
+        cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
+      } catch {
+        continue;
+      }
+      assert.ok(!cmdline.includes(password) && !cmdline.includes(token), `a secret on the command line of pid ${pid}`);
+    }
+    const res = await apiFetch(`http://127.0.0.1:${port}/api/v1/instances`, { token });
     const { items } = (await res.json()) as { items: InstanceView[] };
     const pids = items.map((i) => i.pid!).filter(Boolean);
     assert.equal(pids.length, 4); // web x3 + worker
@@ -57,6 +98,6 @@ test('gantry up brings up examples-repo answering HTTP, and Ctrl-C leaves no pro
     assert.equal(up.child.exitCode, 0);
   } finally {
     await up.stop('SIGKILL');
-    rmSync(dataDir, { recursive: true, force: true });
+    rmSync(project, { recursive: true, force: true });
   }
 });

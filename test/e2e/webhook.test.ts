@@ -11,12 +11,13 @@ import type { PreviewView } from '../../reconciler/preview/preview-manager.ts';
 import { connectRedis } from '../../state/connection.ts';
 import { freePort } from '../../cli/redis-server.ts';
 import { httpGet, pidAlive } from '../helpers/agent-fixtures.ts';
-import { startFakeGitHost, type FakeGitHost } from '../helpers/fake-git-host.ts';
+import { startFakeGitHostWithPulls, type FakeGitHostWithPulls } from '../helpers/fake-git-host-prs.ts';
 import { runGantry, spawnGantry, type GantryProcess } from '../helpers/gantry-process.ts';
 import { startGitHttpServer, type GitHttpServer } from '../helpers/git-http-server.ts';
 import { createRepo, gitAsync, type TestRepo } from '../helpers/git-repo.ts';
 import { freshPrefix, testRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { apiFetch } from '../helpers/api-auth.ts';
 
 /**
  * Webhooks end to end on real parts: a bare repository served over smart HTTP, the reconciler and
@@ -66,10 +67,12 @@ spec:
 
 let repo: TestRepo;
 let server: GitHttpServer;
-let host: FakeGitHost;
+let host: FakeGitHostWithPulls;
 let redis: Redis;
 let prefix: string;
 let api: string;
+/** The webhook listener: its own port, serving only POST /webhooks/*. */
+let hooks: string;
 let repoUrl: string;
 let dataDir: string;
 let reconciler: GantryProcess;
@@ -91,13 +94,14 @@ function githubDelivery(event: string, payload: object | string, opts: { id?: st
 }
 
 async function send(d: Delivery): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(api + d.path, { method: 'POST', headers: d.headers, body: new Uint8Array(d.body) });
+  // The webhook listener, as a Git host reaches it: no API token, only the signature.
+  const res = await fetch(hooks + d.path, { method: 'POST', headers: d.headers, body: new Uint8Array(d.body) });
   const text = await res.text();
   return { status: res.status, json: text ? (JSON.parse(text) as Record<string, unknown>) : {} };
 }
 
 async function get<T>(path: string): Promise<T> {
-  const res = await fetch(api + path);
+  const res = await apiFetch(api + path);
   assert.equal(res.status, 200, `GET ${path}`);
   return (await res.json()) as T;
 }
@@ -107,7 +111,8 @@ const pushPayload = (after: string, ref = 'refs/heads/main') => ({ ref, before: 
 const prPayload = (n: number, action: string, sha: string, merged = false) => ({
   action,
   number: n,
-  pull_request: { number: n, head: { ref: `feature-${n}`, sha }, base: { ref: 'main' }, merged },
+  // Branches of the repository itself (head.repo = base.repo): trusted, whoever wrote them.
+  pull_request: { number: n, user: { login: 'dev' }, author_association: 'NONE', head: { ref: `feature-${n}`, sha, repo: { full_name: 'acme/shop' } }, base: { ref: 'main', repo: { full_name: 'acme/shop' } }, merged },
   repository: repository(),
 });
 
@@ -141,7 +146,10 @@ async function pushPullRequest(n: number, files: Record<string, string>, message
     await gitAsync(['add', '--all'], wd);
     await gitAsync(['commit', '-q', '-m', message], wd);
     await gitAsync(['push', '-q', '-f', 'origin', `HEAD:refs/pull/${n}/head`, `HEAD:refs/heads/${branch}`], wd);
-    return await gitAsync(['rev-parse', 'HEAD'], wd);
+    const sha = await gitAsync(['rev-parse', 'HEAD'], wd);
+    // The host's API says the same (Gantry checks it before deploying).
+    host.setPull({ repo: 'acme/shop', number: n, state: 'open', headSha: sha, headRef: branch, headRepo: 'acme/shop', baseRepo: 'acme/shop', author: 'dev', authorAssociation: 'NONE', labels: [] });
+    return sha;
   } finally {
     await gitAsync(['checkout', '-q', 'main'], wd);
   }
@@ -171,12 +179,14 @@ before(async () => {
   await repo.commitFiles({ 'namespaces.yaml': NAMESPACE, 'apps/web.yaml': deployment('web', 2, 'v1') }, 'web v1');
   server = await startGitHttpServer({ projectRoot: dirname(repo.dir) });
   repoUrl = `${server.url}/${basename(repo.dir)}`;
-  host = await startFakeGitHost({ kind: 'github', token: HOST_TOKEN });
+  host = await startFakeGitHostWithPulls({ kind: 'github', token: HOST_TOKEN });
   const port = await freePort();
   api = `http://127.0.0.1:${port}`;
+  const hookPort = await freePort();
+  hooks = `http://127.0.0.1:${hookPort}`;
   reconciler = spawnGantry(
-    ['reconciler', '--redis', r.url, '--prefix', prefix, '--repo', repoUrl, '--port', String(port), '--data-dir', dataDir, '--resync', '2s', '--poll-interval', '1h',
-      '--webhook-secret-env', 'TEST_WEBHOOK_SECRET', '--git-host', 'github', '--git-host-api', host.url, '--git-host-token-env', 'TEST_HOST_TOKEN', '--max-previews', '1', '--preview-ready-timeout', '60s'],
+    ['reconciler', '--redis', r.url, '--prefix', prefix, '--repo', repoUrl, '--port', String(port), '--webhook-port', String(hookPort), '--data-dir', dataDir, '--resync', '2s', '--poll-interval', '1h',
+      '--webhook-secret-env', 'TEST_WEBHOOK_SECRET', '--git-host', 'github', '--git-host-api', host.url, '--git-host-token-env', 'TEST_HOST_TOKEN', '--max-previews', '1', '--preview-ready-timeout', '60s', '--preview-comment-urls'],
     { env: { TEST_WEBHOOK_SECRET: SECRET, TEST_HOST_TOKEN: HOST_TOKEN } },
   );
   procs.push(reconciler);
@@ -241,7 +251,8 @@ test('bad, missing and replayed signatures change nothing', async () => {
   assert.equal(server.requests, requests, 'no fetch');
   assert.deepEqual(await status(), before);
   assert.deepEqual(await scanKeys('webhook-delivery:*'), deliveriesBefore);
-  // The same body under a new delivery id is a new delivery: it is acted on.
+  // That body was only ever rejected (unsigned, wrongly signed), never claimed: signed, it is acted on.
+  // (A replay of a handled body under a new delivery id is a duplicate: test/e2e/pr-trust.test.ts.)
   assert.equal((await send(githubDelivery('push', payload))).status, 202);
   await waitFor(async () => (await status()).lastAppliedCommit === sha, { what: 'v3 applied' });
   assert.ok(server.requests > requests);
@@ -378,6 +389,7 @@ test('closing the pull request removes every preview instance and key; secrets n
   assert.equal(running.length, 2);
   assert.ok((await scanKeys('*pr-7*')).length > 0);
   for (const n of [7, 8, 9]) {
+    host.pull('acme/shop', n)!.state = 'closed';
     const res = await send(githubDelivery('pull_request', prPayload(n, 'closed', prHead)));
     assert.deepEqual([res.status, res.json.action], [202, 'close-preview']);
   }

@@ -7,6 +7,7 @@ import { createRepo, type TestRepo } from './git-repo.ts';
 import { spawnGantry, type GantryProcess } from './gantry-process.ts';
 import { freshPrefix, testRedis } from './redis.ts';
 import { waitFor } from './wait.ts';
+import { apiFetch } from './api-auth.ts';
 
 /**
  * A whole Gantry on this machine for an end-to-end test, as users run it: a real Git repository,
@@ -40,7 +41,7 @@ export async function startCluster(opts: { nodes?: string[]; reconcilerFlags?: s
   const reconcilerArgs = ['reconciler', '--redis', redisUrl, '--prefix', prefix, '--repo', repo.dir, '--port', String(port), '--data-dir', dataDir, ...(opts.reconcilerFlags ?? [])];
   const procs: GantryProcess[] = [];
   const agents = new Map<string, GantryProcess>();
-  const get = async <T>(path: string): Promise<T> => (await (await fetch(api + path)).json()) as T;
+  const get = async <T>(path: string): Promise<T> => (await (await apiFetch(api + path)).json()) as T;
 
   const cluster: TestCluster = {
     repo,

@@ -1,5 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+// Sets the API tokens in the environment every spawned gantry process inherits.
+import './api-auth.ts';
 
 export const GANTRY_BIN = fileURLToPath(new URL('../../bin/gantry.js', import.meta.url));
 

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import type { ContainerSpec, InstanceRecord, InstanceStatus } from '../../state/records/instance.ts';
 import { EventLog } from '../../state/events.ts';
 import { connectRedis } from '../../state/connection.ts';
+import { ensureClusterSecret } from '../../state/cluster-secret.ts';
 import { AgentWorld, container, httpGet, instanceRecord } from '../helpers/agent-fixtures.ts';
 import { docker, dockerTest, gantryContainers, removeContainersWithLabels, startEngineProxy, TEST_IMAGE } from '../helpers/docker.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -268,14 +269,19 @@ dockerAgentTest('a container over its memory limit is reported OOMKilled with ex
   await waitFor(async () => (await gantryContainers(w.node, r.id)).length === 0, { what: 'ended container removed' });
 });
 
-async function getLogs(port: number, id: string, query = ''): Promise<{ status: number; body: string; type: string | null }> {
-  const res = await fetch(`http://127.0.0.1:${port}/logs/${id}${query}`);
+/** The reconciler's credential for agents' log servers (in Redis; see state/cluster-secret.ts). */
+async function logsAuth(w: AgentWorld): Promise<Record<string, string>> {
+  return { authorization: `Bearer ${await ensureClusterSecret(w.redis, w.keys.logsSecret)}` };
+}
+
+async function getLogs(w: AgentWorld, port: number, id: string, query = ''): Promise<{ status: number; body: string; type: string | null }> {
+  const res = await fetch(`http://127.0.0.1:${port}/logs/${id}${query}`, { headers: await logsAuth(w) });
   return { status: res.status, body: await res.text(), type: res.headers.get('content-type') };
 }
 
 /** Reads a follow stream until `done(text)` holds; returns the text and the open reader. */
-async function follow(port: number, id: string, query: string, done: (text: string) => boolean) {
-  const res = await fetch(`http://127.0.0.1:${port}/logs/${id}${query}`);
+async function follow(w: AgentWorld, port: number, id: string, query: string, done: (text: string) => boolean) {
+  const res = await fetch(`http://127.0.0.1:${port}/logs/${id}${query}`, { headers: await logsAuth(w) });
   assert.equal(res.status, 200);
   const reader = res.body!.getReader();
   const decoder = new TextDecoder();
@@ -302,7 +308,7 @@ dockerAgentTest('the logs endpoint tails and follows a process and a container',
   for (const [r, prefix] of [[proc, 'p'], [ctr, 'd']] as const) {
     await running(w, r.id);
     const tailed = await waitFor(async () => {
-      const res = await getLogs(port, r.id, '?tail=2');
+      const res = await getLogs(w, port, r.id, '?tail=2');
       return numbered(res.body, prefix).length === 2 ? res : undefined;
     }, { what: `two lines of ${r.id}` });
     assert.equal(tailed.status, 200);
@@ -311,23 +317,23 @@ dockerAgentTest('the logs endpoint tails and follows a process and a container',
     const [a, b] = numbered(tailed.body, prefix);
     assert.equal(b, a! + 1);
     // Following: the tail, then lines written after the request.
-    const { text, reader } = await follow(port, r.id, '?tail=1&follow=1', (t) => numbered(t, prefix).length >= 4);
+    const { text, reader } = await follow(w, port, r.id, '?tail=1&follow=1', (t) => numbered(t, prefix).length >= 4);
     const seen = numbered(text, prefix);
     assert.ok(seen[0]! >= b!, 'starts at the tail');
     assert.deepEqual(seen.slice(0, 4), [0, 1, 2, 3].map((k) => seen[0]! + k), 'consecutive lines, nothing lost or doubled');
     await reader.cancel();
   }
   // A follower of the container ends when the instance stops here.
-  const { reader } = await follow(port, ctr.id, '?follow=1&tail=0', (t) => numbered(t, 'd').length >= 1);
+  const { reader } = await follow(w, port, ctr.id, '?follow=1&tail=0', (t) => numbered(t, 'd').length >= 1);
   await w.unbind(ctr);
   await w.nudge(ctr.id, 'stop');
   await waitFor(async () => (await reader.read()).done, { what: 'follow stream ended with the instance', timeoutMs: 20_000 });
 
-  const unknown = await getLogs(port, 'default.nothing-here-0');
+  const unknown = await getLogs(w, port, 'default.nothing-here-0');
   assert.equal(unknown.status, 404);
   assert.match(JSON.parse(unknown.body).error, /not on node/);
-  assert.equal((await getLogs(port, proc.id, '?container=nope')).status, 404);
-  assert.equal((await getLogs(port, proc.id, '?tail=x')).status, 400);
+  assert.equal((await getLogs(w, port, proc.id, '?container=nope')).status, 404);
+  assert.equal((await getLogs(w, port, proc.id, '?tail=x')).status, 400);
 });
 
 dockerAgentTest('an ended container is removed, its exit code and last lines kept for logs', async (w) => {
@@ -339,10 +345,10 @@ dockerAgentTest('an ended container is removed, its exit code and last lines kep
   assert.equal(s.exitCode, 3);
   assert.equal(s.reason, 'Error');
   await waitFor(async () => (await gantryContainers(w.node, r.id)).length === 0, { what: 'container removed' });
-  const logs = await getLogs(port, r.id);
+  const logs = await getLogs(w, port, r.id);
   // stderr first, then (after a pause: the engine copies the two streams independently) stdout.
   assert.equal(logs.body, 'oops\nhello from docker\nbye\n');
-  assert.equal((await getLogs(port, r.id, '?tail=1')).body, 'bye\n');
+  assert.equal((await getLogs(w, port, r.id, '?tail=1')).body, 'bye\n');
 });
 
 dockerAgentTest('exec probes run inside the container: ready only once the command passes', async (w) => {

@@ -16,6 +16,7 @@ import type { Redis } from 'ioredis';
 import { createRepo, type TestRepo } from '../helpers/git-repo.ts';
 import { freshPrefix, testRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { apiFetch } from '../helpers/api-auth.ts';
 
 /** The reconciler in process, against real Redis and a real repository, with no agents. */
 
@@ -64,7 +65,7 @@ test('a commit becomes desired state with its commit, and pending instances with
   await rec.queue.idle();
   const deployments = await rec.store.readDeployments();
   assert.deepEqual(deployments.map((d) => [d.namespace, d.name, d.replicas, d.file]), [['default', 'a', 2, 'deploy/a.yaml'], ['default', 'b', 1, 'deploy/b.yaml']]);
-  const head = (await (await fetch(`${rec.url}/api/v1/status`)).json()) as { source: { lastAppliedCommit: string } };
+  const head = (await (await apiFetch(`${rec.url}/api/v1/status`)).json()) as { source: { lastAppliedCommit: string } };
   assert.ok(deployments.every((d) => d.commit === head.source.lastAppliedCommit));
   const instances = await waitFor(async () => {
     const all = await rec.store.readAllInstances();
@@ -97,10 +98,10 @@ test('reconciling twice in a row changes nothing and enqueues nothing new', asyn
 
 test('POST /api/v1/sync applies a new commit at once; an unchanged head reports unchanged', async () => {
   const sha = await repo.commitFiles({ 'deploy/a.yaml': deploymentYaml('a', 3) }, 'scale a');
-  const res = (await (await fetch(`${rec.url}/api/v1/sync`, { method: 'POST' })).json()) as { outcome: string; commit: string };
+  const res = (await (await apiFetch(`${rec.url}/api/v1/sync`, { method: 'POST' })).json()) as { outcome: string; commit: string };
   assert.equal(res.commit, sha);
   assert.ok(res.outcome === 'applied' || res.outcome === 'unchanged', res.outcome); // the watcher may have been first
-  const again = (await (await fetch(`${rec.url}/api/v1/sync`, { method: 'POST' })).json()) as { outcome: string };
+  const again = (await (await apiFetch(`${rec.url}/api/v1/sync`, { method: 'POST' })).json()) as { outcome: string };
   assert.equal(again.outcome, 'unchanged');
   await waitFor(async () => (await rec.store.readDeploymentInstances('default', 'a')).length === 3, { what: 'a scaled to 3' });
   const a = await rec.store.readDeployment('default', 'a');
@@ -110,7 +111,7 @@ test('POST /api/v1/sync applies a new commit at once; an unchanged head reports 
 test('a rejected commit changes nothing; duplicates name both files; the next good commit applies', async () => {
   const before = await rec.store.readDeployments();
   const bad = await repo.commitFiles({ 'deploy/c.yaml': deploymentYaml('a', 1) }, 'duplicate a');
-  const res = (await (await fetch(`${rec.url}/api/v1/sync`, { method: 'POST' })).json()) as { outcome: string; errors: string[] };
+  const res = (await (await apiFetch(`${rec.url}/api/v1/sync`, { method: 'POST' })).json()) as { outcome: string; errors: string[] };
   const status = await waitFor(async () => {
     const s = await rec.store.readSourceStatus();
     return s?.rejectedCommit === bad ? s : undefined;

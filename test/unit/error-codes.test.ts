@@ -23,6 +23,7 @@ const STATUS: Record<ErrorCode, number> = {
   INTERNAL: 500,
   CONFLICT: 409,
   STOPPED: 503,
+  FORBIDDEN: 403,
   NOT_FOUND: 404,
   INVALID_NAME: 400,
   INVALID_ID: 400,
@@ -31,6 +32,7 @@ const STATUS: Record<ErrorCode, number> = {
   NOT_PLACED: 409,
   NODE_UNAVAILABLE: 503,
   NODE_UNREACHABLE: 502,
+  FETCH_RATE_LIMITED: 429,
   NO_ROLLOUT: 409,
   NOT_PROGRESSING: 409,
   NO_STABLE_REVISION: 409,
@@ -47,6 +49,7 @@ const STATUS: Record<ErrorCode, number> = {
   AUTH_FAILED: 502,
   FETCH_FAILED: 502,
   READ_FAILED: 502,
+  COMMIT_TOO_LARGE: 422,
   YAML_SYNTAX: 422,
   SCHEMA: 422,
   UNKNOWN_KIND: 422,
@@ -54,6 +57,7 @@ const STATUS: Record<ErrorCode, number> = {
   DUPLICATE: 422,
   FILE_TOO_LARGE: 422,
   ALIAS_LIMIT: 422,
+  NESTING_TOO_DEEP: 422,
   NAMESPACE_NOT_DECLARED: 422,
   INVALID_VALUE: 422,
   GIT_HOST_NOT_CONFIGURED: 503,
@@ -73,7 +77,7 @@ const catalog = Object.values(ERROR_CODES);
 
 test('the catalog has exactly the codes of the table, each with its status', () => {
   assert.deepEqual(Object.keys(ERROR_CODES).sort(), Object.keys(STATUS).sort());
-  assert.equal(catalog.length, 47);
+  assert.equal(catalog.length, Object.keys(STATUS).length);
   for (const [code, status] of Object.entries(STATUS)) assert.equal(ERROR_CODES[code as ErrorCode].status, status, code);
 });
 

@@ -73,7 +73,9 @@ test('GitHub and Gitea payloads become events', () => {
   const closed = github.parse('pull_request', { action: 'closed', number: 7, pull_request: { head: { ref: 'feat', sha: SHA }, base: { ref: 'main' }, merged: true }, repository: ghRepo }) as PullRequestEvent;
   assert.deepEqual([closed.action, closed.merged], ['close', true]);
   const labeled = github.parse('pull_request', { action: 'labeled', number: 7, pull_request: { head: { ref: 'f', sha: SHA }, base: { ref: 'main' } }, repository: ghRepo }) as PullRequestEvent;
-  assert.equal(labeled.action, 'other');
+  assert.equal(labeled.action, 'label', 'a label change re-checks whether the pull request may run (test/unit/pr-trust.test.ts)');
+  const edited = github.parse('pull_request', { action: 'edited', number: 7, pull_request: { head: { ref: 'f', sha: SHA }, base: { ref: 'main' } }, repository: ghRepo }) as PullRequestEvent;
+  assert.equal(edited.action, 'other');
   const g = gitea.parse('pull_request', { action: 'synchronized', number: 3, pull_request: { head: { ref: 'feat', sha: SHA }, base: { ref: 'main' } }, repository: ghRepo }) as PullRequestEvent;
   assert.deepEqual([g.action, g.headRefs], ['update', ['refs/pull/3/head', 'refs/heads/feat']]);
   for (const bad of [{}, { ref: 'refs/heads/main', repository: ghRepo }, { ref: 'refs/heads/main', after: SHA }, { ref: 1, after: SHA, repository: ghRepo }]) {
