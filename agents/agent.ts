@@ -383,8 +383,9 @@ class NodeAgent {
     if (this.epochs.recovering && !this.claimsOut) {
       // Retried on the next look when Redis fails us halfway.
       const claimed = [...this.instances.values()].filter((l) => this.epochs.holds(l.id, now)).map((l) => l.record);
-      await this.store.publishClaims(claimed, Math.max(CLAIM_TTL_MS, 2 * this.epochs.windowMs));
+      // Registered first: the reconciler looks for claims of registered nodes only.
       await this.register();
+      await this.store.publishClaims(claimed, Math.max(CLAIM_TTL_MS, 2 * this.epochs.windowMs));
       // Their deployments are reconciled at once, and adopt them.
       const owners = new Map(claimed.map((r) => [`${r.namespace}/${r.deployment}`, r]));
       for (const r of owners.values()) await this.store.announceDeploymentChange(r.namespace, r.deployment);

@@ -298,7 +298,12 @@ program
   .description('fetch the source and reconcile now')
   .addOption(apiOption())
   .action(async (o) => {
-    const r = await callApi<{ outcome: string; commit?: string; errors?: string[]; errorCount?: number; error?: string; diff?: { summary: string } }>(o.api, '/api/v1/sync', { method: 'POST', body: {} });
+    let r = await callApi<{ outcome: string; commit?: string; errors?: string[]; errorCount?: number; error?: string; diff?: { summary: string } }>(o.api, '/api/v1/sync', { method: 'POST', body: {} });
+    if (r.outcome === 'unchanged') {
+      // The watcher may have looked at the head first: a head it rejected is still rejected.
+      const { source } = await callApi<{ source: { rejectedCommit?: string; errors?: string[]; errorCount?: number } | null }>(o.api, '/api/v1/status');
+      if (source?.rejectedCommit && source.rejectedCommit === r.commit) r = { outcome: 'rejected', commit: r.commit, errors: source.errors, errorCount: source.errorCount };
+    }
     if (r.outcome === 'rejected') {
       console.error(`commit ${shortSha(r.commit)} rejected:`);
       // The first errors (MAX_REPORTED_ERRORS) and how many more there are.

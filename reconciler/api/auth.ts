@@ -144,20 +144,19 @@ export function addTokenToFile(file: string, name: string, role: ApiRole, token:
   if (existsSync(file) && parseTokensFile(readFileSync(file, 'utf8')).entries.some((e) => e.name === name)) {
     throw new HttpError('CONFLICT', `a token named ${name} exists already in ${file}`);
   }
-  mkdirSync(dirname(file), { recursive: true });
-  const fd = openSync(file, 'a', 0o600);
-  try {
-    writeSync(fd, line);
-  } finally {
-    closeSync(fd);
-  }
+  writeOwnerOnly(file, line, 'a');
   chmodSync(file, 0o600);
 }
 
 /** Writes a secret file readable by its owner only, failing if it exists (`wx`). */
 export function writeSecretFile(file: string, content: string): void {
+  writeOwnerOnly(file, content, 'wx');
+}
+
+/** Opens with `flag` and mode 0600 (a new file is never readable by others, not even briefly). */
+function writeOwnerOnly(file: string, content: string, flag: 'a' | 'wx'): void {
   mkdirSync(dirname(file), { recursive: true });
-  const fd = openSync(file, 'wx', 0o600);
+  const fd = openSync(file, flag, 0o600);
   try {
     writeSync(fd, content);
   } finally {

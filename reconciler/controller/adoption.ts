@@ -1,5 +1,5 @@
 import type { InstanceRecord } from '../../state/records/instance.ts';
-import type { InstanceClaim } from '../../state/store.ts';
+import type { InstanceClaim } from '../../state/recovery-store.ts';
 
 /**
  * Adoption after Redis lost its data (pure). Agents keep running what they ran and claim it

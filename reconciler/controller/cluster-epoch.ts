@@ -27,11 +27,11 @@ export class ClusterEpoch {
    */
   async ensure(): Promise<void> {
     const { store, log } = this.deps;
-    const { epoch, created } = await store.ensureClusterEpoch();
+    const { epoch, created } = await store.recovery.ensureClusterEpoch();
     this.epoch = epoch;
     if (!created) return;
     log?.(`cluster epoch ${epoch} created`);
-    if (await store.anyClaims()) await this.lost(`no cluster epoch at start, but agents claim the instances they still run: Redis lost its data (new epoch ${epoch})`);
+    if (await store.recovery.anyClaims()) await this.lost(`no cluster epoch at start, but agents claim the instances they still run: Redis lost its data (new epoch ${epoch})`);
   }
 
   /** True when Redis lost its data since the last look (and it was handled). Concurrent callers share one look. */
@@ -42,7 +42,7 @@ export class ClusterEpoch {
 
   private async look(): Promise<boolean> {
     const { store } = this.deps;
-    const current = await store.readClusterEpoch();
+    const current = await store.recovery.readClusterEpoch();
     if (current !== undefined && current === this.epoch) return false;
     if (this.epoch === undefined) {
       // Redis did not answer at start: this is the first look.
@@ -51,7 +51,7 @@ export class ClusterEpoch {
       return false;
     }
     const before = this.epoch;
-    const { epoch } = await store.ensureClusterEpoch();
+    const { epoch } = await store.recovery.ensureClusterEpoch();
     this.epoch = epoch;
     await this.lost(current === undefined ? `Redis lost its data (the cluster epoch ${before} is gone; new epoch ${epoch})` : `the cluster epoch changed from ${before} to ${current}: Redis lost its data`);
     return true;

@@ -135,11 +135,11 @@ export async function reconcileDeployment(deps: DeploymentReconcilerDeps, key: s
   const wanted = created.map((a) => newInstanceRecord(desired!, a, now, templates.get(a.templateHash)?.template, templates.get(a.templateHash)?.commit));
   // After Redis lost its data, what agents still run is adopted, not started again (adoption.ts);
   // the rest waits while agents may still claim theirs (adoptionHoldMs).
-  const { adopt, create } = matchClaims(wanted, await store.readClaims(wanted.map((r) => r.id)), now);
+  const { adopt, create } = matchClaims(wanted, await store.recovery.readClaims(wanted.map((r) => r.id)), now);
   const holdMs = create.length > 0 ? (deps.adoptionHoldMs?.() ?? 0) : 0;
   const records = holdMs > 0 ? [] : create;
   if (holdMs > 0) deferUntil = Math.min(deferUntil ?? Infinity, holdMs, 1000);
-  const took = await store.adoptInstances(adopt);
+  const took = await store.recovery.adoptInstances(adopt);
   const adopted = adopt.filter((_, i) => took[i]);
   if (adopted.length > 0) {
     changed = true;

@@ -99,6 +99,10 @@ test('sync of an invalid commit exits 1 with file:line errors', async () => {
   const sync = await gantry('sync');
   assert.equal(sync.code, 1);
   assert.match(sync.stderr, /web\.yaml:6:13 Deployment default\/web \/spec\/replicas: must be >= 0/);
+  // Asked again (the README's walkthrough, where the watcher has looked first): still rejected, same errors.
+  const again = await gantry('sync');
+  assert.equal(again.code, 1);
+  assert.match(again.stderr, /rejected:\n  web\.yaml:6:13 Deployment default\/web \/spec\/replicas: must be >= 0/);
   const diff = await gantry('diff');
   assert.equal(diff.code, 1);
 });

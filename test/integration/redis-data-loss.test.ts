@@ -59,16 +59,16 @@ function record(ordinal: number, over: Partial<InstanceRecord> = {}): InstanceRe
 test('the cluster epoch is made once (SET NX) and read by reconciler and agents', async () => {
   const keys = createKeys(freshPrefix());
   const { redis, store } = connect(keys);
-  const first = await store.ensureClusterEpoch();
+  const first = await store.recovery.ensureClusterEpoch();
   assert.equal(first.created, true);
   assert.match(first.epoch, /^[0-9a-f]{32}$/);
-  assert.deepEqual(await store.ensureClusterEpoch(), { epoch: first.epoch, created: false });
+  assert.deepEqual(await store.recovery.ensureClusterEpoch(), { epoch: first.epoch, created: false });
   const agent = new AgentStore(redis, keys, 'n1');
   assert.deepEqual(await agent.readClusterEpoch(), { epoch: first.epoch, registered: false });
   await agent.register(() => node('n1'));
   assert.deepEqual(await agent.readClusterEpoch(), { epoch: first.epoch, registered: true });
   await wipe(redis, keys);
-  assert.equal(await store.readClusterEpoch(), undefined);
+  assert.equal(await store.recovery.readClusterEpoch(), undefined);
   assert.deepEqual(await agent.readClusterEpoch(), { registered: false });
 });
 
@@ -99,7 +99,7 @@ test('the reconciler notices a lost epoch (and, at start, agents claiming after 
 test('an agent under its restricted ACL user may read the epoch and publish and drop its own claims, nobody else\'s', async () => {
   const keys = createKeys(freshPrefix());
   const { redis, store } = connect(keys);
-  await store.ensureClusterEpoch();
+  await store.recovery.ensureClusterEpoch();
   const user = `agent-claims-${keys.prefix}`;
   await redis.call('ACL', 'SETUSER', user, 'on', '>claims-test-password', ...agentAclRules('n1', keys.prefix));
   const u = new URL(url);
@@ -130,13 +130,13 @@ test('adopt-instance: creates the record bound with the claimed uid, indexes it,
   await agent.publishClaims([claimed, record(1, { node: 'n1' })], 60_000);
   assert.ok((await redis.pttl(keys.nodeClaims('n1'))) > 50_000, 'claims expire');
 
-  const claims = await store.readClaims([claimed.id, 'default.web-other-0']);
+  const claims = await store.recovery.readClaims([claimed.id, 'default.web-other-0']);
   assert.deepEqual([...claims.keys()], [claimed.id]);
   assert.equal(claims.get(claimed.id)!.node, 'n1');
   assert.equal(claims.get(claimed.id)!.record.uid, claimed.uid);
 
   const adopted = { ...record(0, { cpuMilli: 250, memoryBytes: 1000 }), uid: claimed.uid, node: 'n1' };
-  assert.deepEqual(await store.adoptInstances([adopted]), [true]);
+  assert.deepEqual(await store.recovery.adoptInstances([adopted]), [true]);
   const [stored] = await store.readInstances([adopted.id]);
   assert.equal(stored!.record.node, 'n1');
   assert.equal(stored!.record.uid, claimed.uid);
@@ -148,10 +148,10 @@ test('adopt-instance: creates the record bound with the claimed uid, indexes it,
   assert.deepEqual(await redis.hkeys(keys.nodeClaims('n1')), [record(1).id], 'its claim dropped, the other kept');
 
   // Again (a second pass, another reconciler): nothing changes, nothing is booked twice.
-  assert.deepEqual(await store.adoptInstances([{ ...adopted, uid: 'other' }]), [false]);
+  assert.deepEqual(await store.recovery.adoptInstances([{ ...adopted, uid: 'other' }]), [false]);
   assert.equal((await store.readInstances([adopted.id]))[0]!.record.uid, claimed.uid);
   assert.deepEqual(await redis.hgetall(keys.nodeAlloc('n1')), { cpuMilli: '250', memoryBytes: '1000', instances: '1' });
-  await assert.rejects(store.adoptInstances([record(2)]), /names no node/);
+  await assert.rejects(store.recovery.adoptInstances([record(2)]), /names no node/);
 });
 
 test('the deployment controller adopts claimed instances (no schedule job), holds the unclaimed ones during the wait, then creates them', async () => {
@@ -191,7 +191,7 @@ test('agent: after Redis lost its data it keeps what runs, re-registers, claims 
   const w = await AgentWorld.create();
   try {
     const store = new Store(w.redis, w.keys);
-    await store.ensureClusterEpoch();
+    await store.recovery.ensureClusterEpoch();
     await w.startAgent({ resyncMs: 100, adoptionWindowMs: 3_000, docker: false });
     const kept = instanceRecord(w.node, { deployment: 'web' });
     const removed = instanceRecord(w.node, { deployment: 'old', id: `default.old-${kept.templateHash}-0` });
@@ -214,9 +214,9 @@ test('agent: after Redis lost its data it keeps what runs, re-registers, claims 
     assert.ok(pidAlive(keptPid) && pidAlive(removedPid), 'nothing stopped for a missing record');
 
     // The reconciler comes back: a new epoch, and it adopts `kept` only (`old` is gone from Git).
-    await store.ensureClusterEpoch();
-    const [claim] = [...(await store.readClaims([kept.id])).values()];
-    assert.deepEqual(await store.adoptInstances([{ ...kept, uid: claim!.record.uid, node: claim!.node }]), [true]);
+    await store.recovery.ensureClusterEpoch();
+    const [claim] = [...(await store.recovery.readClaims([kept.id])).values()];
+    assert.deepEqual(await store.recovery.adoptInstances([{ ...kept, uid: claim!.record.uid, node: claim!.node }]), [true]);
     const back = await waitFor(async () => {
       const s = await w.status(kept.id);
       return s?.phase === 'Running' ? s : undefined;

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { EpochWatch, type EpochVerdict } from '../../agents/epoch-watch.ts';
 import { describeAdopted, matchClaims } from '../../reconciler/controller/adoption.ts';
-import type { InstanceClaim } from '../../state/store.ts';
+import type { InstanceClaim } from '../../state/recovery-store.ts';
 import { deployment, instance } from '../helpers/records.ts';
 
 /** The pure decisions when Redis lost its data: the agent's (EpochWatch) and the controller's (matchClaims). */
