@@ -14,6 +14,7 @@ import {
   type InstanceState,
 } from './instance-dir.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
+import type { AgentHandle, AgentOptions } from './agent-options.ts';
 import { LocalInstance, type InstanceHost } from './local-instance.ts';
 import { DEFAULT_LOG_MAX_BYTES, rotateInstanceLogs } from './log-file.ts';
 import { startLogServer, type LogServer } from './log-server.ts';
@@ -37,52 +38,7 @@ import { instancesRoot } from './instance-dir.ts';
  * whatever jobs were lost.
  */
 
-export interface AgentOptions {
-  redisUrl: string;
-  prefix?: string;
-  node: string;
-  cpuMilli: number;
-  memoryBytes: number;
-  labels?: Record<string, string>;
-  /** Most instances bound to this node at once (default 110, DEFAULT_MAX_INSTANCES); in the NodeRecord. */
-  maxInstances?: number;
-  /** Where this node's instances answer; host ports are bound there. */
-  address?: string;
-  /** Instances live under <dataDir>/agents/<node>/instances/<id>/. */
-  dataDir: string;
-  heartbeatMs?: number;
-  resyncMs?: number;
-  concurrency?: number;
-  logMaxBytes?: number;
-  /** Poll interval for processes adopted from a previous agent (default 500 ms). */
-  adoptPollMs?: number;
-  /**
-   * Run containers with an image on the Docker Engine (DOCKER_HOST or /var/run/docker.sock) when it
-   * answers; probed at start and on every resync. false: this node never offers the docker runtime.
-   */
-  docker?: boolean;
-  /** Port of the log endpoint on `address` (default 0: any free port, recorded in the NodeRecord). */
-  logsPort?: number;
-  /** Log followers served at once (default 32) and bytes waiting per follower (default 1 MiB). */
-  logsMaxFollowers?: number;
-  logsMaxBufferedBytes?: number;
-  /** Restart backoff of crashed containers: first delay (default 10 s), doubling up to the max (5 min). */
-  restartBackoffMs?: number;
-  restartBackoffMaxMs?: number;
-  /** Stop this node's instances after this long without Redis (default: keep them running). */
-  stopAfterDisconnectMs?: number;
-  /**
-   * After Redis lost its data (the cluster epoch is gone or changed): how long instances that ran
-   * then are kept without a record, claimed for the reconciler to adopt (default 60 s).
-   */
-  adoptionWindowMs?: number;
-  log?: (line: string) => void;
-}
-
-export interface AgentHandle {
-  /** By default leaves instances running for the next agent to adopt; stopInstances stops them. */
-  stop(opts?: { stopInstances?: boolean }): Promise<void>;
-}
+export type { AgentHandle, AgentOptions } from './agent-options.ts';
 
 /** How long claims live in Redis at least (twice the adoption window when that is longer). */
 const CLAIM_TTL_MS = 5 * 60_000;
