@@ -130,7 +130,8 @@ test('a Service over 3 replicas answers through either agent, spreading 300 requ
   await endpointsAre(live.map((i) => i.id));
   // Running is not listening yet: wait until every replica has answered once through each proxy.
   for (const address of Object.values(NODE_ADDRESS)) {
-    await waitFor(async () => (await spread(address, 6).catch(() => new Map())).size === 3, { what: `3 replicas answering through ${address}` });
+    // Starting processes under a loaded suite can take a while: the same 30 s the instances get.
+    await waitFor(async () => (await spread(address, 6).catch(() => new Map())).size === 3, { timeoutMs: 30_000, what: `3 replicas answering through ${address}` });
   }
   const counts = await spread(NODE_ADDRESS['node-1']!, 300);
   assert.deepEqual([...counts.keys()].sort(), live.map((i) => i.id).sort());
@@ -153,7 +154,7 @@ test('scaling to 5 adds the new replicas to the rotation', async () => {
   const counts = await waitFor(async () => {
     const m = await spread(NODE_ADDRESS['node-2']!, 100);
     return m.size === 5 ? m : undefined;
-  }, { what: 'all 5 replicas answering through the proxy' });
+  }, { timeoutMs: 30_000, what: 'all 5 replicas answering through the proxy' });
   assert.deepEqual([...counts.keys()].sort(), live.map((i) => i.id).sort());
 });
 
