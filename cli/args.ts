@@ -50,6 +50,17 @@ export function memoryBytes(value: string): number {
   }
 }
 
+/** A size in bytes, with Kubernetes' suffixes (1Mi, 64Mi, 1Gi; plain digits are bytes). */
+export function byteSize(value: string): number {
+  try {
+    const bytes = parseMemory(value);
+    if (bytes <= 0 || !Number.isSafeInteger(bytes)) throw new Error('out of range');
+    return bytes;
+  } catch {
+    throw new InvalidArgumentError(`expected a size such as 512Ki, 64Mi or 1Gi, got ${JSON.stringify(value)}`);
+  }
+}
+
 const LABEL_KEY = /^([a-z0-9]([-a-z0-9.]*[a-z0-9])?\/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 const LABEL_VALUE = /^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$/;
 

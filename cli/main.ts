@@ -4,7 +4,7 @@ import { resolve } from 'node:path';
 import { VERSION } from '../reconciler/version.ts';
 import { validateDirectory } from '../reconciler/manifests/index.ts';
 import { ApiError, DEFAULT_API, callApi, streamApi } from './api-client.ts';
-import { cpuMilli, durationMs, labels, memoryBytes, nodeName, nonNegativeInt, outputFormat, port, positiveInt } from './args.ts';
+import { byteSize, cpuMilli, durationMs, labels, memoryBytes, nodeName, nonNegativeInt, outputFormat, port, positiveInt } from './args.ts';
 import { render } from './format.ts';
 import { table } from './table.ts';
 import { addGitHostingOptions, runAgent, runReconciler } from './serve.ts';
@@ -20,6 +20,8 @@ import { DEFAULT_EVICTION_MS, DEFAULT_MAX_INSTANCES, DEFAULT_NODE_READY_MS } fro
 import { DEFAULT_MAX_REPLICAS, HARD_MAX_REPLICAS } from '../reconciler/manifests/limits.ts';
 import { joinErrors, MAX_REPORTED_ERRORS } from '../state/records/status.ts';
 import { DEFAULT_ADOPTION_WAIT_MS } from '../reconciler/reconciler.ts';
+import { DEFAULT_COMMIT_LIMITS, DEFAULT_MAX_FILE_BYTES } from '../reconciler/git/tree-reader.ts';
+import { DEFAULT_FETCH_LIMITS } from '../reconciler/git/pack-guard.ts';
 import { DEFAULT_ADOPTION_WINDOW_MS } from '../agents/epoch-watch.ts';
 
 /**
@@ -115,6 +117,11 @@ program
   .addOption(new Option('--node-ready-timeout <duration>', 'heartbeat age after which a node is NotReady').argParser(durationMs).default(DEFAULT_NODE_READY_MS, `${DEFAULT_NODE_READY_MS / 1000}s`))
   .addOption(new Option('--eviction-timeout <duration>', 'how long a node stays NotReady before its instances are rescheduled').argParser(durationMs).default(DEFAULT_EVICTION_MS, `${DEFAULT_EVICTION_MS / 1000}s`))
   .addOption(maxReplicasOption())
+  .addOption(new Option('--max-file-size <size>', 'a manifest file larger than this is an error (its commit is rejected)').argParser(byteSize).default(DEFAULT_MAX_FILE_BYTES, '1Mi'))
+  .addOption(new Option('--max-commit-files <n>', 'a commit with more manifest files under --path is rejected whole').argParser(positiveInt).default(DEFAULT_COMMIT_LIMITS.maxFiles))
+  .addOption(new Option('--max-commit-size <size>', 'a commit whose manifest files add up to more is rejected whole').argParser(byteSize).default(DEFAULT_COMMIT_LIMITS.maxTotalBytes, '64Mi'))
+  .addOption(new Option('--max-object-size <size>', 'a fetch bringing a larger object (blob, tree, delta result) is stopped').argParser(byteSize).default(DEFAULT_FETCH_LIMITS.maxObjectBytes, '128Mi'))
+  .addOption(new Option('--max-fetch-size <size>', 'a fetch bringing a larger pack is stopped').argParser(byteSize).default(DEFAULT_FETCH_LIMITS.maxPackBytes, '1Gi'))
   .addOption(new Option('--adoption-wait <duration>', 'after Redis lost its data: how long instances no agent claims wait before they are created').argParser(durationMs).default(DEFAULT_ADOPTION_WAIT_MS, `${DEFAULT_ADOPTION_WAIT_MS / 1000}s`))
   .addOption(new Option('--parent-pid <pid>').hideHelp())
   .action(async function (this: Command, o) {

@@ -95,6 +95,7 @@ export async function runReconciler(o: {
   host: string; port: number; apiTokensFile?: string; webhookHost?: string; webhookPort: number; pollInterval: number; resync: number; nodeReadyTimeout: number; evictionTimeout: number; parentPid?: string;
   webhookSecretEnv: string; webhookMaxBody: number; webhookRepo?: string[]; gitHost?: GitHostKind; gitHostApi?: string; gitHostTokenEnv: string;
   maxPreviews: number; previewReplicas: number; previewReadyTimeout: number; maxReplicas?: number; adoptionWait?: number;
+  maxFileSize: number; maxCommitFiles: number; maxCommitSize: number; maxObjectSize: number; maxFetchSize: number;
   previewTrust?: TrustRule[]; previewTrustedAssociations?: string[]; previewMinAccess?: AccessLevel; previewLabel?: string; previewCommentUrls?: boolean;
 }): Promise<void> {
   const log = createLogger('reconciler');
@@ -111,7 +112,13 @@ export async function runReconciler(o: {
   const handle = await startReconciler({
     redisUrl: o.redis,
     prefix: o.prefix,
-    source: { repo, branch: o.branch, subPath: o.path, dataDir: resolve(o.dataDir), pollIntervalMs: repo.startsWith('http') ? o.pollInterval : undefined, tokenEnv: o.tokenEnv },
+    source: {
+      repo, branch: o.branch, subPath: o.path, dataDir: resolve(o.dataDir), pollIntervalMs: repo.startsWith('http') ? o.pollInterval : undefined, tokenEnv: o.tokenEnv,
+      maxFileBytes: o.maxFileSize,
+      limits: { maxFiles: o.maxCommitFiles, maxTotalBytes: o.maxCommitSize },
+      fetchLimits: { maxObjectBytes: o.maxObjectSize, maxPackBytes: o.maxFetchSize },
+    },
+    maxFileBytes: o.maxFileSize,
     apiHost: o.host,
     apiPort: o.port,
     apiTokens: tokens,

@@ -63,6 +63,7 @@ export const ERROR_CODES = defineCatalog({
   AUTH_FAILED: { code: 'AUTH_FAILED', status: 502, policy: 'stalled', description: 'the Git server refused the credentials (or asked for some)' },
   FETCH_FAILED: { code: 'FETCH_FAILED', status: 502, policy: 'transient', description: 'fetching from the Git server failed (network, HTTP error)' },
   READ_FAILED: { code: 'READ_FAILED', status: 502, policy: 'transient', description: 'reading refs, trees or blobs of the repository failed' },
+  FETCH_TOO_LARGE: { code: 'FETCH_TOO_LARGE', status: 422, policy: 'stalled', description: 'a fetch brought an object larger than the limit per object (declared, inflated or as a delta result), or a pack past the size or object-count limit; it was stopped and nothing of it kept' },
   COMMIT_TOO_LARGE: { code: 'COMMIT_TOO_LARGE', status: 422, policy: 'stalled', description: 'the commit has more manifest files, bytes, tree entries or directory levels than the limits; it is rejected whole' },
 
   // -- manifests (ManifestError: collected, not thrown) -------------------------------------------

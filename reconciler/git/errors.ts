@@ -17,7 +17,9 @@ export type GitSourceErrorCode =
   | 'FETCH_FAILED'
   | 'READ_FAILED'
   /** More manifest files, bytes, tree entries or directory levels than the limits of a commit. */
-  | 'COMMIT_TOO_LARGE';
+  | 'COMMIT_TOO_LARGE'
+  /** A fetch brought an object, or a pack, past the fetch limits (pack-guard.ts); stopped unkept. */
+  | 'FETCH_TOO_LARGE';
 
 export class GitSourceError extends GantryError {
   declare readonly code: GitSourceErrorCode;

@@ -15,6 +15,7 @@ import { clone, fetch as gitFetch, resolveRef, type GitAuth } from 'isomorphic-g
 import http from 'isomorphic-git/http/node';
 import { GitSourceError, errorCode, errorMessage, type GitSourceErrorCode } from './errors.ts';
 import { Hints } from './hints.ts';
+import { DEFAULT_FETCH_LIMITS, FetchGuard, type FetchLimits } from './pack-guard.ts';
 import { assertRevision, isShaLike, normalizeBranch, resolveRevision } from './local-source.ts';
 import { basicAuthForms, redact, redactData, redactUrl, splitCredentials } from './redact.ts';
 import { DEFAULT_MAX_FILE_BYTES, normalizeSubPath, readCommitFiles } from './tree-reader.ts';
@@ -59,6 +60,7 @@ export class RemoteGitSource implements GitSource {
   private readonly maxFileBytes: number;
   private readonly limits: SourceConfig['limits'];
   private readonly depth: number | undefined;
+  private readonly fetchLimits: FetchLimits;
   private readonly hints = new Hints();
   private inflight: Promise<string> | undefined;
   /** Refs outside the tracked branch that were fetched (found) before, oldest first. */
@@ -77,6 +79,7 @@ export class RemoteGitSource implements GitSource {
     this.maxFileBytes = cfg.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
     this.limits = cfg.limits;
     this.depth = cfg.depth;
+    this.fetchLimits = { ...DEFAULT_FETCH_LIMITS, ...cfg.fetchLimits };
     // Keyed by the credential-free URL so rotating a token keeps the cache.
     const key = createHash('sha256').update(this.url).digest('hex').slice(0, 16);
     this.cacheDir = join(resolvePath(cfg.dataDir), 'git-cache', key);
@@ -116,10 +119,11 @@ export class RemoteGitSource implements GitSource {
   fetchRef(ref: string, opts: FetchRefOptions = {}): Promise<string> {
     assertRevision(ref);
     return withCacheLock(this.cacheDir, async () => {
+      const guard = new FetchGuard(this.fetchLimits);
       try {
-        if (!(await exists(join(this.cacheDir, 'config')))) await this.cloneFresh();
+        if (!(await exists(join(this.cacheDir, 'config')))) await this.cloneFresh(guard);
       } catch (err) {
-        throw this.fetchError(err);
+        throw guard.stopped ? this.tooLargeError(guard) : this.fetchError(err);
       }
       if (isShaLike(ref)) {
         const found = await resolveRevision(this.cacheDir, ref, this.describe()).catch(() => undefined);
@@ -146,10 +150,11 @@ export class RemoteGitSource implements GitSource {
 
   /** One fetch into the cache; the tracked branch's commit is offered as a "have". */
   private async fetchRemote(opts: { remoteRef?: string; singleBranch: boolean }): Promise<string | null> {
+    const guard = new FetchGuard(this.fetchLimits);
     try {
       const res = await gitFetch({
         fs,
-        http,
+        http: guard.wrap(http),
         gitdir: this.cacheDir,
         url: this.url,
         remote: 'origin',
@@ -162,6 +167,7 @@ export class RemoteGitSource implements GitSource {
       });
       return res.fetchHead;
     } catch (err) {
+      if (guard.stopped) throw this.tooLargeError(guard);
       if (opts.remoteRef && errorCode(err) === 'NotFoundError') {
         throw this.error('BRANCH_NOT_FOUND', `ref "${opts.remoteRef}" not found in ${this.describe()}`, { ref: opts.remoteRef });
       }
@@ -180,11 +186,12 @@ export class RemoteGitSource implements GitSource {
   }
 
   private async sync(): Promise<string> {
+    const guard = new FetchGuard(this.fetchLimits);
     try {
       if (await exists(join(this.cacheDir, 'config'))) {
         await gitFetch({
           fs,
-          http,
+          http: guard.wrap(http),
           gitdir: this.cacheDir,
           url: this.url,
           remote: 'origin',
@@ -198,9 +205,10 @@ export class RemoteGitSource implements GitSource {
           onAuth: () => this.auth(),
         });
       } else {
-        await this.cloneFresh();
+        await this.cloneFresh(guard);
       }
     } catch (err) {
+      if (guard.stopped) throw this.tooLargeError(guard);
       throw this.fetchError(err);
     }
     try {
@@ -212,13 +220,13 @@ export class RemoteGitSource implements GitSource {
   }
 
   /** Clones next to the cache and renames into place, so a crash never leaves a half clone. */
-  private async cloneFresh(): Promise<void> {
+  private async cloneFresh(guard = new FetchGuard(this.fetchLimits)): Promise<void> {
     const partial = `${this.cacheDir}.partial`;
     await mkdir(dirname(this.cacheDir), { recursive: true });
     await rm(partial, { recursive: true, force: true });
     await clone({
       fs,
-      http,
+      http: guard.wrap(http),
       // The typings require `dir`; with noCheckout nothing is written to it.
       dir: partial,
       gitdir: partial,
@@ -264,6 +272,12 @@ export class RemoteGitSource implements GitSource {
       redact(message, secrets),
       redactData({ source: this.describe(), ...data }, secrets),
     );
+  }
+
+  /** A fetch stopped by a limit of pack-guard.ts: nothing it brought was kept. */
+  private tooLargeError(guard: FetchGuard): GitSourceError {
+    const stop = guard.stopped!;
+    return this.error('FETCH_TOO_LARGE', `fetching ${this.describe()} stopped: ${stop.message} (nothing fetched was kept; the commit before it keeps serving)`, { limit: stop.limit, ...stop.data });
   }
 
   private fetchError(err: unknown): GitSourceError {

@@ -3,6 +3,7 @@
  * interface. Kept apart from source.ts, which picks an implementation, so the implementations
  * (local-source.ts, remote-source.ts) and tree-reader.ts can use them without an import cycle.
  */
+import type { FetchLimits } from './pack-guard.ts';
 
 export interface SourceConfig {
   /** Local path (working or bare repository) or http(s) URL, optionally with user:pass@. */
@@ -20,6 +21,8 @@ export interface SourceConfig {
   maxFileBytes?: number;
   /** What one commit may hold; defaults in tree-reader.ts (DEFAULT_COMMIT_LIMITS). */
   limits?: Partial<CommitLimits>;
+  /** Remote only: what one fetch may bring; defaults in pack-guard.ts (DEFAULT_FETCH_LIMITS). */
+  fetchLimits?: Partial<FetchLimits>;
   /** Remote only: shallow clone/fetch depth. Omitted means full history. */
   depth?: number;
 }

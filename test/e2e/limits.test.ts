@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { startCluster } from '../helpers/cluster.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 /**
  * The limits as the `gantry` command shows them (issue 11, section 4): `gantry validate` prints the
@@ -76,4 +78,40 @@ test('gantry agent --max-instances takes a positive integer (exit 2 otherwise, b
   assert.equal(r.code, 2);
   assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
   assert.match(r.stderr, /--max-instances/);
+});
+
+test('gantry reconciler: the commit and fetch limits are flags; bad values are one line and exit 2', async () => {
+  for (const flag of ['--max-file-size', '--max-commit-files', '--max-commit-size', '--max-object-size', '--max-fetch-size']) {
+    for (const bad of ['0', 'lots']) {
+      const r = await gantry(['reconciler', '--repo', dir, flag, bad]);
+      assert.equal(r.code, 2, `${flag} ${bad}`);
+      assert.equal(r.stderr.trimEnd().split('\n').length, 1, r.stderr);
+      assert.match(r.stderr, new RegExp(flag));
+    }
+  }
+});
+
+test('gantry reconciler --max-commit-files and --max-file-size reject a commit past them, keeping the last good one', async () => {
+  const cluster = await startCluster({ nodes: [], reconcilerFlags: ['--max-commit-files', '2', '--max-file-size', '1Ki'], files: { 'a.yaml': web(1) } });
+  try {
+    type Source = { lastAppliedCommit?: string; rejectedCommit?: string; errors?: string[] };
+    const source = () => cluster.get<{ source: Source }>('/api/v1/status').then((s) => s.source, () => undefined);
+    const good = await waitFor(async () => (await source())?.lastAppliedCommit, { timeoutMs: 30_000, what: 'the first commit applied' });
+    const tooMany = await cluster.repo.commitFiles({ 'b.yaml': 'x: 1\n', 'c.yaml': 'y: 2\n' }, 'three files');
+    const s1 = await waitFor(async () => {
+      const s = await source();
+      return s?.rejectedCommit === tooMany ? s : undefined;
+    }, { timeoutMs: 30_000, what: 'the three-file commit rejected' });
+    assert.equal(s1.lastAppliedCommit, good);
+    assert.deepEqual(s1.errors, [`commit ${tooMany.slice(0, 7)} rejected: more than 2 manifest files (the limit per commit)`]);
+    const tooBig = await cluster.repo.commitFiles({ 'b.yaml': `# ${'x'.repeat(2000)}\n`, 'c.yaml': null }, 'a big file');
+    const s2 = await waitFor(async () => {
+      const s = await source();
+      return s?.rejectedCommit === tooBig ? s : undefined;
+    }, { timeoutMs: 30_000, what: 'the big-file commit rejected' });
+    assert.equal(s2.lastAppliedCommit, good);
+    assert.deepEqual(s2.errors, ['b.yaml:1:1: file is 2003 bytes (2.0Ki), larger than the limit of 1024 bytes (1Ki)']);
+  } finally {
+    await cluster.stop();
+  }
 });
