@@ -114,6 +114,7 @@ class NodeAgent {
       docker: () => this.docker.driverOrReason(),
       event: (ev) => void this.store.events.record(ev).catch((err) => this.log(`recording an event failed: ${err}`)),
       serviceEnv: (ns, own) => serviceEnv(this.proxy.services(), ns, this.address, own),
+      readConfig: (ns, kind, name, version) => this.store.configs.readVersion(ns, kind, name, version),
       backoff: {
         ...DEFAULT_BACKOFF,
         ...(opts.restartBackoffMs !== undefined ? { initialMs: opts.restartBackoffMs } : {}),

@@ -20,6 +20,8 @@ export interface RunningContainer {
   readonly pid?: number;
   /** Docker only: the engine's container id. */
   readonly containerId?: string;
+  /** Set when the container has limits its runtime could not apply (a process without a writable cgroup hierarchy): why. */
+  readonly limitsNotEnforced?: string;
   /** Called once when the container ends, unless unwatch() came first. */
   onExit(listener: (exit: ExitInfo) => void): void;
   /** Stops watching: used before a deliberate stop, and when the agent leaves containers running. */
@@ -36,14 +38,17 @@ export interface RunningContainer {
 /**
  * Reasons a container could not be started. `waiting` ones mean it never ran and will be retried
  * with backoff without counting a restart (an image that cannot be pulled yet, an engine that does
- * not answer); the others count as a failed run, which the restart policy then handles.
+ * not answer, an env reference to a ConfigMap or Secret version that is not there yet or Redis
+ * away while reading it: `CreateContainerConfigError`, as the kubelet says); the others count as
+ * a failed run, which the restart policy then handles.
  */
-export type StartFailure = 'ImagePullFailed' | 'ErrImageNeverPull' | 'RuntimeUnavailable' | 'StartFailed';
+export type StartFailure = 'ImagePullFailed' | 'ErrImageNeverPull' | 'RuntimeUnavailable' | 'CreateContainerConfigError' | 'StartFailed';
 
 const START_ERROR_CODES = {
   ImagePullFailed: 'IMAGE_PULL_FAILED',
   ErrImageNeverPull: 'IMAGE_NEVER_PULL',
   RuntimeUnavailable: 'RUNTIME_UNAVAILABLE',
+  CreateContainerConfigError: 'CREATE_CONTAINER_CONFIG_ERROR',
   StartFailed: 'START_FAILED',
 } as const satisfies Record<StartFailure, string>;
 

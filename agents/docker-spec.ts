@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import type { ContainerSpec, InstanceRecord, PortStatus } from '../state/records/instance.ts';
+import { runtimeLimits, type ContainerSpec, type InstanceRecord, type PortStatus } from '../state/records/instance.ts';
 import { containerLabels, containerName } from './docker-labels.ts';
 
 /**
@@ -28,12 +28,34 @@ export interface DockerSpecInput {
  */
 export function dockerEnv(container: ContainerSpec, ports: PortStatus[], identity: Record<string, string>): string[] {
   const env: Record<string, string> = {};
-  for (const { name, value } of container.env) env[name] = value;
+  // LocalInstance passes the resolved spec (container-env.ts): references are literals by now.
+  for (const e of container.env) if ('value' in e) env[e.name] = e.value;
   if (ports[0]) env.PORT = String(ports[0].containerPort);
   for (const p of ports) {
     if (p.name) env[`PORT_${p.name.toUpperCase().replace(/-/g, '_')}`] = String(p.containerPort);
   }
   return Object.entries({ ...env, ...identity }).map(([k, v]) => `${k}=${v}`);
+}
+
+/** Kubernetes' cpu.shares of a request: 1024 per core, at least 2 (the kernel's minimum). */
+export function cpuShares(requestMilli: number): number {
+  return Math.max(2, Math.floor((requestMilli * 1024) / 1000));
+}
+
+/**
+ * Limits and requests as the engine takes them. Limits only become NanoCpus and Memory (a record
+ * without `limits`, the flat form, has its requests as limits, as before: runtimeLimits); a request
+ * is not a limit, but a cpu request sets the container's share of contended CPU (CpuShares), as the
+ * kubelet does. No cpu request: the engine's default share (1024).
+ */
+export function dockerResources(c: ContainerSpec): Pick<Docker.HostConfig, 'NanoCpus' | 'Memory' | 'MemorySwap' | 'CpuShares'> {
+  const { cpuMilli, memoryBytes } = runtimeLimits(c, 'docker');
+  return {
+    ...(cpuMilli ? { NanoCpus: cpuMilli * 1_000_000 } : {}),
+    // Swap equal to memory: the limit is the limit, not twice it on hosts with swap.
+    ...(memoryBytes ? { Memory: memoryBytes, MemorySwap: memoryBytes } : {}),
+    ...(c.cpuMilli > 0 ? { CpuShares: cpuShares(c.cpuMilli) } : {}),
+  };
 }
 
 export function dockerCreateOptions(o: DockerSpecInput): Docker.ContainerCreateOptions {
@@ -57,9 +79,7 @@ export function dockerCreateOptions(o: DockerSpecInput): Docker.ContainerCreateO
     StopTimeout: record.terminationGracePeriodSeconds,
     HostConfig: {
       PortBindings: bindings,
-      ...(c.cpuMilli > 0 ? { NanoCpus: c.cpuMilli * 1_000_000 } : {}),
-      // Swap equal to memory: the limit is the limit, not twice it on hosts with swap.
-      ...(c.memoryBytes > 0 ? { Memory: c.memoryBytes, MemorySwap: c.memoryBytes } : {}),
+      ...dockerResources(c),
       // An init (docker-init, i.e. tini) as PID 1 forwards SIGTERM to the command, which then has
       // its default disposition, as a process started by the process driver does; a command that is
       // PID 1 itself ignores SIGTERM unless it handles it, and every stop would last the whole grace period.

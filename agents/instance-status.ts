@@ -115,7 +115,12 @@ function phaseOf(i: StatusInput): { phase: InstancePhase; reason?: string; messa
     // Restarted at once (the first crash of a sequence): say how it ended meanwhile.
     return { phase: 'Failed', reason: waiting.exitReason ?? (waiting.startError !== undefined ? 'StartFailed' : 'Error'), message: `${describeEnd(waiting)}; restarting` };
   }
-  if (i.containers.some((c) => c.proc)) return { phase: 'Running' };
+  if (i.containers.some((c) => c.proc)) {
+    // Running all the same, but not as the manifest asks: the status must say so, or nobody would know.
+    const unlimited = i.containers.find((c) => c.proc?.limitsNotEnforced);
+    if (unlimited) return { phase: 'Running', reason: 'LimitsNotEnforced', message: `LimitsNotEnforced: container ${unlimited.spec.name}: ${unlimited.proc!.limitsNotEnforced}` };
+    return { phase: 'Running' };
+  }
   const failed = i.containers.find((c) => c.exitCode !== 0 || c.exitReason);
   if (!failed) return { phase: 'Exited' };
   const reason = failed.startError !== undefined ? 'StartFailed' : (failed.exitReason ?? 'Error');

@@ -1,5 +1,7 @@
 import { mkdirSync } from 'node:fs';
-import type { InstanceRecord, InstanceStatus } from '../state/records/instance.ts';
+import type { ConfigKind, ConfigVersionRecord } from '../state/records/config.ts';
+import type { ContainerSpec, InstanceRecord, InstanceStatus } from '../state/records/instance.ts';
+import { resolveForStart } from './container-env.ts';
 import { StartError, type ExitInfo, type RunningContainer } from './container-runtime.ts';
 import type { DockerDriver, FoundContainer } from './docker-driver.ts';
 import { exitFilePath, writeInstanceState, type ContainerState, type DockerContainerState, type InstanceState } from './instance-dir.ts';
@@ -30,6 +32,8 @@ export interface InstanceHost {
   backoff: BackoffConfig;
   /** <NAME>_SERVICE_HOST/_PORT of the services of a namespace, minus the names the container sets (agents/service-env.ts). */
   serviceEnv?(namespace: string, ownNames: string[]): Record<string, string>;
+  /** One ConfigMap or Secret version an env refers to (AgentStore.configs); undefined when not stored. */
+  readConfig(namespace: string, kind: ConfigKind, name: string, version: string): Promise<ConfigVersionRecord | undefined>;
 }
 
 export type ReportStatus = (status: InstanceStatus) => Promise<void>;
@@ -45,6 +49,8 @@ export class LocalInstance {
   private backoffTimer?: NodeJS.Timeout;
   private released = false;
   private persisted?: string;
+  /** The spec each container last started with, env resolved (container-env.ts): for exec probes of processes. */
+  private readonly resolved = new Map<string, ContainerSpec>();
 
   private constructor(
     readonly record: InstanceRecord,
@@ -133,11 +139,13 @@ export class LocalInstance {
     Object.assign(c, { nextStartAt: undefined, exitCode: undefined, exitReason: undefined, finishedAt: undefined, startError: undefined });
     try {
       mkdirSync(this.dir, { recursive: true });
+      // Resolved at every start, as the kubelet does: the service variables may have changed.
+      const spec = await this.resolveSpec(c);
       if (c.ports.length === 0 && c.spec.ports.length > 0) {
         c.ports = await allocateHostPorts(this.host.address, c.spec.ports);
       }
       // Services of the namespace as they are now (Kubernetes' docker-links style variables).
-      const identity = { ...this.host.serviceEnv?.(this.record.namespace, c.spec.env.map((e) => e.name)), ...this.identity() };
+      const identity = { ...this.host.serviceEnv?.(this.record.namespace, spec.env.map((e) => e.name)), ...this.identity() };
       const restarts = countsAsRestart ? c.restarts + 1 : c.restarts;
       let proc: RunningContainer;
       if (c.spec.image) {
@@ -146,7 +154,7 @@ export class LocalInstance {
         proc = await docker.start({
           record: this.record,
           dir: this.dir,
-          container: c.spec,
+          container: spec,
           ports: c.ports,
           identity,
           restarts,
@@ -154,7 +162,7 @@ export class LocalInstance {
         });
         c.last = undefined;
       } else {
-        const spawned = await spawnContainer({ dir: this.dir, container: c.spec, ports: c.ports, identity });
+        const spawned = await spawnContainer({ dir: this.dir, container: spec, ports: c.ports, identity });
         proc = spawned;
         c.last = { name: c.spec.name, pid: spawned.pid, pgid: spawned.pgid, startTime: spawned.startTime, ports: c.ports, restarts, startedAt: Date.now() };
       }
@@ -164,8 +172,10 @@ export class LocalInstance {
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       if (err instanceof StartError && err.waiting) {
-        // Never ran (no image yet, no engine): retry with backoff, without counting a restart.
+        // Never ran (no image yet, no engine, env config not there): retry with backoff, without counting a restart.
         const attempts = (c.waiting?.attempts ?? 0) + 1;
+        // Once per cause, not per retry: the status carries it meanwhile.
+        if (err.reason === 'CreateContainerConfigError' && c.waiting?.message !== message) this.event('Warning', err.reason, `container ${c.spec.name}: ${message}`);
         c.waiting = { reason: err.reason, message, attempts };
         c.nextStartAt = Date.now() + backoffMs(attempts - 1);
         return;
@@ -208,10 +218,27 @@ export class LocalInstance {
           if (!containerId) return { ok: false, detail: 'exec probe: the container is not running' };
           return docker.exec(containerId, command, timeoutMs);
         }
-        const env = containerEnv(c.spec, c.ports, this.identity());
+        // An adopted process was resolved by the agent before: resolve again; Redis away must not fail the probe.
+        const spec = this.resolved.get(c.spec.name) ?? (await this.resolveSpec(c, { quiet: true }).catch(() => c.spec));
+        const env = containerEnv(spec, c.ports, this.identity());
         return execCheck(command, { cwd: this.dir, env, timeoutMs });
       },
     };
+  }
+
+  /**
+   * The container's spec with its env resolved (container-env.ts) for the runtimes, which only see
+   * literals. What cannot be resolved (a version or key not there, Redis away) is a waiting
+   * CreateContainerConfigError, retried with backoff: a later write of the version lets it start.
+   */
+  private async resolveSpec(c: ContainerRun, opts: { quiet?: boolean } = {}): Promise<ContainerSpec> {
+    const { node, address } = this.host;
+    const services = this.host.serviceEnv?.(this.record.namespace, []);
+    const r = await resolveForStart(this.record, c.spec, { node, address, services, read: (...ref) => this.host.readConfig(...ref) });
+    if (!opts.quiet) for (const w of r.warnings) this.event('Warning', w.reason, `container ${c.spec.name}: ${w.message}`);
+    if ('error' in r) throw new StartError('CreateContainerConfigError', r.error);
+    this.resolved.set(c.spec.name, r.spec);
+    return r.spec;
   }
 
   private identity(): Record<string, string> {

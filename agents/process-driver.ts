@@ -2,7 +2,8 @@ import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { constants } from 'node:os';
-import type { ContainerSpec, PortSpec, PortStatus } from '../state/records/instance.ts';
+import { runtimeLimits, type ContainerSpec, type PortSpec, type PortStatus } from '../state/records/instance.ts';
+import { findLimitGroup, procsFiles, removeLimitGroup, setUpLimits, wasOomKilled, type LimitGroup } from './cgroup-limits.ts';
 import type { ExitInfo, RunningContainer } from './container-runtime.ts';
 import { exitFilePath, logPath, type ContainerState } from './instance-dir.ts';
 import { hasExecedChild, isGroupAlive, isProcessAlive, processStartTime, signalGroup } from './proc.ts';
@@ -10,7 +11,8 @@ import { hasExecedChild, isGroupAlive, isProcessAlive, processStartTime, signalG
 /**
  * The process runtime: each container is one process group, started detached so that it outlives
  * the agent, with its output appended to a log file and its exit code written to a file by a
- * wrapper shell. Everything an agent needs to adopt it later is in ContainerState.
+ * wrapper shell. Everything an agent needs to adopt it later is in ContainerState. Limits are
+ * enforced with cgroups where the agent can write them (cgroup-limits.ts).
  */
 
 /**
@@ -20,6 +22,16 @@ import { hasExecedChild, isGroupAlive, isProcessAlive, processStartTime, signalG
  * and not an ignore, the command itself starts with the default SIGTERM disposition.
  */
 const WRAPPER = 'trap : TERM; "$@"; echo $? > "$GANTRY_EXIT_FILE"';
+/**
+ * With limits: `sh -c JOIN_WRAPPER sh <n> <n cgroup.procs files> <command> <args>`. The shell moves
+ * itself into the container's cgroups before it forks the command, so the command and all it starts
+ * are limited from their first allocation (moving the pid from the agent after spawn would race
+ * with that fork). Failing to join ends the container (code 125) rather than running it unlimited
+ * while the agent believes otherwise.
+ */
+const JOIN_WRAPPER =
+  'n=$1; shift; while [ "$n" -gt 0 ]; do echo $$ > "$1" || { echo "gantry: could not join cgroup $1" >&2; echo 125 > "$GANTRY_EXIT_FILE"; exit 125; }; shift; n=$((n - 1)); done; ' +
+  WRAPPER;
 
 export type { ExitInfo } from './container-runtime.ts';
 
@@ -40,6 +52,9 @@ class WatchedProcess implements ContainerProcess {
     readonly pid: number,
     readonly startTime: number | undefined,
     private readonly exitFile: string,
+    /** Its cgroups, while it has limits the agent enforces; removed once it is gone. */
+    private readonly group?: LimitGroup,
+    readonly limitsNotEnforced?: string,
   ) {}
 
   get pgid(): number {
@@ -61,9 +76,10 @@ class WatchedProcess implements ContainerProcess {
     this.detach();
   }
 
-  stop(graceMs: number): Promise<void> {
+  async stop(graceMs: number): Promise<void> {
     this.unwatch();
-    return stopProcessGroup(this, graceMs);
+    await stopProcessGroup(this, graceMs);
+    if (this.group) await removeLimitGroup(this.group);
   }
 
   /** The wrapper ended; `fallbackCode` is what wait() said, when we are its parent. */
@@ -74,7 +90,11 @@ class WatchedProcess implements ContainerProcess {
     // pid already names another process, which then may lead a group of its own.
     if (!isProcessAlive(this.pid)) signalGroup(this.pgid, 'SIGKILL');
     const recorded = readExitFile(this.exitFile);
-    this.result = { exitCode: recorded?.exitCode ?? fallbackCode, finishedAt: recorded?.at ?? Date.now() };
+    const exitCode = recorded?.exitCode ?? fallbackCode;
+    // Read before the group goes: the kernel's OOM kill counts are all that tells an OOM kill from any SIGKILL.
+    const oom = wasOomKilled(this.group, exitCode);
+    this.result = { exitCode: oom ? (exitCode ?? 137) : exitCode, finishedAt: recorded?.at ?? Date.now(), ...(oom ? { reason: 'OOMKilled' } : {}) };
+    if (this.group) void removeLimitGroup(this.group);
     this.listener?.(this.result);
   }
 }
@@ -86,6 +106,11 @@ export interface SpawnOptions {
   ports: PortStatus[];
   /** GANTRY_INSTANCE_ID, GANTRY_NODE, ... */
   identity: Record<string, string>;
+  /**
+   * The cgroup filesystem the container's limits go into (default $GANTRY_CGROUP_ROOT, else
+   * /sys/fs/cgroup). One the agent cannot write runs the process without limits, and says so.
+   */
+  cgroupRoot?: string;
 }
 
 /** Starts one container; resolves once the process exists, rejects when it could not be spawned. */
@@ -93,10 +118,14 @@ export async function spawnContainer(opts: SpawnOptions): Promise<ContainerProce
   const { dir, container } = opts;
   const exitFile = exitFilePath(dir, container.name);
   rmSync(exitFile, { force: true });
+  const limits = setUpLimits({ root: opts.cgroupRoot, instanceDir: dir, container: container.name, limits: runtimeLimits(container, 'process') });
+  const group = 'group' in limits ? limits.group : undefined;
+  const files = group ? procsFiles(group) : [];
+  const argv = group ? ['-c', JOIN_WRAPPER, 'sh', String(files.length), ...files] : ['-c', WRAPPER, 'sh'];
   const logFd = openSync(logPath(dir, container.name), 'a');
   let child;
   try {
-    child = spawn('/bin/sh', ['-c', WRAPPER, 'sh', ...container.command, ...container.args], {
+    child = spawn('/bin/sh', [...argv, ...container.command, ...container.args], {
       cwd: dir,
       env: { ...containerEnv(container, opts.ports, opts.identity), GANTRY_EXIT_FILE: exitFile },
       detached: true,
@@ -106,16 +135,21 @@ export async function spawnContainer(opts: SpawnOptions): Promise<ContainerProce
     // The child has its own copy of the fd by now.
     closeSync(logFd);
   }
-  await new Promise<void>((resolve, reject) => {
-    child.once('spawn', resolve);
-    child.once('error', reject);
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      child.once('spawn', resolve);
+      child.once('error', reject);
+    });
+  } catch (err) {
+    if (group) await removeLimitGroup(group);
+    throw err;
+  }
   // Later errors (e.g. a failed kill) must not crash the agent; exits are handled below.
   child.on('error', () => {});
   // The agent may exit while the container keeps running.
   child.unref();
   const pid = child.pid!;
-  const proc = new WatchedProcess(pid, processStartTime(pid), exitFile);
+  const proc = new WatchedProcess(pid, processStartTime(pid), exitFile, group, 'notEnforced' in limits ? limits.notEnforced : undefined);
   const onExit = (code: number | null, signal: NodeJS.Signals | null) =>
     proc.ended(code ?? (signal ? 128 + (constants.signals[signal] ?? 0) : undefined));
   child.once('exit', onExit);
@@ -127,13 +161,15 @@ export async function spawnContainer(opts: SpawnOptions): Promise<ContainerProce
  * Adopts a process a previous agent started: watches it by polling /proc, since it is not our
  * child. Returns undefined when it is no longer running (its exit, if any, is in the exit file).
  */
-export function adoptContainer(dir: string, state: ContainerState, pollMs = 500): ContainerProcess | undefined {
+export function adoptContainer(dir: string, state: ContainerState, pollMs = 500, cgroupRoot?: string): ContainerProcess | undefined {
   if (!isProcessAlive(state.pid, state.startTime)) {
     // The wrapper died while we were away: what the command left behind goes too.
     if (!isProcessAlive(state.pid)) signalGroup(state.pgid, 'SIGKILL');
     return undefined;
   }
-  const proc = new WatchedProcess(state.pid, state.startTime, exitFilePath(dir, state.name));
+  // Its groups, if the agent that started it gave it limits: to tell an OOM kill, and to remove them.
+  const group = findLimitGroup({ root: cgroupRoot, instanceDir: dir, container: state.name, pid: state.pid });
+  const proc = new WatchedProcess(state.pid, state.startTime, exitFilePath(dir, state.name), group);
   const timer = setInterval(() => {
     if (!isProcessAlive(state.pid, state.startTime)) proc.ended();
   }, pollMs);
@@ -198,7 +234,8 @@ export function containerEnv(
     const value = process.env[name];
     if (value !== undefined) env[name] = value;
   }
-  for (const { name, value } of container.env) env[name] = value;
+  // LocalInstance passes the resolved spec (container-env.ts): references are literals by now.
+  for (const e of container.env) if ('value' in e) env[e.name] = e.value;
   if (ports[0]) env.PORT = String(ports[0].hostPort);
   for (const p of ports) {
     if (p.name) env[`PORT_${p.name.toUpperCase().replace(/-/g, '_')}`] = String(p.hostPort);

@@ -8,7 +8,8 @@ import { byteSize, cpuMilli, durationMs, labels, memoryBytes, nodeName, nonNegat
 import { render } from './format.ts';
 import { table } from './table.ts';
 import { addGitHostingOptions, runAgent, runReconciler } from './serve.ts';
-import { registerPlanCommand } from './plan.ts';
+import { EXIT_CHANGES, EXIT_NO_CHANGES, registerPlanCommand } from './plan.ts';
+import { hasChanges, planText } from '../reconciler/preview/plan-report.ts';
 import { runUp } from './up.ts';
 import { registerTokenCommand } from './token.ts';
 import { agentAclRules } from '../state/acl.ts';
@@ -165,7 +166,10 @@ program
   .addOption(maxReplicasOption())
   .action(async (path: string, o) => {
     const res = await validateDirectory(resolve(path), o.path, { maxReplicas: o.maxReplicas });
-    // The first ones, as the reconciler reports them: 100,000 lines help nobody.
+    // The first ones, as the reconciler reports them: 100,000 lines help nobody. Warnings (ignored
+    // kinds and fields, skipped files) go to stderr too and never change the exit code.
+    for (const w of res.warnings.slice(0, MAX_REPORTED_ERRORS)) console.error(`warning: ${w.toString()}`);
+    if (res.warnings.length > MAX_REPORTED_ERRORS) console.error(`warning: ... and ${res.warnings.length - MAX_REPORTED_ERRORS} more warning(s)`);
     for (const e of res.errors.slice(0, MAX_REPORTED_ERRORS)) console.error(e.toString());
     if (res.errors.length > 0) {
       console.error(res.errors.length > MAX_REPORTED_ERRORS ? `... and ${res.errors.length - MAX_REPORTED_ERRORS} more: ${res.errors.length} error(s)` : `${res.errors.length} error(s)`);
@@ -174,7 +178,10 @@ program
     }
     const counts = new Map<string, number>();
     for (const o2 of res.objects) counts.set(o2.manifest.kind, (counts.get(o2.manifest.kind) ?? 0) + 1);
-    console.log(`valid: ${[...counts].map(([k, n]) => `${n} ${k}${n === 1 ? '' : 's'}`).join(', ') || 'no manifests'}`);
+    const ignored = res.warnings.filter((w) => w.code === 'IGNORED_KIND' || w.code === 'SKIPPED').length;
+    const fields = res.warnings.filter((w) => w.code === 'IGNORED_FIELD').length;
+    const notes = [ignored > 0 ? `${ignored} ignored` : '', fields > 0 ? `${fields} ignored field${fields === 1 ? '' : 's'}` : ''].filter(Boolean);
+    console.log(`valid: ${[...counts].map(([k, n]) => `${n} ${k}${n === 1 ? '' : 's'}`).join(', ') || 'no manifests'}${notes.length > 0 ? ` (${notes.join(', ')})` : ''}`);
   });
 
 program
@@ -285,19 +292,18 @@ program
 
 program
   .command('diff')
-  .description('show what the branch head would change against what runs now')
+  .description('show what the branch head would change against what runs now (exit 0: no changes, 2: changes, 1: invalid or error)')
   .addOption(apiOption())
   .action(async (o) => {
     const d = await callApi<import('../state/records/preview.ts').HeadDiff>(o.api, '/api/v1/diff');
+    // The same text and exit codes as `gantry plan` (for the branch head), so scripts can use either.
     if (!d.valid) {
-      console.error(`commit ${shortSha(d.commit)} is invalid:`);
-      console.error(`  ${joinErrors(d.errors, d.errorCount, '\n  ')}`);
+      console.error(planText(d));
       process.exitCode = EXIT_FAILURE;
       return;
     }
-    const lines = [...d.added.map((x) => ({ s: '+', ...x })), ...d.changed.map((x) => ({ s: '~', ...x })), ...d.removed.map((x) => ({ s: '-', ...x }))];
-    console.log(`commit ${shortSha(d.commit)}: ${lines.length === 0 ? 'no changes' : d.summary}`);
-    for (const l of lines) console.log(`${l.s} Deployment ${l.name}: ${l.changes.join(', ')}`);
+    console.log(planText(d));
+    process.exitCode = hasChanges(d) ? EXIT_CHANGES : EXIT_NO_CHANGES;
   });
 
 program

@@ -1,3 +1,4 @@
+import { pruneConfigVersions } from './controller/config-gc.ts';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
 import { startApi } from './api/server.ts';
@@ -159,6 +160,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
     for (const k of keysToSync) queue.add(k);
     endpoints.poke();
     await scheduler.retryPending();
+    await pruneConfigVersions(store);
   };
   const safe = (what: string, p: Promise<unknown>) => p.catch((err) => log(`${what}: ${err instanceof Error ? err.message : String(err)}`));
 

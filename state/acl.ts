@@ -10,7 +10,8 @@ import { nodeQueueName } from './queues.ts';
  */
 export function agentAclRules(node: string, prefix = 'gantry'): string[] {
   const k = createKeys(prefix);
-  const readOnly = [k.nodeInstances(node), k.services, `${prefix}:endpoints:*`, k.clusterEpoch];
+  // ConfigMap and Secret versions: read to start containers whose env refers to them.
+  const readOnly = [k.nodeInstances(node), k.services, `${prefix}:endpoints:*`, k.clusterEpoch, `${prefix}:config:*`];
   const readWrite = [
     k.node(node),
     // An agent only reads instance records, but its status script declares them as keys, and Redis

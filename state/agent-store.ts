@@ -1,3 +1,4 @@
+import { ConfigStore } from './config-store.ts';
 import type { Redis } from 'ioredis';
 import { ensureClusterSecret } from './cluster-secret.ts';
 import { EventLog } from './events.ts';
@@ -16,6 +17,8 @@ import { ServerClock } from './server-clock.ts';
  */
 export class AgentStore {
   readonly events: EventLog;
+  /** Reads the ConfigMap and Secret versions its containers' env refers to (read only, by ACL). */
+  readonly configs: ConfigStore;
   /** Redis's clock, measured on each heartbeat. */
   readonly clock: ServerClock;
   private readonly scripts: GantryScripts;
@@ -28,6 +31,7 @@ export class AgentStore {
     this.keys.node(node); // validates the name before anything touches Redis
     this.scripts = scripts(redis);
     this.events = new EventLog(redis, keys);
+    this.configs = new ConfigStore(redis, keys);
     this.clock = new ServerClock(redis);
   }
 

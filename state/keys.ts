@@ -45,6 +45,11 @@
  *   events                          stream  bounded event log
  *   channel:changes                 pubsub  "<ns>/<name>" of a deployment whose actual state moved,
  *                                           or "node/<name>" when a node registered
+ * ConfigMaps and Secrets (records/config.ts):
+ *   configs                         set     "<ns>/<kind>/<name>" of every ConfigMap and Secret with stored versions
+ *   configs-applied                 hash    "<ns>/<kind>/<name>" -> version, of the branch's applied commit
+ *   config:<ns>:<kind>:<name>       hash    version -> JSON ConfigVersionRecord (kind: configmap | secret);
+ *                                           versions are immutable, unreferenced ones are pruned
  * Webhooks and previews (reconciler/webhooks/, reconciler/preview/):
  *   webhook-delivery:<provider>:<h> string  "1" with a TTL: delivery whose id, or whose body, hashes to <h> was handled
  *   previews                        set     numbers of the pull requests that have a preview
@@ -146,6 +151,11 @@ export function createKeys(prefix: string = DEFAULT_PREFIX) {
     prComment: (pr: number) => k('pr-comment', assertKeyPart(String(pr), 'pull request number')),
     prApproval: (pr: number) => k('pr-approval', assertKeyPart(String(pr), 'pull request number')),
     changesChannel: k('channel', 'changes'),
+
+    configs: k('configs'),
+    configsApplied: k('configs-applied'),
+    config: (ns: string, kind: 'ConfigMap' | 'Secret', name: string) =>
+      k('config', assertKeyPart(ns, 'namespace'), kind === 'Secret' ? 'secret' : 'configmap', assertKeyPart(name)),
 
     services: k('services'),
     service: (ns: string, name: string) => k('service', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),

@@ -16,6 +16,8 @@ import type { DeploymentStatus, SourceStatus } from './records/status.ts';
 import { scripts, type GantryScripts } from './scripts.ts';
 import { ServerClock } from './server-clock.ts';
 import { queueOwnedServices, ServiceStore } from './service-store.ts';
+import { ConfigStore } from './config-store.ts';
+import type { ConfigVersionRecord } from './records/config.ts';
 
 /** An instance as read from Redis, with the exact stored string for compare-and-swap updates. */
 export interface StoredInstance extends ActualInstance {
@@ -49,6 +51,8 @@ export interface OwnedState {
   deployments: DeploymentRecord[];
   /** Only when both sides name them: previews pass none and leave services alone. */
   services?: ServiceRecord[];
+  /** ConfigMap and Secret versions the deployments refer to: stored (immutably) with them. */
+  configs?: ConfigVersionRecord[];
 }
 
 /**
@@ -60,6 +64,8 @@ export class Store {
   readonly scripts: GantryScripts;
   readonly events: EventLog;
   readonly services: ServiceStore;
+  /** Versions of ConfigMaps and Secrets (records/config.ts). */
+  readonly configs: ConfigStore;
   readonly previews: PreviewStore;
   /** After Redis lost its data: the cluster epoch, and adopting what agents still run. */
   readonly recovery: RecoveryStore;
@@ -73,6 +79,7 @@ export class Store {
     this.scripts = scripts(redis);
     this.events = new EventLog(redis, keys);
     this.services = new ServiceStore(redis, keys);
+    this.configs = new ConfigStore(redis, keys);
     this.previews = new PreviewStore(redis, keys);
     this.recovery = new RecoveryStore(redis, keys, () => this.nodeNames());
     this.clock = new ServerClock(redis);
@@ -132,6 +139,14 @@ export class Store {
       if (ownerOf(d) === owner && !keep.has(key)) tx.del(k.deployment(d.namespace, d.name)).srem(k.deployments, key);
     }
     for (const ns of next.namespaces) tx.hset(k.namespaces, ns.name, JSON.stringify(ns));
+    // In the same transaction as the deployments: no instance can be made from a template whose
+    // config versions are not stored yet. Versions are immutable (HSETNX); stale ones are pruned apart.
+    for (const c of next.configs ?? []) tx.hsetnx(k.config(c.namespace, c.kind, c.name), c.version, JSON.stringify(c)).sadd(k.configs, `${c.namespace}/${c.kind}/${c.name}`);
+    // The branch's own commit (not a preview's): which version of each object it applied.
+    if (also.sourceStatus) {
+      tx.del(k.configsApplied);
+      for (const c of next.configs ?? []) tx.hset(k.configsApplied, `${c.namespace}/${c.kind}/${c.name}`, c.version);
+    }
     for (const d of next.deployments) tx.set(k.deployment(d.namespace, d.name), JSON.stringify(d)).sadd(k.deployments, objectKey(d.namespace, d.name));
     if (also.sourceStatus) tx.hset(k.source, 'status', JSON.stringify(also.sourceStatus));
     if (also.preview) tx.set(k.preview(also.preview.number), JSON.stringify(also.preview)).sadd(k.previews, String(also.preview.number));

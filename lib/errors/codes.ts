@@ -69,9 +69,10 @@ export const ERROR_CODES = defineCatalog({
   // -- manifests (ManifestError: collected, not thrown) -------------------------------------------
   YAML_SYNTAX: { code: 'YAML_SYNTAX', status: 422, policy: 'stalled', description: 'the file is not valid YAML (or JSON), or not valid UTF-8' },
   SCHEMA: { code: 'SCHEMA', status: 422, policy: 'stalled', description: 'the document does not match the schema of its kind' },
-  UNKNOWN_KIND: { code: 'UNKNOWN_KIND', status: 422, policy: 'stalled', description: 'the document has no kind, or one Gantry does not know' },
-  UNKNOWN_API_VERSION: { code: 'UNKNOWN_API_VERSION', status: 422, policy: 'stalled', description: 'the document has no apiVersion, or not gantry.dev/v1' },
+  UNKNOWN_KIND: { code: 'UNKNOWN_KIND', status: 422, policy: 'stalled', description: 'the document has no kind, or one Kubernetes does not define (a typo, a custom resource)' },
+  UNKNOWN_API_VERSION: { code: 'UNKNOWN_API_VERSION', status: 422, policy: 'stalled', description: 'the document has no apiVersion, or one Kubernetes does not define for its kind' },
   DUPLICATE: { code: 'DUPLICATE', status: 422, policy: 'stalled', description: 'another document defines an object of the same kind, namespace and name' },
+  REFERENCE_NOT_FOUND: { code: 'REFERENCE_NOT_FOUND', status: 422, policy: 'stalled', description: 'an env var or envFrom names a ConfigMap, Secret or key that the commit does not define, and is not optional' },
   FILE_TOO_LARGE: { code: 'FILE_TOO_LARGE', status: 422, policy: 'stalled', description: 'the manifest file is larger than the size limit' },
   ALIAS_LIMIT: { code: 'ALIAS_LIMIT', status: 422, policy: 'stalled', description: 'too many YAML aliases, or aliases that expand too much (a "billion laughs" document)' },
   NESTING_TOO_DEEP: { code: 'NESTING_TOO_DEEP', status: 422, policy: 'stalled', description: 'collections nest deeper than the limit (64 levels) in a document' },
@@ -89,6 +90,7 @@ export const ERROR_CODES = defineCatalog({
   IMAGE_PULL_FAILED: { code: 'IMAGE_PULL_FAILED', status: 502, policy: 'transient', description: 'the container image could not be pulled; retried with backoff, not counted as a restart' },
   IMAGE_NEVER_PULL: { code: 'IMAGE_NEVER_PULL', status: 409, policy: 'transient', description: 'the image is not on the node and imagePullPolicy is Never; retried in case it is loaded' },
   RUNTIME_UNAVAILABLE: { code: 'RUNTIME_UNAVAILABLE', status: 503, policy: 'transient', description: 'the container engine does not answer (or the node has none); retried with backoff' },
+  CREATE_CONTAINER_CONFIG_ERROR: { code: 'CREATE_CONTAINER_CONFIG_ERROR', status: 409, policy: 'transient', description: "the container's env refers to a ConfigMap or Secret version or key that is not there (or Redis did not answer); retried with backoff, not counted as a restart" },
   START_FAILED: { code: 'START_FAILED', status: 500, policy: 'transient', description: 'the container could not be created or started; counts as a failed run for the restart policy' },
 
   // -- CLI (ApiError) -----------------------------------------------------------------------------

@@ -5,6 +5,7 @@ import { GitSourceError } from '../git/errors.ts';
 import type { GitSource } from '../git/source.ts';
 import { loadManifests } from '../manifests/index.ts';
 import { buildDesiredState, diffDesired, type DesiredState, type DesiredDiff } from '../desired/desired-state.ts';
+import { diffObjects } from '../desired/object-diff.ts';
 import { MAIN_OWNER, ownerOf, type DeploymentRecord } from '../../state/records/deployment.ts';
 import { objectKey } from '../../state/keys.ts';
 import { firstErrors, joinErrors, type SourceStatus } from '../../state/records/status.ts';
@@ -69,7 +70,7 @@ export class SourceSync {
    * MAX_REPORTED_ERRORS, `errorCount` says how many there are: a commit with 100,000 errors must
    * not become a status, an event or an API answer of that size.
    */
-  async preview(ref?: string, current?: DeploymentRecord[]): Promise<{ commit: string; desired?: DesiredState; errors: string[]; errorCount: number }> {
+  async preview(ref?: string, current?: DeploymentRecord[]): Promise<{ commit: string; desired?: DesiredState; errors: string[]; errorCount: number; warnings: string[]; warningCount: number }> {
     const commit = ref ?? (await this.deps.source.resolve());
     let files;
     try {
@@ -77,16 +78,17 @@ export class SourceSync {
     } catch (err) {
       // Past a limit of the commit as a whole (files, bytes, depth): rejected like invalid manifests.
       if (err instanceof GitSourceError && err.code === 'COMMIT_TOO_LARGE') {
-        return { commit: typeof err.data.commit === 'string' ? err.data.commit : commit, errors: [err.message], errorCount: 1 };
+        return { commit: typeof err.data.commit === 'string' ? err.data.commit : commit, errors: [err.message], errorCount: 1, warnings: [], warningCount: 0 };
       }
       throw err;
     }
     const loaded = loadManifests(files.files, { maxFileBytes: this.deps.maxFileBytes, maxReplicas: this.deps.maxReplicas });
-    if (loaded.errors.length > 0) return { commit: files.commit, ...firstErrors(loaded.errors.map((e) => e.toString())) };
+    const { errors: warnings, errorCount: warningCount } = firstErrors(loaded.warnings.map((w) => w.toString()));
+    if (loaded.errors.length > 0) return { commit: files.commit, ...firstErrors(loaded.errors.map((e) => e.toString())), warnings, warningCount };
     const desired = buildDesiredState(loaded.objects, files.commit, current ?? (await this.mainDeployments()));
     // The subject line names the revision in `gantry rollout history`.
     for (const d of desired.deployments) d.commitMessage = files.message.split('\n')[0];
-    return { commit: files.commit, desired, errors: [], errorCount: 0 };
+    return { commit: files.commit, desired, errors: [], errorCount: 0, warnings, warningCount };
   }
 
   /** What syncing the branch head (or `ref`) would change, without changing anything. */
@@ -123,18 +125,22 @@ export class SourceSync {
     const [current, status] = await Promise.all([this.mainDeployments(), this.deps.store.readSourceStatus()]);
     const p = await this.preview(ref, current);
     const base = status?.lastAppliedCommit;
-    if (!p.desired) return { diff: { commit: p.commit, base, valid: false, errors: p.errors, errorCount: p.errorCount, summary: 'invalid', added: [], changed: [], removed: [] } };
-    const d = diffDesired(current, p.desired);
-    const name = (r: { namespace: string; name: string }) => `${r.namespace}/${r.name}`;
+    const warned = p.warningCount > 0 ? { warnings: p.warnings, warningCount: p.warningCount } : {};
+    if (!p.desired) return { diff: { commit: p.commit, base, valid: false, errors: p.errors, errorCount: p.errorCount, ...warned, summary: 'invalid', added: [], changed: [], removed: [] } };
+    // Every kind, field by field, against what the branch applied (previews own none of these).
+    const [namespaces, services, configs] = await Promise.all([this.deps.store.readNamespaces(), this.deps.store.services.readServices(), this.deps.store.configs.readApplied()]);
+    const rows = diffObjects(
+      { namespaces: namespaces.filter((n) => ownerOf(n) === MAIN_OWNER), deployments: current, services, configs },
+      { namespaces: p.desired.namespaces, deployments: p.desired.deployments, services: p.desired.services, configs: p.desired.configs },
+    );
     const diff: HeadDiff = {
       commit: p.commit,
       base,
       valid: true,
       errors: [],
-      summary: d.summary,
-      added: d.added.map((r) => ({ name: name(r), changes: [`replicas ${r.replicas}`, `template ${r.templateHash}`] })),
-      changed: d.changed.map((c) => ({ name: name(c.after), changes: c.changes })),
-      removed: d.removed.map((r) => ({ name: name(r), changes: [`${r.replicas} replica(s) stopped`] })),
+      ...warned,
+      summary: `+${rows.added.length} ~${rows.changed.length} -${rows.removed.length}`,
+      ...rows,
     };
     return { diff, desired: p.desired };
   }
@@ -174,12 +180,21 @@ export class SourceSync {
 
     const desired = preview.desired;
     const diff = diffDesired(current, desired);
-    const status: SourceStatus = { ...base, lastAppliedCommit: commit, lastAppliedAt: now, rejectedCommit: undefined, errors: undefined, errorCount: undefined, lastError: undefined };
+    const status: SourceStatus = {
+      ...base, lastAppliedCommit: commit, lastAppliedAt: now, rejectedCommit: undefined, errors: undefined, errorCount: undefined, lastError: undefined,
+      warnings: preview.warningCount > 0 ? preview.warnings : undefined, warningCount: preview.warningCount > 0 ? preview.warningCount : undefined,
+    };
     const [namespacesBefore, servicesBefore] = await Promise.all([store.readNamespaces(), store.services.readServices()]);
     await store.writeOwnedState(MAIN_OWNER, { namespaces: namespacesBefore, deployments: current, services: servicesBefore }, desired, { sourceStatus: status });
 
     await store.events.record({ type: 'Normal', reason: 'CommitApplied', object: 'source', message: `commit ${short(commit)} applied: ${diff.summary}` });
     log?.(`source: commit ${short(commit)} applied: ${diff.summary}`);
+    if (preview.warningCount > 0) {
+      // Said once per applied commit: what was listed but not applied (ignored kinds and fields).
+      const text = joinErrors(preview.warnings.slice(0, 10), preview.warningCount);
+      await store.events.record({ type: 'Warning', reason: 'ManifestWarnings', object: 'source', message: `commit ${short(commit)}: ${preview.warningCount} warning(s): ${text}` });
+      log?.(`source: commit ${short(commit)}: ${preview.warningCount} warning(s):\n  ${joinErrors(preview.warnings, preview.warningCount, '\n  ')}`);
+    }
     const keys = new Set([...current, ...desired.deployments].map((d) => objectKey(d.namespace, d.name)));
     for (const key of keys) this.deps.enqueue(key);
     return { outcome: 'applied', commit, diff };

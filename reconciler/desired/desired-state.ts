@@ -1,11 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { CanaryStep as ManifestCanaryStep } from '../../schemas/generated/index.ts';
 import { DEFAULT_MAX_SURGE, DEFAULT_MAX_UNAVAILABLE } from '../manifests/normalize.ts';
-import { parseCpu, parseMemory } from '../manifests/quantity.ts';
+import { resolveResources } from '../manifests/resources.ts';
 import { resolveProbes } from '../manifests/probes.ts';
 import { canonicalJson, templateHash } from '../manifests/template-hash.ts';
 import type { DeploymentObject, LoadedManifest, ServiceObject, ServicePortObject, StrategyObject } from '../manifests/types.ts';
 import type { ContainerSpec } from '../../state/records/instance.ts';
+import { referencedVersions, type ConfigVersionRecord } from '../../state/records/config.ts';
+import { configVersionsOf, toEnvSpecs, type ConfigVersions } from './config-refs.ts';
 import type { CanaryStep, DeploymentRecord, NamespaceRecord } from '../../state/records/deployment.ts';
 import { type ServiceRecord } from '../../state/records/service.ts';
 
@@ -23,6 +25,8 @@ export interface DesiredState {
   deployments: DeploymentRecord[];
   /** Absent: services are left as they are (preview environments do not get services). */
   services?: ServiceRecord[];
+  /** The commit's ConfigMap and Secret contents, as versions to store (state/records/config.ts). */
+  configs?: ConfigVersionRecord[];
 }
 
 /** A normalized manifest and where it was written (loadManifests' objects; the column is not needed). */
@@ -32,23 +36,29 @@ export function specHash(spec: unknown): string {
   return createHash('sha256').update(canonicalJson(spec)).digest('hex').slice(0, 16);
 }
 
-export function toDeploymentRecord(d: DeploymentObject, commit: string, file: string, line: number, previous?: DeploymentRecord): DeploymentRecord {
+export function toDeploymentRecord(d: DeploymentObject, commit: string, file: string, line: number, previous?: DeploymentRecord, configs: ConfigVersions = new Map()): DeploymentRecord {
   const spec = d.spec;
   const t = spec.template;
+  const resourcesOf = (name: string) => resolveResources(t.spec.containers.find((c) => c.name === name)?.resources);
   const containers: ContainerSpec[] = t.spec.containers.map((c) => ({
     name: c.name,
     // Not schema defaults (they would change every template hash): what a record means by "unset".
     ...(c.image !== undefined ? { image: c.image, imagePullPolicy: c.imagePullPolicy ?? 'IfNotPresent' } : {}),
     command: c.command ?? [],
     args: c.args,
-    env: c.env,
+    ...toEnvSpecs(c, d.metadata.namespace, configs, resourcesOf),
     ports: c.ports.map((p) => (p.name ? { name: p.name, containerPort: p.containerPort } : { containerPort: p.containerPort })),
     ...(c.workingDir !== undefined ? { workingDir: c.workingDir } : {}),
-    cpuMilli: c.resources?.cpu !== undefined ? parseCpu(c.resources.cpu) : 0,
-    memoryBytes: c.resources?.memory !== undefined ? parseMemory(c.resources.memory) : 0,
+    // Requests (what the scheduler reserves) and, unless written in the flat form, the limits.
+    ...resolveResources(c.resources),
     ...resolveProbes(c),
   }));
-  const hashOfSpec = specHash(spec);
+  // The ConfigMap and Secret versions the containers use are part of the template: a change of
+  // content rolls the deployment (and a rollback returns to the content its revision had). Without
+  // any, the hashes are what they were before ConfigMaps existed, so upgrading rolls nothing.
+  const configRefs = referencedVersions(d.metadata.namespace, containers);
+  const hashOfSpec = configRefs.length > 0 ? specHash({ spec, configs: configRefs }) : specHash(spec);
+  const hashOfTemplate = configRefs.length > 0 ? specHash({ template: templateHash(d), configs: configRefs }).slice(0, 10) : templateHash(d);
   const generation = !previous ? 1 : previous.specHash === hashOfSpec ? previous.generation : previous.generation + 1;
   return {
     namespace: d.metadata.namespace,
@@ -65,7 +75,8 @@ export function toDeploymentRecord(d: DeploymentObject, commit: string, file: st
     revisionHistoryLimit: spec.revisionHistoryLimit,
     progressDeadlineSeconds: spec.progressDeadlineSeconds,
     rollback: spec.rollback,
-    templateHash: templateHash(d),
+    templateHash: hashOfTemplate,
+    ...(configRefs.length > 0 ? { configRefs } : {}),
     template: {
       labels: t.metadata.labels,
       containers,
@@ -101,18 +112,19 @@ export function buildDesiredState(objects: LoadedObject[], commit: string, curre
   const namespaces: NamespaceRecord[] = [];
   const deployments: DeploymentRecord[] = [];
   const services: ServiceRecord[] = [];
+  const configs = configVersionsOf(objects, commit);
   for (const o of objects) {
     const m = o.manifest;
     if (m.kind === 'Namespace') {
       namespaces.push({ name: m.metadata.name, commit, labels: m.metadata.labels, annotations: m.metadata.annotations });
     } else if (m.kind === 'Deployment') {
       const key = `${m.metadata.namespace}/${m.metadata.name}`;
-      deployments.push(toDeploymentRecord(m, commit, o.file, o.line, prev.get(key)));
+      deployments.push(toDeploymentRecord(m, commit, o.file, o.line, prev.get(key), configs));
     } else if (m.kind === 'Service') {
       services.push(toServiceRecord(m, commit, o.file, o.line));
     }
   }
-  return { commit, namespaces, deployments, services };
+  return { commit, namespaces, deployments, services, configs: [...configs.values()] };
 }
 
 export interface DesiredDiff {
@@ -139,6 +151,8 @@ export function diffDesired(current: DeploymentRecord[], next: DesiredState): De
       const changes: string[] = [];
       if (b.replicas !== d.replicas) changes.push(`replicas ${b.replicas} -> ${d.replicas}`);
       if (b.templateHash !== d.templateHash) changes.push(`template ${b.templateHash} -> ${d.templateHash} (instances replaced)`);
+      // Which ConfigMap or Secret content changes roll it (versions are content hashes: no values).
+      for (const c of configChanges(b.configRefs, d.configRefs)) changes.push(c);
       if (changes.length === 0) changes.push('spec changed');
       changed.push({ before: b, after: d, changes });
     } else unchanged++;
@@ -146,6 +160,20 @@ export function diffDesired(current: DeploymentRecord[], next: DesiredState): De
   for (const [k, b] of before) if (!after.has(k)) removed.push(b);
   const summary = `+${added.length} ~${changed.length} -${removed.length}`;
   return { added, changed, removed, unchanged, summary };
+}
+
+/** "Secret db a1b2c3d4 -> e5f6a7b8" for every referenced object whose version differs. */
+export function configChanges(before: readonly string[] = [], after: readonly string[] = []): string[] {
+  const split = (refs: readonly string[]) => new Map(refs.map((r) => [r.slice(r.indexOf('/') + 1, r.lastIndexOf('@')), r.slice(r.lastIndexOf('@') + 1)]));
+  const [b, a] = [split(before), split(after)];
+  const out: string[] = [];
+  for (const name of [...new Set([...b.keys(), ...a.keys()])].sort()) {
+    const [from, to] = [b.get(name), a.get(name)];
+    if (from === to) continue;
+    const label = name.replace('/', ' ');
+    out.push(from && to ? `${label} ${from.slice(0, 8)} -> ${to.slice(0, 8)}` : to ? `${label} used` : `${label} no longer used`);
+  }
+  return out;
 }
 
 export function toServiceRecord(s: ServiceObject, commit: string, file: string, line: number): ServiceRecord {

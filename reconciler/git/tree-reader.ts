@@ -47,6 +47,11 @@ export function isManifestPath(path: string): boolean {
   return MANIFEST_EXTENSIONS.some((ext) => lower.endsWith(ext));
 }
 
+/** Manifests, and the .gantryignore files saying which of them to skip (reconciler/manifests/ignore-file.ts). */
+export function isLoaderInput(path: string): boolean {
+  return isManifestPath(path) || path === '.gantryignore' || path.endsWith('/.gantryignore');
+}
+
 export interface ReadCommitOptions {
   gitdir: string;
   commit: string;
@@ -131,7 +136,7 @@ async function readWithin(opts: ReadCommitOptions, limits: CommitLimits, cache: 
         const sub = await readTree({ fs, gitdir, oid: entry.oid, cache });
         entriesSeen += sub.tree.length;
         await walk(sub.tree, path, depth + 1);
-      } else if (entry.type === 'blob' && REGULAR_FILE_MODES.has(entry.mode) && isManifestPath(path)) {
+      } else if (entry.type === 'blob' && REGULAR_FILE_MODES.has(entry.mode) && isLoaderInput(path)) {
         if (files.length >= limits.maxFiles) {
           throw tooLarge('maxFiles', `more than ${limits.maxFiles} manifest files${where} (the limit per commit)`);
         }

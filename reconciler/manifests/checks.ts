@@ -6,8 +6,8 @@
 import type { Deployment, IntOrPercent, Service } from '../../schemas/generated/index.ts';
 import { escapePointerToken } from './pointer.ts';
 import { checkProbes } from './probes.ts';
-import { parseCpu, parseMemory } from './quantity.ts';
-import { MAX_CPU_MILLI, MAX_MEMORY_BYTES, MAX_PAUSE_SECONDS } from './limits.ts';
+import { checkResources } from './resources.ts';
+import { MAX_PAUSE_SECONDS } from './limits.ts';
 import type { ManifestIssue } from './manifest-issue.ts';
 
 function invalid(pointer: string, message: string, key = false): ManifestIssue {
@@ -75,17 +75,8 @@ function checkContainers(d: Deployment, issues: ManifestIssue[]): void {
       issues,
     );
     issues.push(...checkProbes(c, `${base}/${i}`));
-    // The schema checks the shape; only parsing catches "0.0001" cores or sizes beyond 2^53.
-    const resources = c.resources;
-    for (const [field, parse, max, describeMax] of [['cpu', parseCpu, MAX_CPU_MILLI, '1024 cores'], ['memory', parseMemory, MAX_MEMORY_BYTES, '1Pi']] as const) {
-      const value = resources?.[field];
-      if (value === undefined) continue;
-      try {
-        if (parse(value) > max) issues.push(invalid(`${base}/${i}/resources/${field}`, `must be at most ${describeMax}`));
-      } catch (err) {
-        issues.push(invalid(`${base}/${i}/resources/${field}`, (err as Error).message));
-      }
-    }
+    // The schema checks the shape; parsing, the maxima, mixed forms and request <= limit are here.
+    issues.push(...checkResources(c.resources, `${base}/${i}/resources`));
   });
 }
 

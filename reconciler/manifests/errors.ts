@@ -21,6 +21,8 @@ export type ManifestErrorCode =
   /** Collections nested deeper than the limit (a `[[[[...]]]]` document). */
   | 'NESTING_TOO_DEEP'
   | 'NAMESPACE_NOT_DECLARED'
+  /** An env var or envFrom names a ConfigMap, Secret or key the commit does not have (and is not optional). */
+  | 'REFERENCE_NOT_FOUND'
   /** A value the schema accepts but that is still wrong (quantities, selector, uniqueness...). */
   | 'INVALID_VALUE';
 
@@ -49,6 +51,24 @@ const UNPRINTABLE = /[\u0000-\u001f\u007f\u2028\u2029]/g;
 
 function oneLine(text: string): string {
   return text.replace(UNPRINTABLE, (c) => (c === '\n' ? '\\n' : `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`));
+}
+
+/** `file:line:col Kind object /pointer: message`, on one line: errors and warnings alike. */
+export function locatedText(
+  at: { file: string; line: number; column: number; kind?: string; pointer?: string; message: string },
+  object: string | undefined,
+): string {
+  const parts = [`${at.file}:${at.line}:${at.column}`];
+  if (at.kind !== undefined) parts.push(at.kind);
+  if (object !== undefined) parts.push(object);
+  if (at.pointer) parts.push(at.pointer);
+  return oneLine(`${parts.join(' ')}: ${at.message}`);
+}
+
+/** "default/web", or "team-a" for a Namespace (and cluster-scoped kinds). */
+export function objectText(kind: string | undefined, namespace: string | undefined, name: string | undefined): string | undefined {
+  if (name === undefined) return undefined;
+  return kind === 'Namespace' || namespace === undefined ? name : `${namespace}/${name}`;
 }
 
 export class ManifestError extends GantryError {
@@ -81,18 +101,12 @@ export class ManifestError extends GantryError {
 
   /** The object the error is about, as shown to users: "default/web", or "team-a" for a Namespace. */
   get object(): string | undefined {
-    if (this.objectName === undefined) return undefined;
-    return this.kind === 'Namespace' || this.namespace === undefined ? this.objectName : `${this.namespace}/${this.objectName}`;
+    return objectText(this.kind, this.namespace, this.objectName);
   }
 
   /** Exactly one line: `apps/web.yaml:12:7 Deployment default/web /spec/replicas: must be integer`. */
   override toString(): string {
-    const parts = [`${this.file}:${this.line}:${this.column}`];
-    if (this.kind !== undefined) parts.push(this.kind);
-    const object = this.object;
-    if (object !== undefined) parts.push(object);
-    if (this.pointer) parts.push(this.pointer);
-    return oneLine(`${parts.join(' ')}: ${this.message}`);
+    return locatedText(this, this.object);
   }
 
   // Its own shape (the fields flat, plus the one-line text), not GantryError's { name, code, message, data }.

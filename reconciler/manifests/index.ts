@@ -5,7 +5,7 @@
  *   validateDirectory(dir)    the same for a folder on disk              (`gantry validate`)
  *   templateHash(deployment)  identity of a pod template, names revisions
  */
-export { loadManifests, isManifestPath, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_ALIAS_COUNT } from './load-manifests.ts';
+export { loadManifests, isManifestPath, isLoaderInput, DEFAULT_MAX_FILE_BYTES, DEFAULT_MAX_ALIAS_COUNT } from './load-manifests.ts';
 export type { LoadOptions, LoadResult, ManifestFile } from './load-manifests.ts';
 export { validateDirectory } from './validate-directory.ts';
 export { validateManifest } from './validator.ts';
@@ -15,7 +15,9 @@ export { ManifestError } from './errors.ts';
 export type { ManifestErrorCode, ManifestErrorInit, ManifestErrorJSON } from './errors.ts';
 export { templateHash } from './template-hash.ts';
 export { parseCpu, parseMemory, formatCpu, formatMemory } from './quantity.ts';
-export { API_VERSION, DEFAULT_NAMESPACE, KINDS } from './types.ts';
+export { API_VERSIONS, DEFAULT_NAMESPACE, KINDS, LEGACY_API_VERSION } from './types.ts';
+export { ManifestWarning } from './warnings.ts';
+export type { ManifestWarningCode, ManifestWarningJSON } from './warnings.ts';
 export type {
   ContainerObject,
   DeploymentObject,

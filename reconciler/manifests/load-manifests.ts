@@ -10,6 +10,9 @@
  */
 import { isScalar, isSeq, LineCounter, parseAllDocuments, visit, type Document } from 'yaml';
 import { ManifestError, type ManifestErrorCode } from './errors.ts';
+import { ManifestWarning } from './warnings.ts';
+import { IGNORE_FILE, ignoredBy, parseIgnoreFile } from './ignore-file.ts';
+import { missingReferences } from './config-references.ts';
 import { formatMemory } from './quantity.ts';
 import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_REPLICAS } from './limits.ts';
 import { deepNestingAt, depthProblem } from './nesting.ts';
@@ -41,6 +44,11 @@ export interface LoadResult {
   objects: LoadedManifest[];
   /** Sorted by file, line and column. */
   errors: ManifestError[];
+  /**
+   * Sorted by file, line and column: objects of kinds Gantry does not run (IGNORED_KIND) or skipped
+   * (SKIPPED), fields it does not honour (IGNORED_FIELD), deprecated apiVersions. Never a rejection.
+   */
+  warnings: ManifestWarning[];
 }
 
 export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
@@ -51,6 +59,17 @@ const PRESCAN_DEPTH = 256;
 
 export function isManifestPath(path: string): boolean {
   return MANIFEST_EXTENSIONS.test(path);
+}
+
+/** Files the loader reads: manifests, and the .gantryignore files that say which to skip. */
+export function isLoaderInput(path: string): boolean {
+  return isManifestPath(path) || path === IGNORE_FILE || path.endsWith(`/${IGNORE_FILE}`);
+}
+
+/** A small text file's content (an oversized one counts as empty: it has been listed, not read). */
+function textOf(file: ManifestFile, maxBytes: number): string {
+  if (typeof file.content === 'string') return file.content.length > maxBytes ? '' : file.content;
+  return file.content.byteLength > maxBytes ? '' : new TextDecoder().decode(file.content);
 }
 
 /** One parsed document (or element of a JSON array) that should be a manifest. */
@@ -200,8 +219,12 @@ function compareObjects(a: LoadedManifest, b: LoadedManifest): number {
   return ka - kb || compareStrings(na, nb) || compareStrings(ma, mb);
 }
 
-function compareErrors(a: ManifestError, b: ManifestError): number {
+function compareErrors(a: ManifestError | ManifestWarning, b: ManifestError | ManifestWarning): number {
   return compareStrings(a.file, b.file) || a.line - b.line || a.column - b.column;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return v !== null && typeof v === 'object' && !Array.isArray(v);
 }
 
 function identityKey(data: unknown): string | undefined {
@@ -224,10 +247,17 @@ export function loadManifests(files: ManifestFile[], options: LoadOptions = {}):
     maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH,
   };
   const errors: ManifestError[] = [];
+  const warnings: ManifestWarning[] = [];
   const candidates: Candidate[] = [];
   // Path order makes "first definition" of a duplicate independent of how files were listed.
   const sorted = files.filter((f) => isManifestPath(f.path)).sort((a, b) => compareStrings(a.path, b.path));
+  const ignoreFiles = files.filter((f) => f.path === IGNORE_FILE || f.path.endsWith(`/${IGNORE_FILE}`)).map((f) => parseIgnoreFile(f.path, textOf(f, opts.maxFileBytes)));
   for (const file of sorted) {
+    const skippedBy = ignoreFiles.length > 0 ? ignoredBy(file.path, ignoreFiles) : undefined;
+    if (skippedBy) {
+      warnings.push(new ManifestWarning({ code: 'SKIPPED', file: file.path, line: 1, column: 1, message: `skipped: matches ${JSON.stringify(skippedBy.pattern)} in ${skippedBy.path}` }));
+      continue;
+    }
     const reader = new FileReader(file, opts);
     try {
       reader.read();
@@ -252,6 +282,14 @@ export function loadManifests(files: ManifestFile[], options: LoadOptions = {}):
   const valid: { candidate: Candidate; object: ManifestObject }[] = [];
   for (const c of candidates) {
     const { kind, name } = identityOf(c.data);
+    const { object, issues, warnings: found, ignored } = validateManifest(c.data);
+    for (const w of found) {
+      const { line, column } = c.locate((w.at ?? w).pointer, w.at?.key ?? false);
+      const apiVersion = isRecord(c.data) && typeof c.data.apiVersion === 'string' ? c.data.apiVersion : undefined;
+      warnings.push(new ManifestWarning({ code: w.code, file: c.source.file, line, column, apiVersion, ...identityOf(c.data), pointer: w.pointer, message: w.message }));
+    }
+    // Listed, not applied: neither a duplicate of what Gantry runs nor a namespace it declares.
+    if (ignored) continue;
     // Counted even when the Namespace document is invalid: its own errors say what is wrong.
     if (kind === 'Namespace' && name !== undefined) declaredNamespaces.add(name);
 
@@ -263,7 +301,6 @@ export function loadManifests(files: ManifestFile[], options: LoadOptions = {}):
       report(c, 'DUPLICATE', `duplicate ${describeObject(c.data)}, also defined at ${file}:${line}:${column}`);
     }
 
-    const { object, issues } = validateManifest(c.data);
     for (const issue of issues) report(c, issue.code, issue.message, issue.pointer, issue.at);
     // The reconciler's cap, below the schema's hard maximum: a check, so its message names the setting.
     if (object?.kind === 'Deployment' && object.spec.replicas > opts.maxReplicas) {
@@ -273,8 +310,15 @@ export function loadManifests(files: ManifestFile[], options: LoadOptions = {}):
     if (object && !first) valid.push({ candidate: c, object });
   }
 
+  const configs = new Map<string, ManifestObject>();
+  for (const { object } of valid) if (object.kind === 'ConfigMap' || object.kind === 'Secret') configs.set(`${object.metadata.namespace}/${object.kind}/${object.metadata.name}`, object);
   const objects: LoadedManifest[] = [];
   for (const { candidate, object } of valid) {
+    if (object.kind === 'Deployment') {
+      const missing = missingReferences(object, configs);
+      for (const m of missing) report(candidate, 'REFERENCE_NOT_FOUND', m.message, m.pointer);
+      if (missing.length > 0) continue;
+    }
     if (object.kind !== 'Namespace' && !declaredNamespaces.has(object.metadata.namespace)) {
       const message = `namespace "${object.metadata.namespace}" is not declared by any Namespace manifest`;
       report(candidate, 'NAMESPACE_NOT_DECLARED', message, '/metadata/namespace');
@@ -284,5 +328,6 @@ export function loadManifests(files: ManifestFile[], options: LoadOptions = {}):
   }
   objects.sort(compareObjects);
   errors.sort(compareErrors);
-  return { objects, errors };
+  warnings.sort(compareErrors);
+  return { objects, errors, warnings };
 }

@@ -6,12 +6,29 @@
  * Adding a default to the pod template changes the template hash of every deployment (and so rolls
  * them all), because hashes are taken over the normalized template.
  */
-import type { Container, Deployment, DeploymentStrategy, Namespace, Service } from '../../schemas/generated/index.ts';
+import type { ConfigMap, Container, Deployment, DeploymentStrategy, Namespace, Secret, Service } from '../../schemas/generated/index.ts';
 import { DEFAULT_NAMESPACE } from './types.ts';
-import type { ContainerObject, DeploymentObject, NamespaceObject, ServiceObject, StrategyObject } from './types.ts';
+import type { ConfigMapObject, ContainerObject, DeploymentObject, NamespaceObject, SecretObject, ServiceObject, StrategyObject } from './types.ts';
 
 export const DEFAULT_MAX_SURGE = '25%';
 export const DEFAULT_MAX_UNAVAILABLE = '25%';
+
+function metadataOf<M extends { namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }>(m: M) {
+  return { ...m, namespace: m.namespace ?? DEFAULT_NAMESPACE, labels: m.labels ?? {}, annotations: m.annotations ?? {} };
+}
+
+export function normalizeConfigMap(input: ConfigMap): ConfigMapObject {
+  const cm = structuredClone(input);
+  return { ...cm, metadata: metadataOf(cm.metadata), data: cm.data ?? {}, binaryData: cm.binaryData ?? {} };
+}
+
+/** stringData is merged over data, base64-encoded, as the Kubernetes API server stores a Secret. */
+export function normalizeSecret(input: Secret): SecretObject {
+  const { stringData, ...secret } = structuredClone(input);
+  const data = { ...secret.data };
+  for (const [k, v] of Object.entries(stringData ?? {})) data[k] = Buffer.from(v, 'utf8').toString('base64');
+  return { ...secret, metadata: metadataOf(secret.metadata), type: secret.type ?? 'Opaque', data };
+}
 
 export function normalizeNamespace(input: Namespace): NamespaceObject {
   // A copy: YAML aliases make several places share one object, and callers may mutate.

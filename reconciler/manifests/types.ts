@@ -6,6 +6,10 @@
 import type {
   Annotations,
   CanaryStep,
+  ConfigMap,
+  ConfigMapMetadata,
+  Secret,
+  SecretMetadata,
   Service,
   ServiceMetadata,
   ServicePort,
@@ -26,10 +30,13 @@ import type {
 } from '../../schemas/generated/index.ts';
 import type { RestartPolicy } from '../../state/records/instance.ts';
 
-export const API_VERSION = 'gantry.dev/v1';
 /** Kinds in the order they are applied and listed: namespaces before what they contain. */
-export const KINDS = ['Namespace', 'Deployment', 'Service'] as const;
+export const KINDS = ['Namespace', 'ConfigMap', 'Secret', 'Deployment', 'Service'] as const;
 export type ManifestKind = (typeof KINDS)[number];
+/** The apiVersion of each kind Gantry runs: Kubernetes' own. */
+export const API_VERSIONS: Readonly<Record<ManifestKind, string>> = { Namespace: 'v1', ConfigMap: 'v1', Secret: 'v1', Deployment: 'apps/v1', Service: 'v1' };
+/** Gantry's first dialect: still read (as the Kubernetes apiVersion of the kind), with a deprecation warning. */
+export const LEGACY_API_VERSION = 'gantry.dev/v1';
 export const DEFAULT_NAMESPACE = 'default';
 
 export type { RestartPolicy };
@@ -92,7 +99,20 @@ export interface ServicePortObject extends ServicePort {
   protocol: 'TCP';
 }
 
-export type ManifestObject = NamespaceObject | DeploymentObject | ServiceObject;
+export interface ConfigMapObject extends ConfigMap {
+  metadata: ConfigMapMetadata & { namespace: string; labels: Labels; annotations: Annotations };
+  data: Record<string, string>;
+  binaryData: Record<string, string>;
+}
+
+/** `data` holds every value base64-encoded, `stringData` merged in (as Kubernetes stores a Secret). */
+export interface SecretObject extends Omit<Secret, 'stringData'> {
+  metadata: SecretMetadata & { namespace: string; labels: Labels; annotations: Annotations };
+  type: string;
+  data: Record<string, string>;
+}
+
+export type ManifestObject = NamespaceObject | ConfigMapObject | SecretObject | DeploymentObject | ServiceObject;
 
 /** Where a manifest was written: the start of its document (1-based line and column). */
 export interface SourceLocation {

@@ -5,7 +5,7 @@ import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import {
   DEFAULT_MAX_FILE_BYTES,
-  isManifestPath,
+  isLoaderInput,
   loadManifests,
   type LoadOptions,
   type LoadResult,
@@ -26,7 +26,7 @@ async function collect(root: string, dir: string, maxFileBytes: number, out: Man
     const full = path.join(dir, entry.name);
     if (entry.isDirectory()) {
       if (!SKIPPED_DIRS.has(entry.name)) await collect(root, full, maxFileBytes, out);
-    } else if (entry.isFile() && isManifestPath(entry.name)) {
+    } else if (entry.isFile() && isLoaderInput(entry.name)) {
       const rel = path.relative(root, full).split(path.sep).join('/');
       const { size } = await stat(full);
       // Oversized files are reported by the loader from their size; reading them is wasted work.

@@ -10,17 +10,35 @@ import { Ajv2020, type ErrorObject, type ValidateFunction } from 'ajv/dist/2020.
 import deploymentSchema from '../../schemas/deployment.schema.json' with { type: 'json' };
 import serviceSchema from '../../schemas/service.schema.json' with { type: 'json' };
 import namespaceSchema from '../../schemas/namespace.schema.json' with { type: 'json' };
+import configMapSchema from '../../schemas/configmap.schema.json' with { type: 'json' };
+import secretSchema from '../../schemas/secret.schema.json' with { type: 'json' };
 import { checkDeployment, checkService } from './checks.ts';
-import { normalizeDeployment, normalizeNamespace, normalizeService } from './normalize.ts';
+import { checkConfigData } from './config-checks.ts';
+import { checkEnvSources } from './config-references.ts';
+import { normalizeConfigMap, normalizeDeployment, normalizeNamespace, normalizeSecret, normalizeService } from './normalize.ts';
 import type { ManifestIssue } from './manifest-issue.ts';
 import { escapePointerToken } from './pointer.ts';
-import type { Deployment, Namespace, Service } from '../../schemas/generated/index.ts';
-import { API_VERSION, DEFAULT_NAMESPACE, KINDS, type ManifestKind, type ManifestObject } from './types.ts';
+import type { ConfigMap, Deployment, Namespace, Secret, Service } from '../../schemas/generated/index.ts';
+import { API_VERSIONS, DEFAULT_NAMESPACE, KINDS, LEGACY_API_VERSION, type ManifestKind, type ManifestObject } from './types.ts';
+import { apiVersionsOf, closestName, kindsOf, kubernetesDefines, walkFields } from './kubernetes-fields.ts';
+import type { ManifestWarningCode } from './warnings.ts';
 
 export interface ValidationResult {
-  /** The manifest with defaults applied, when there are no issues. */
+  /** The manifest with defaults applied, when there are no issues (and it is not ignored). */
   object?: ManifestObject;
   issues: ManifestIssue[];
+  /** Accepted but worth saying: ignored fields, a deprecated apiVersion, the object itself ignored. */
+  warnings: ValidationWarning[];
+  /** The document is a kind Gantry lists but does not apply (or one skipped on request). */
+  ignored?: boolean;
+}
+
+/** A warning located by pointer, as issues are; the loader adds file, line and column. */
+export interface ValidationWarning {
+  code: ManifestWarningCode;
+  pointer: string;
+  message: string;
+  at?: { pointer: string; key: boolean };
 }
 
 // Compiled once: compiling is far slower than validating. allErrors so one run reports everything.
@@ -34,11 +52,14 @@ const ajv = new Ajv2020({
   // Adds parentSchema to errors: the known properties for "did you mean", descriptions for if/else.
   verbose: true,
 });
-const validators: Record<ManifestKind, ValidateFunction> = {
-  Namespace: ajv.compile(namespaceSchema),
-  Deployment: ajv.compile(deploymentSchema),
-  Service: ajv.compile(serviceSchema),
+const schemas: Record<ManifestKind, Record<string, unknown>> = {
+  Namespace: namespaceSchema,
+  ConfigMap: configMapSchema,
+  Secret: secretSchema,
+  Deployment: deploymentSchema,
+  Service: serviceSchema,
 };
+const validators = Object.fromEntries(Object.entries(schemas).map(([k, s]) => [k, ajv.compile(s)])) as Record<ManifestKind, ValidateFunction>;
 
 /** Patterns of the schemas, explained; "must match pattern ^[a-z0-9]..." helps nobody. */
 export const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
@@ -49,6 +70,12 @@ export const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
   '^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$':
     "must be a label value: letters, digits, '-', '_' or '.', starting and ending with a letter or digit",
   '^[A-Za-z_][A-Za-z0-9_]*$': "must be letters, digits and '_', not starting with a digit",
+  '^[-._a-zA-Z][-._a-zA-Z0-9]*$': "must be letters, digits, '-', '.' and '_', not starting with a digit",
+  '^[-._a-zA-Z0-9]+$': "must be letters, digits, '-', '.' and '_'",
+  '^[A-Za-z0-9+/]*={0,2}$': 'must be base64 (the value is not shown)',
+  '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$': "must be a DNS subdomain: DNS labels joined by '.'",
+  "^(metadata\\.(name|namespace|uid)|metadata\\.(labels|annotations)\\['[^']+'\\]|spec\\.nodeName|status\\.(podIP|hostIP))$":
+    "must be one of metadata.name, metadata.namespace, metadata.uid, metadata.labels['<key>'], metadata.annotations['<key>'], spec.nodeName, status.podIP, status.hostIP",
   '^[0-9]+%$': 'must be a count or a percentage such as "25%"',
   '^[0-9]+(s|m|h)$': 'must be a duration such as "30s", "5m" or "1h"',
   '^([0-9]+m|[0-9]+(\\.[0-9]+)?)$': 'must be a cpu quantity such as "250m", "1" or "0.5"',
@@ -63,9 +90,13 @@ function isKind(v: unknown): v is ManifestKind {
   return (KINDS as readonly unknown[]).includes(v);
 }
 
-/** Kind, namespace and name of a document as far as they can be told, for error messages. */
-export function identityOf(doc: unknown): { kind?: ManifestKind; namespace?: string; name?: string } {
-  if (!isRecord(doc) || !isKind(doc.kind)) return {};
+/**
+ * Kind, namespace and name of a document as far as they can be told, for messages. Any kind: an
+ * ignored ServiceAccount is named as precisely as a Deployment. Cluster-scoped kinds Gantry runs
+ * (Namespace) have no namespace.
+ */
+export function identityOf(doc: unknown): { kind?: string; namespace?: string; name?: string } {
+  if (!isRecord(doc) || typeof doc.kind !== 'string' || doc.kind === '') return {};
   const metadata = isRecord(doc.metadata) ? doc.metadata : {};
   const name = typeof metadata.name === 'string' ? metadata.name : undefined;
   if (doc.kind === 'Namespace') return { kind: doc.kind, name };
@@ -73,29 +104,9 @@ export function identityOf(doc: unknown): { kind?: ManifestKind; namespace?: str
   return { kind: doc.kind, namespace: typeof namespace === 'string' ? namespace : undefined, name };
 }
 
-function levenshtein(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++) {
-      cur[j] = Math.min(prev[j]! + 1, cur[j - 1]! + 1, prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = cur;
-  }
-  return prev[b.length]!;
-}
-
 /** The known property closest to a misspelled one, when it is close enough to be a typo. */
 function suggestion(unknown: string, parentSchema: unknown): string | undefined {
-  const known = isRecord(parentSchema) && isRecord(parentSchema.properties) ? Object.keys(parentSchema.properties) : [];
-  let best: { name: string; distance: number } | undefined;
-  for (const name of known) {
-    const distance = levenshtein(unknown.toLowerCase(), name.toLowerCase());
-    if (distance <= Math.max(1, Math.floor(name.length / 3)) && (!best || distance < best.distance)) {
-      best = { name, distance };
-    }
-  }
-  return best?.name;
+  return closestName(unknown, isRecord(parentSchema) && isRecord(parentSchema.properties) ? Object.keys(parentSchema.properties) : []);
 }
 
 function describeTypes(type: unknown): string {
@@ -158,27 +169,53 @@ function toIssue(e: ErrorObject): ManifestIssue | undefined {
   return { code: 'SCHEMA', pointer: e.instancePath, message };
 }
 
-function checkHeader(doc: Record<string, unknown>): ManifestIssue[] {
+/** An object with this annotation set to "true" is listed as skipped and not read further. */
+export const SKIP_ANNOTATION = 'gantry.dev/skip';
+const SKIP_HINT = `list its file in .gantryignore, or annotate the object ${SKIP_ANNOTATION}: "true", to have Gantry skip it`;
+
+type Header =
+  | { run: ManifestKind; legacy: boolean }
+  | { ignore: ValidationWarning }
+  | { issues: ManifestIssue[] };
+
+/** What apiVersion and kind make of a document: one Gantry runs, one it lists and ignores, or errors. */
+function classify(doc: Record<string, unknown>): Header {
+  const { apiVersion, kind } = doc;
+  const metadata = isRecord(doc.metadata) ? doc.metadata : {};
+  const annotations = isRecord(metadata.annotations) ? metadata.annotations : {};
+  const id = typeof apiVersion === 'string' && typeof kind === 'string' ? `${kind} (${apiVersion})` : 'object';
+  if (annotations[SKIP_ANNOTATION] === 'true') {
+    return { ignore: { code: 'SKIPPED', pointer: '', message: `skipped: ${id} annotated ${SKIP_ANNOTATION}: "true"` } };
+  }
   const issues: ManifestIssue[] = [];
-  if (doc.apiVersion === undefined) {
-    issues.push({ code: 'UNKNOWN_API_VERSION', pointer: '', message: `must have required property 'apiVersion' ("${API_VERSION}")` });
-  } else if (doc.apiVersion !== API_VERSION) {
-    issues.push({
-      code: 'UNKNOWN_API_VERSION',
-      pointer: '/apiVersion',
-      message: `unknown apiVersion ${JSON.stringify(doc.apiVersion)}; expected "${API_VERSION}"`,
-    });
+  if (apiVersion === undefined) issues.push({ code: 'UNKNOWN_API_VERSION', pointer: '', message: "must have required property 'apiVersion' (such as \"apps/v1\" or \"v1\")" });
+  else if (typeof apiVersion !== 'string') issues.push({ code: 'UNKNOWN_API_VERSION', pointer: '/apiVersion', message: 'must be string' });
+  if (kind === undefined) issues.push({ code: 'UNKNOWN_KIND', pointer: '', message: `must have required property 'kind' (Gantry runs ${KINDS.join(', ')})` });
+  else if (typeof kind !== 'string') issues.push({ code: 'UNKNOWN_KIND', pointer: '/kind', message: 'must be string' });
+  if (typeof apiVersion !== 'string' || typeof kind !== 'string') return { issues };
+
+  if (isKind(kind)) {
+    const expected = API_VERSIONS[kind];
+    if (apiVersion === expected) return { run: kind, legacy: false };
+    if (apiVersion === LEGACY_API_VERSION) return { run: kind, legacy: true };
+    return { issues: [{ code: 'UNKNOWN_API_VERSION', pointer: '/apiVersion', message: `unknown apiVersion ${JSON.stringify(apiVersion)} for ${kind}; expected "${expected}"` }] };
   }
-  if (doc.kind === undefined) {
-    issues.push({ code: 'UNKNOWN_KIND', pointer: '', message: `must have required property 'kind' (one of: ${KINDS.join(', ')})` });
-  } else if (!isKind(doc.kind)) {
-    issues.push({
-      code: 'UNKNOWN_KIND',
-      pointer: '/kind',
-      message: `unknown kind ${JSON.stringify(doc.kind)}; known kinds: ${KINDS.join(', ')}`,
-    });
+  if (apiVersion === LEGACY_API_VERSION) {
+    return { issues: [{ code: 'UNKNOWN_KIND', pointer: '/kind', message: `unknown kind ${JSON.stringify(kind)} in ${LEGACY_API_VERSION} (deprecated), which has only ${KINDS.join(', ')}` }] };
   }
-  return issues;
+  if (kubernetesDefines(apiVersion, kind)) {
+    return { ignore: { code: 'IGNORED_KIND', pointer: '', message: `ignored: Gantry does not run ${kind} (${apiVersion}); the object is listed, not applied` } };
+  }
+  const kinds = kindsOf(apiVersion);
+  if (kinds) {
+    const near = closestName(kind, kinds);
+    return { issues: [{ code: 'UNKNOWN_KIND', pointer: '/kind', message: `Kubernetes defines no kind ${JSON.stringify(kind)} in ${apiVersion}${near ? ` (did you mean "${near}"?)` : ''}; ${SKIP_HINT}` }] };
+  }
+  const versions = apiVersionsOf(kind);
+  if (versions.length > 0) {
+    return { issues: [{ code: 'UNKNOWN_API_VERSION', pointer: '/apiVersion', message: `Kubernetes defines no apiVersion ${JSON.stringify(apiVersion)}; ${kind} is ${versions.map((v) => JSON.stringify(v)).join(' or ')}` }] };
+  }
+  return { issues: [{ code: 'UNKNOWN_KIND', pointer: '/kind', message: `${kind} (${apiVersion}) is not a kind Kubernetes defines (a typo, or a custom resource Gantry cannot run); ${SKIP_HINT}` }] };
 }
 
 /** Validates one document; never throws. */
@@ -187,25 +224,43 @@ export function validateManifest(doc: unknown): ValidationResult {
     const what = Array.isArray(doc) ? 'a sequence' : doc === null ? 'null' : `a ${typeof doc}`;
     return {
       issues: [{ code: 'SCHEMA', pointer: '', message: `a manifest must be a mapping with apiVersion, kind and metadata, not ${what}` }],
+      warnings: [],
     };
   }
-  const header = checkHeader(doc);
-  // Without a known apiVersion and kind there is no schema to check the rest against.
-  if (header.length > 0 || !isKind(doc.kind)) return { issues: header };
+  const header = classify(doc);
+  if ('issues' in header) return { issues: header.issues, warnings: [] };
+  if ('ignore' in header) return { issues: [], warnings: [header.ignore], ignored: true };
 
-  const validate = validators[doc.kind];
-  if (!validate(doc)) {
+  const kind = header.run;
+  const warnings: ValidationWarning[] = [];
+  if (header.legacy) {
+    warnings.push({ code: 'DEPRECATED_API_VERSION', pointer: '/apiVersion', message: `apiVersion "${LEGACY_API_VERSION}" is deprecated: write "${API_VERSIONS[kind]}", the Kubernetes apiVersion of ${kind} (read as that)` });
+  }
+  // Kubernetes' fields that Gantry does not honour are dropped with a warning; unknown ones are errors.
+  const fields = walkFields(doc, `${API_VERSIONS[kind]}/${kind}`, schemas[kind]);
+  for (const f of fields.ignored) warnings.push({ code: 'IGNORED_FIELD', pointer: f.pointer, message: f.message, at: { pointer: f.pointer, key: true } });
+  // Validated as the Kubernetes apiVersion, so the alias and the real one are one and the same object.
+  const candidate = { ...fields.doc, apiVersion: API_VERSIONS[kind] };
+
+  const validate = validators[kind];
+  if (!validate(candidate)) {
     const issues = (validate.errors ?? []).map(toIssue).filter((i): i is ManifestIssue => i !== undefined);
-    return { issues };
+    return { issues: [...fields.unknown, ...issues], warnings };
   }
-  if (doc.kind === 'Namespace') return { object: normalizeNamespace(doc as unknown as Namespace), issues: [] };
-  if (doc.kind === 'Service') {
-    const service = doc as unknown as Service;
+  if (fields.unknown.length > 0) return { issues: fields.unknown, warnings };
+  if (kind === 'Namespace') return { object: normalizeNamespace(candidate as unknown as Namespace), issues: [], warnings };
+  if (kind === 'ConfigMap' || kind === 'Secret') {
+    const configIssues = checkConfigData(candidate);
+    if (configIssues.length > 0) return { issues: configIssues, warnings };
+    const object = kind === 'ConfigMap' ? normalizeConfigMap(candidate as unknown as ConfigMap) : normalizeSecret(candidate as unknown as Secret);
+    return { object, issues: [], warnings };
+  }
+  if (kind === 'Service') {
+    const service = candidate as unknown as Service;
     const serviceIssues = checkService(service);
-    return serviceIssues.length > 0 ? { issues: serviceIssues } : { object: normalizeService(service), issues: [] };
+    return serviceIssues.length > 0 ? { issues: serviceIssues, warnings } : { object: normalizeService(service), issues: [], warnings };
   }
-
-  const deployment = doc as unknown as Deployment;
-  const issues = checkDeployment(deployment);
-  return issues.length > 0 ? { issues } : { object: normalizeDeployment(deployment), issues: [] };
+  const deployment = candidate as unknown as Deployment;
+  const issues = [...checkDeployment(deployment), ...checkEnvSources(deployment)];
+  return issues.length > 0 ? { issues, warnings } : { object: normalizeDeployment(deployment), issues: [], warnings };
 }

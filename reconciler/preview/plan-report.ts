@@ -19,18 +19,29 @@ export function planSummaryLine(diff: HeadDiff): string {
   return `${diff.summary}${hasChanges(diff) ? '' : ' (no changes)'} against ${shortSha(diff.base)}`;
 }
 
-function rows(diff: HeadDiff): { sign: string; name: string; changes: string[] }[] {
+function rows(diff: HeadDiff): { sign: string; kind: string; name: string; changes: string[] }[] {
   return [
-    ...diff.added.map((x) => ({ sign: '+', ...x })),
-    ...diff.changed.map((x) => ({ sign: '~', ...x })),
-    ...diff.removed.map((x) => ({ sign: '-', ...x })),
+    ...diff.added.map((x) => ({ sign: '+', ...x, kind: x.kind ?? 'Deployment' })),
+    ...diff.changed.map((x) => ({ sign: '~', ...x, kind: x.kind ?? 'Deployment' })),
+    ...diff.removed.map((x) => ({ sign: '-', ...x, kind: x.kind ?? 'Deployment' })),
   ];
 }
 
+/** The warnings of a plan (ignored objects and fields, skipped files), as indented lines; none: []. */
+function warningLines(diff: HeadDiff, indent: string): string[] {
+  const count = diff.warningCount ?? diff.warnings?.length ?? 0;
+  if (count === 0) return [];
+  return [`${count} warning(s) (listed, not applied):`, `${indent}${joinErrors(diff.warnings ?? [], count, `\n${indent}`)}`];
+}
+
 export function planText(diff: HeadDiff): string {
-  if (!diff.valid) return [`commit ${shortSha(diff.commit)} is invalid:`, `  ${joinErrors(diff.errors, diff.errorCount, '\n  ')}`].join('\n');
+  if (!diff.valid) return [`commit ${shortSha(diff.commit)} is invalid:`, `  ${joinErrors(diff.errors, diff.errorCount, '\n  ')}`, ...warningLines(diff, '  ')].join('\n');
   const lines = rows(diff);
-  return [`commit ${shortSha(diff.commit)} against ${shortSha(diff.base)}: ${lines.length === 0 ? 'no changes' : diff.summary}`, ...lines.map((l) => `${l.sign} Deployment ${l.name}: ${l.changes.join(', ')}`)].join('\n');
+  return [
+    `commit ${shortSha(diff.commit)} against ${shortSha(diff.base)}: ${lines.length === 0 ? 'no changes' : diff.summary}`,
+    ...lines.map((l) => `${l.sign} ${l.kind} ${l.name}${l.changes.length > 0 ? `: ${l.changes.join(', ')}` : ''}`),
+    ...warningLines(diff, '  '),
+  ].join('\n');
 }
 
 /** A fenced block that no backtick run inside `text` can close early. */
@@ -49,8 +60,10 @@ export function planMarkdown(diff: HeadDiff): string {
   }
   const lines = rows(diff);
   const head = `**Plan** for \`${shortSha(diff.commit)}\` against \`${shortSha(diff.base)}\` (what runs now): **${diff.summary}**`;
-  if (lines.length === 0) return `${head}\n\nNo changes.`;
-  return [head, '', '| | Deployment | Changes |', '|---|---|---|', ...lines.map((l) => `| \`${l.sign}\` | \`${cell(l.name)}\` | ${cell(l.changes.join(', '))} |`)].join('\n');
+  const body = lines.length === 0 ? ['No changes.'] : ['| | Object | Changes |', '|---|---|---|', ...lines.map((l) => `| \`${l.sign}\` | ${l.kind} \`${cell(l.name)}\` | ${cell(l.changes.join(', '))} |`)];
+  const count = diff.warningCount ?? diff.warnings?.length ?? 0;
+  const warnings = count === 0 ? [] : ['', `<details><summary>${count} warning(s): ignored objects and fields, listed but not applied</summary>`, '', fenced(joinErrors(diff.warnings ?? [], count, '\n')), '', '</details>'];
+  return [head, '', ...body, ...warnings].join('\n');
 }
 
 export interface PreviewSummary {

@@ -1,3 +1,4 @@
+import type { ConfigVersionRecord } from '../../state/records/config.ts';
 import { specHash, type DesiredState } from '../desired/desired-state.ts';
 import type { DeploymentRecord, NamespaceRecord } from '../../state/records/deployment.ts';
 
@@ -22,6 +23,8 @@ export function previewNamespace(pr: number, namespace: string): string {
 export interface PreviewState {
   namespaces: NamespaceRecord[];
   deployments: DeploymentRecord[];
+  /** The ConfigMap and Secret versions of the pull request, in its preview namespaces. */
+  configs: ConfigVersionRecord[];
 }
 
 /**
@@ -49,6 +52,7 @@ export function buildPreviewState(desired: DesiredState, pr: number, opts: { max
     return {
       ...d,
       namespace,
+      ...(d.configRefs ? { configRefs: d.configRefs.map((r) => `${previewNamespace(pr, r.slice(0, r.indexOf('/')))}${r.slice(r.indexOf('/'))}`) } : {}),
       replicas,
       specHash: hash,
       generation,
@@ -56,5 +60,7 @@ export function buildPreviewState(desired: DesiredState, pr: number, opts: { max
       annotations: { ...d.annotations, [PREVIEW_OF_ANNOTATION]: `${d.namespace}/${d.name}`, [PULL_REQUEST_ANNOTATION]: String(pr) },
     };
   });
-  return { namespaces: [...namespaces.values()].sort((a, b) => (a.name < b.name ? -1 : 1)), deployments };
+  // Agents read a version under the instance's namespace: the preview's copies live there.
+  const configs = (desired.configs ?? []).map((c) => ({ ...c, namespace: previewNamespace(pr, c.namespace) }));
+  return { namespaces: [...namespaces.values()].sort((a, b) => (a.name < b.name ? -1 : 1)), deployments, configs };
 }

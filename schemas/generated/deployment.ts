@@ -9,6 +9,22 @@ export type IntOrPercent = number | string;
  */
 export type CommandLine = string[];
 /**
+ * Name of a ConfigMap or Secret: a DNS subdomain (at most 253 characters).
+ */
+export type ConfigName = string;
+/**
+ * A key of a ConfigMap or Secret: letters, digits, '-', '_' and '.' (at most 253 characters).
+ */
+export type ConfigKey = string;
+/**
+ * CPU: millicores such as "250m", or cores such as "1", "0.5" or 0.5; at most 1024 cores.
+ */
+export type CpuQuantity = string | number;
+/**
+ * Memory in bytes: a number, or a quantity with a suffix Ki, Mi, Gi, Ti (powers of 1024) or k, M, G, T (powers of 1000), such as "64Mi" or "1G"; at most 1Pi (1125899906842624 bytes).
+ */
+export type MemoryQuantity = string | number;
+/**
  * A containerPort number, or the name of one of the container's ports.
  */
 export type ProbePort = number | string;
@@ -18,9 +34,9 @@ export type ProbePort = number | string;
  */
 export interface Deployment {
   /**
-   * Version of the Gantry manifest format.
+   * apps/v1, as in Kubernetes; gantry.dev/v1 is the deprecated alias of Gantry's first format.
    */
-  apiVersion: "gantry.dev/v1";
+  apiVersion: "apps/v1" | "gantry.dev/v1";
   /**
    * Kind of object this document describes.
    */
@@ -242,6 +258,10 @@ export interface Container {
    */
   env?: EnvVar[];
   /**
+   * @maxItems 256
+   */
+  envFrom?: EnvFromSource[];
+  /**
    * Ports the container listens on (at most 128).
    *
    * @default []
@@ -271,15 +291,72 @@ export interface Container {
    */
   startupProbe?: Probe;
 }
+/**
+ * One environment variable: a literal `value`, or `valueFrom` a ConfigMap's or Secret's key, a field of the pod, or a resource of a container.
+ */
 export interface EnvVar {
   /**
-   * Variable name: letters, digits and '_', not starting with a digit (at most 256 characters).
+   * Variable name: letters, digits, '-', '.' and '_', not starting with a digit (Kubernetes' rule; at most 256 characters).
    */
   name: string;
   /**
-   * At most 32768 characters.
+   * At most 32768 characters; `$(NAME)` refers to a variable defined before it (`$$` escapes).
    */
-  value: string;
+  value?: string;
+  valueFrom?: EnvVarSource;
+}
+/**
+ * Exactly one source.
+ */
+export interface EnvVarSource {
+  configMapKeyRef?: KeySelector;
+  secretKeyRef?: KeySelector;
+  fieldRef?: ObjectFieldSelector;
+  resourceFieldRef?: ResourceFieldSelector;
+}
+/**
+ * A key of a ConfigMap or Secret in the deployment's namespace.
+ */
+export interface KeySelector {
+  name: ConfigName;
+  key: ConfigKey;
+  /**
+   * When true, a missing object or key leaves the variable unset instead of being an error.
+   */
+  optional?: boolean;
+}
+export interface ObjectFieldSelector {
+  /**
+   * Only v1.
+   */
+  apiVersion?: "v1";
+  /**
+   * metadata.name, metadata.namespace, metadata.uid, metadata.labels['<key>'], metadata.annotations['<key>'], spec.nodeName, status.podIP or status.hostIP.
+   */
+  fieldPath: string;
+}
+export interface ResourceFieldSelector {
+  containerName?: DnsLabel;
+  resource: "limits.cpu" | "limits.memory" | "requests.cpu" | "requests.memory";
+  /**
+   * The unit of the value: 1 (default), 1m for cpu; 1, 1Ki, 1Mi, 1Gi... for memory.
+   */
+  divisor?: string | number;
+}
+/**
+ * Every key of a ConfigMap or Secret as a variable, optionally prefixed; `env` overrides them.
+ */
+export interface EnvFromSource {
+  prefix?: string;
+  configMapRef?: ConfigObjectRef;
+  secretRef?: ConfigObjectRef;
+}
+export interface ConfigObjectRef {
+  name: ConfigName;
+  /**
+   * When true, a missing object adds nothing instead of being an error.
+   */
+  optional?: boolean;
 }
 export interface ContainerPort {
   /**
@@ -296,17 +373,32 @@ export interface ContainerPort {
   protocol?: "TCP";
 }
 /**
- * What the scheduler reserves on a node for the container.
+ * CPU and memory of the container, as in Kubernetes: requests are what the scheduler reserves on a node, limits the most the runtime lets it use; a limit without a request makes the request equal to the limit. The flat cpu and memory are Gantry's first form (request and Docker limit at once) and cannot be combined with requests or limits.
  */
 export interface Resources {
   /**
-   * CPU: millicores such as "250m", or cores such as "1", "0.5" or 0.5; at most 1024 cores.
+   * What the scheduler reserves on a node for the container; each at most its limit. Unset: the limit, else nothing.
    */
-  cpu?: string | number;
+  requests?: ResourceList;
   /**
-   * Memory in bytes: a number, or a quantity with a suffix Ki, Mi, Gi, Ti (powers of 1024) or k, M, G, T (powers of 1000), such as "64Mi" or "1G"; at most 1Pi (1125899906842624 bytes).
+   * The most the container may use, enforced by its runtime: Docker's CPU quota and memory limit, or Linux cgroups for a process (OOM-killed above its memory limit, throttled above its CPU limit).
    */
-  memory?: string | number;
+  limits?: ResourceList;
+  /**
+   * Gantry's first form: the CPU request, and on Docker the limit too. Cannot be combined with requests or limits.
+   */
+  cpu?: CpuQuantity;
+  /**
+   * Gantry's first form: the memory request, and on Docker the limit too. Cannot be combined with requests or limits.
+   */
+  memory?: MemoryQuantity;
+}
+/**
+ * Quantities of CPU and memory.
+ */
+export interface ResourceList {
+  cpu?: CpuQuantity;
+  memory?: MemoryQuantity;
 }
 /**
  * A check the agent runs against a container: exactly one of httpGet, tcpSocket or exec. Defaults as in Kubernetes: initialDelaySeconds 0, periodSeconds 10, timeoutSeconds 1, successThreshold 1, failureThreshold 3.

@@ -7,9 +7,9 @@ export type DnsLabel = string;
  */
 export interface Namespace {
   /**
-   * Version of the Gantry manifest format.
+   * v1, as in Kubernetes; gantry.dev/v1 is the deprecated alias of Gantry's first format.
    */
-  apiVersion: "gantry.dev/v1";
+  apiVersion: "v1" | "gantry.dev/v1";
   /**
    * Kind of object this document describes.
    */

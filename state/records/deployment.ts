@@ -26,6 +26,11 @@ export interface DeploymentRecord {
   revisionHistoryLimit: number;
   progressDeadlineSeconds: number;
   rollback: 'auto' | 'none';
+  /**
+   * "<ns>/<kind>/<name>@<version>" of the ConfigMap and Secret versions the template's env uses
+   * (records/config.ts), part of templateHash; absent: none.
+   */
+  configRefs?: string[];
   templateHash: string;
   template: InstanceTemplate;
   labels: Record<string, string>;

@@ -4,6 +4,7 @@
  * rules that reconciler and agents both apply.
  * Manifest types (what users write) are generated from schemas/; these are internal state.
  */
+import type { EnvFromSpec, EnvSpec } from './config.ts';
 import type { PodSpec } from '../../schemas/generated/index.ts';
 
 /** The one definition, from the schema (reconciler/manifests/ re-exports it). */
@@ -23,14 +24,38 @@ export interface ContainerSpec {
   imagePullPolicy?: 'IfNotPresent' | 'Always' | 'Never';
   command: string[];
   args: string[];
-  env: { name: string; value: string }[];
+  /** In order; references to ConfigMaps and Secrets name exact versions (records/config.ts). */
+  env: EnvSpec[];
+  /** Applied before `env` (which overrides it), as in Kubernetes; absent: none. */
+  envFrom?: EnvFromSpec[];
   ports: PortSpec[];
   workingDir?: string;
+  /** Requests: what the scheduler reserves on the node (0: nothing). */
   cpuMilli: number;
   memoryBytes: number;
+  /**
+   * Limits: the most the runtime lets the container use (Docker's NanoCpus and Memory, cgroups for a
+   * process); a field that is absent or 0 is no limit. The record itself is absent for the flat
+   * `resources: { cpu, memory }` form and in records written before limits existed: their requests
+   * are their limits on Docker, as they always were, and the process runtime enforces none, as it
+   * never did (an upgrade must not OOM-kill processes sized only for scheduling). See runtimeLimits.
+   */
+  limits?: ResourceLimits;
   readinessProbe?: ProbeSpec;
   livenessProbe?: ProbeSpec;
   startupProbe?: ProbeSpec;
+}
+
+export interface ResourceLimits {
+  cpuMilli?: number;
+  memoryBytes?: number;
+}
+
+/** The limits a runtime enforces for a container: `limits` as written, or for a record without them, what that meant on the runtime. */
+export function runtimeLimits(c: Pick<ContainerSpec, 'cpuMilli' | 'memoryBytes' | 'limits'>, runtime: Runtime): ResourceLimits {
+  if (c.limits) return c.limits;
+  if (runtime === 'process') return {};
+  return { ...(c.cpuMilli > 0 ? { cpuMilli: c.cpuMilli } : {}), ...(c.memoryBytes > 0 ? { memoryBytes: c.memoryBytes } : {}) };
 }
 
 /**

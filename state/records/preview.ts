@@ -6,6 +6,15 @@
 /** The Git hosts Gantry takes webhooks from. */
 export type ProviderName = 'github' | 'gitlab' | 'gitea' | 'bitbucket';
 
+/** One object a revision adds, changes or removes, and how (field by field; instances affected). */
+export interface PlanRow {
+  /** Absent in plans stored before every kind was diffed: a Deployment. */
+  kind?: string;
+  /** "<ns>/<name>", or the name of a Namespace. */
+  name: string;
+  changes: string[];
+}
+
 /** What syncing a revision would change (`gantry plan`, `gantry diff`, the plan of a preview). */
 export interface HeadDiff {
   commit: string;
@@ -16,10 +25,14 @@ export interface HeadDiff {
   errors: string[];
   /** ...and how many it has in all (absent: as many as `errors`). */
   errorCount?: number;
+  /** The revision's first warnings (ignored objects and fields, skipped files, deprecations)... */
+  warnings?: string[];
+  /** ...and how many it has in all. */
+  warningCount?: number;
   summary: string;
-  added: { name: string; changes: string[] }[];
-  changed: { name: string; changes: string[] }[];
-  removed: { name: string; changes: string[] }[];
+  added: PlanRow[];
+  changed: PlanRow[];
+  removed: PlanRow[];
 }
 
 export type PreviewPhase = 'deploying' | 'ready' | 'failed';

@@ -69,5 +69,12 @@ export interface SourceStatus {
   errors?: string[];
   /** ...and how many it has in all. */
   errorCount?: number;
+  /**
+   * The applied commit's first MAX_REPORTED_ERRORS warnings (objects of kinds Gantry does not run,
+   * fields it ignores, skipped files, deprecated apiVersions), each `file:line:col Kind ns/name: ...`...
+   */
+  warnings?: string[];
+  /** ...and how many it has in all. */
+  warningCount?: number;
   lastFetchError?: string;
 }

@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { agentAclRules } from '../../state/acl.ts';
 import { connectRedis } from '../../state/connection.ts';
+import { ConfigStore } from '../../state/config-store.ts';
+import { configVersion } from '../../state/records/config.ts';
 import { waitFor } from '../helpers/wait.ts';
 import { AgentWorld, container, instanceRecord } from '../helpers/agent-fixtures.ts';
 
@@ -23,7 +25,12 @@ test('an agent runs under its restricted ACL user, and that user can do nothing 
   try {
     await w.redis.call('ACL', 'LOG', 'RESET');
     await w.startAgent({ redisUrl: url.toString(), docker: false, heartbeatMs: 200 });
-    const record = instanceRecord(w.node, { containers: [container({ command: [process.execPath, '-e', "require('http').createServer((q, s) => s.end('ok')).listen(+process.env.PORT, '127.0.0.1')"] })] });
+    // Its env refers to a ConfigMap version: the agent reads config versions (read only).
+    const data = { GREETING: 'hi' };
+    const version = configVersion({ kind: 'ConfigMap', data });
+    await new ConfigStore(w.redis, w.keys).writeVersions([{ kind: 'ConfigMap', namespace: 'default', name: 'app', version, data, commit: 'c' }]);
+    const env = [{ name: 'GREETING', configMapKeyRef: { name: 'app', key: 'GREETING', version } }];
+    const record = instanceRecord(w.node, { containers: [container({ env, command: [process.execPath, '-e', "require('http').createServer((q, s) => s.end('ok')).listen(+process.env.PORT, '127.0.0.1')"] })] });
     await w.bind(record);
     await w.nudge(record.id);
     const status = await waitFor(async () => {
@@ -43,6 +50,7 @@ test('an agent runs under its restricted ACL user, and that user can do nothing 
       ['bind itself an instance', () => restricted.sadd(w.keys.nodeInstances(w.node), 'default.evil-0')],
       ['touch the schedule queue', () => restricted.call('LPUSH', `${w.keys.bullPrefix}:schedule:wait`, 'x')],
       ['read another prefix', () => restricted.get('other:instance:x')],
+      ['write a config version', () => restricted.hset(w.keys.config('default', 'Secret', 'db'), 'v', '{}')],
       ['FLUSHALL', () => restricted.call('FLUSHALL')],
       ['CONFIG', () => restricted.call('CONFIG', 'GET', 'requirepass')],
       ['KEYS', () => restricted.call('KEYS', '*')],

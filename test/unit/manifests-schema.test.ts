@@ -76,7 +76,8 @@ test('every pattern in the schemas has a readable message', () => {
 test('validateManifest reports problems with pointers and returns no object', () => {
   const doc = minimalDeployment();
   (doc.spec as Record<string, unknown>).replicas = -1;
-  assert.deepEqual(validateManifest(doc), { issues: [{ code: 'SCHEMA', pointer: '/spec/replicas', message: 'must be >= 0' }] });
+  assert.deepEqual(validateManifest(doc).issues, [{ code: 'SCHEMA', pointer: '/spec/replicas', message: 'must be >= 0' }]);
+  assert.equal(validateManifest(doc).object, undefined);
   assert.deepEqual(validateManifest(null).issues.map((i) => i.message), [
     'a manifest must be a mapping with apiVersion, kind and metadata, not null',
   ]);

@@ -32,10 +32,10 @@ test('Markdown: a table of changes; errors in a fence nothing inside can close',
     [
       '**Plan** for `bbbbbbb` against `aaaaaaa` (what runs now): **+1 ~1 -0**',
       '',
-      '| | Deployment | Changes |',
+      '| | Object | Changes |',
       '|---|---|---|',
-      '| `+` | `shop/api` | replicas 2, template 0123456789 |',
-      '| `~` | `shop/web` | replicas 2 -> 3 |',
+      '| `+` | Deployment `shop/api` | replicas 2, template 0123456789 |',
+      '| `~` | Deployment `shop/web` | replicas 2 -> 3 |',
     ].join('\n'),
   );
   assert.match(planMarkdown(none), /No changes\.$/);

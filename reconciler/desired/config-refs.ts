@@ -1,0 +1,73 @@
+/**
+ * ConfigMaps and Secrets in desired state: each object's content becomes a version
+ * (state/records/config.ts), and a container's env refers to exact versions. Pure.
+ */
+import type { ConfigMapObject, ContainerObject, LoadedManifest, SecretObject } from '../manifests/types.ts';
+import { configVersion, type ConfigKind, type ConfigVersionRecord, type EnvFromSpec, type EnvSpec } from '../../state/records/config.ts';
+import { parseCpu, parseMemory } from '../manifests/quantity.ts';
+import type { ResolvedResources } from '../manifests/resources.ts';
+
+/** "<ns>/<kind>/<name>" -> the version of that object in this commit. */
+export type ConfigVersions = Map<string, ConfigVersionRecord>;
+
+export const configKey = (namespace: string, kind: ConfigKind, name: string) => `${namespace}/${kind}/${name}`;
+
+export function toConfigVersion(m: ConfigMapObject | SecretObject, commit: string): ConfigVersionRecord {
+  const base = { kind: m.kind, namespace: m.metadata.namespace, name: m.metadata.name, commit };
+  if (m.kind === 'Secret') {
+    const content = { kind: m.kind, type: m.type, data: m.data };
+    return { ...base, ...content, version: configVersion(content) };
+  }
+  const content = { kind: m.kind, data: m.data, ...(Object.keys(m.binaryData).length > 0 ? { binaryData: m.binaryData } : {}) };
+  return { ...base, ...content, version: configVersion(content) };
+}
+
+export function configVersionsOf(objects: readonly Pick<LoadedManifest, 'manifest'>[], commit: string): ConfigVersions {
+  const out: ConfigVersions = new Map();
+  for (const { manifest: m } of objects) {
+    if (m.kind === 'ConfigMap' || m.kind === 'Secret') out.set(configKey(m.metadata.namespace, m.kind, m.metadata.name), toConfigVersion(m, commit));
+  }
+  return out;
+}
+
+/** Whether `key` is in that version's data (a ConfigMap's binaryData cannot feed env). */
+export function hasKey(v: ConfigVersionRecord | undefined, key: string): boolean {
+  return v !== undefined && Object.hasOwn(v.data, key);
+}
+
+/** resourceFieldRef: the container's limit (else its request) in units of `divisor`, rounded up as Kubernetes does. */
+function resourceValue(resources: ResolvedResources, resource: string, divisor: string | number | undefined): string {
+  const isCpu = resource.endsWith('.cpu');
+  const limit = isCpu ? resources.limits?.cpuMilli : resources.limits?.memoryBytes;
+  const request = isCpu ? resources.cpuMilli : resources.memoryBytes;
+  const amount = resource.startsWith('limits.') ? (limit ?? request) : request;
+  const unit = isCpu ? parseCpu(divisor ?? '1') : parseMemory(divisor ?? 1);
+  return String(Math.ceil(amount / Math.max(unit, 1)));
+}
+
+/**
+ * A container's env and envFrom as records hold them. `resourcesOf` gives the resolved resources
+ * of a container of the same pod (resourceFieldRef may name another one).
+ */
+export function toEnvSpecs(c: ContainerObject, namespace: string, configs: ConfigVersions, resourcesOf: (container: string) => ResolvedResources): { env: EnvSpec[]; envFrom?: EnvFromSpec[] } {
+  const ref = (kind: ConfigKind, r: { name: string; key: string; optional?: boolean }) => {
+    const v = configs.get(configKey(namespace, kind, r.name));
+    return { name: r.name, key: r.key, ...(hasKey(v, r.key) ? { version: v!.version } : {}), ...(r.optional ? { optional: true } : {}) };
+  };
+  const env: EnvSpec[] = c.env.map((e): EnvSpec => {
+    const from = e.valueFrom;
+    if (!from) return { name: e.name, value: e.value ?? '' };
+    if (from.configMapKeyRef) return { name: e.name, configMapKeyRef: ref('ConfigMap', from.configMapKeyRef) };
+    if (from.secretKeyRef) return { name: e.name, secretKeyRef: ref('Secret', from.secretKeyRef) };
+    if (from.fieldRef) return { name: e.name, fieldRef: { fieldPath: from.fieldRef.fieldPath } };
+    const r = from.resourceFieldRef!;
+    return { name: e.name, value: resourceValue(resourcesOf(r.containerName ?? c.name), r.resource, r.divisor) };
+  });
+  const envFrom = (c.envFrom ?? []).map((f): EnvFromSpec => {
+    const kind: ConfigKind = f.secretRef ? 'Secret' : 'ConfigMap';
+    const r = (f.secretRef ?? f.configMapRef)!;
+    const v = configs.get(configKey(namespace, kind, r.name));
+    return { kind, name: r.name, ...(v ? { version: v.version } : {}), ...(r.optional ? { optional: true } : {}), ...(f.prefix ? { prefix: f.prefix } : {}) };
+  });
+  return envFrom.length > 0 ? { env, envFrom } : { env };
+}
