@@ -4,18 +4,21 @@ import { CoalescedRunner } from '../lib/coalesced-runner.ts';
 import { connectRedis } from '../state/connection.ts';
 import { objectKey, type Keys } from '../state/keys.ts';
 import { ServiceStore } from '../state/service-store.ts';
-import { type EndpointsRecord, type ServiceNodeStatus } from '../state/records/service.ts';
+import { listenersOf, type Endpoint, type EndpointsRecord, type ServiceListener, type ServiceNodeStatus } from '../state/records/service.ts';
 import { ServiceBalancer } from './service-balancer.ts';
+import { UdpProxy } from './udp-proxy.ts';
 
 /**
  * The service proxy of one agent, like kube-proxy in userspace mode: for every Service it listens
- * on each of its ports (those the endpoints controller did not give to an earlier service) on the
- * agent's address, and forwards each TCP connection to one endpoint (ServiceBalancer), trying the
- * next one when an endpoint refuses. What to do comes only from `endpoints:<ns>:<name>` records,
+ * on each of its ports and nodePorts (the record's `listeners`: those the endpoints controller did
+ * not give to an earlier service) on the agent's address. Each TCP connection goes to one endpoint
+ * (ServiceBalancer), trying the next one when an endpoint refuses; UDP clients are mapped to one
+ * endpoint each (udp-proxy.ts). What to do comes only from `endpoints:<ns>:<name>` records,
  * re-read on every message of the services channel and every `resyncMs`.
  *
- * Connections already forwarded are never cut: an endpoint that leaves the list, or a service
- * whose listener closes, only stops getting new connections; the open ones drain on their own.
+ * TCP connections already forwarded are never cut: an endpoint that leaves the list, or a service
+ * whose listener closes, only stops getting new connections; the open ones drain on their own. A
+ * UDP client mapped to an endpoint that leaves is mapped anew at its next datagram.
  * A port something else on the host holds is recorded in `service-node-status:<node>` (shown as a
  * PortUnavailable condition) and retried on the next pass; it never stops the agent.
  */
@@ -28,23 +31,30 @@ export interface ServiceProxyOptions {
   resyncMs?: number;
   /** How long to wait for an endpoint to accept before trying the next (default 2 s). */
   connectTimeoutMs?: number;
+  /** How long a UDP client stays mapped to its endpoint without a datagram either way (default 30 s). */
+  udpIdleMs?: number;
   log?: (line: string) => void;
 }
 
 interface Listener {
-  server: Server;
+  /** TCP ones accept connections; UDP ones map clients. */
+  server?: Server;
+  udp?: UdpProxy;
   /** "<ns>/<name>" of the service it serves. */
   service: string;
-  port: number;
+  socket: ServiceListener;
   record: EndpointsRecord;
   balancer: ServiceBalancer;
 }
+
+/** "8000/TCP", "30080/UDP": a port is bound once per protocol. */
+const socketKey = (l: Pick<ServiceListener, 'port' | 'protocol'>) => `${l.port}/${l.protocol}`;
 
 export class ServiceProxy {
   private readonly redis: Redis;
   private readonly store: ServiceStore;
   private readonly sub: Redis;
-  private readonly listeners = new Map<number, Listener>();
+  private readonly listeners = new Map<string, Listener>();
   /** Ports that failed to bind, by service, as last written to Redis. */
   private readonly failures = new Map<string, ServiceNodeStatus>();
   private records: EndpointsRecord[] = [];
@@ -78,9 +88,9 @@ export class ServiceProxy {
     return this.records;
   }
 
-  /** Ports listened on now, by port (for tests and logs). */
-  listening(): Map<number, string> {
-    return new Map([...this.listeners].map(([p, l]) => [p, l.service]));
+  /** Sockets listened on now ("8000/TCP" -> "<ns>/<name>"), for tests and logs. */
+  listening(): Map<string, string> {
+    return new Map([...this.listeners].map(([k, l]) => [k, l.service]));
   }
 
   poke(): void {
@@ -91,53 +101,86 @@ export class ServiceProxy {
     const records = await this.store.readAllEndpoints();
     if (this.closed) return;
     this.records = records;
-    const wanted = new Map<number, EndpointsRecord>();
-    for (const r of records) for (const port of r.listen) wanted.set(port, r);
-    for (const [port, l] of this.listeners) {
-      const r = wanted.get(port);
-      if (!r || objectKey(r.namespace, r.name) !== l.service) {
-        l.server.close(); // stops accepting; open connections drain
-        this.listeners.delete(port);
-        this.log(`service ${l.service}: stopped listening on ${this.opts.address}:${port}`);
+    const wanted = new Map<string, { record: EndpointsRecord; socket: ServiceListener }>();
+    for (const r of records) for (const socket of listenersOf(r)) wanted.set(socketKey(socket), { record: r, socket });
+    for (const [key, l] of this.listeners) {
+      const w = wanted.get(key);
+      if (!w || objectKey(w.record.namespace, w.record.name) !== l.service || w.socket.target !== l.socket.target) {
+        l.server?.close(); // stops accepting; open connections drain
+        l.udp?.close();
+        this.listeners.delete(key);
+        this.log(`service ${l.service}: stopped listening on ${this.opts.address}:${key}`);
       }
     }
     const failed = new Map<string, ServiceNodeStatus>();
-    for (const [port, r] of wanted) {
+    for (const [key, { record: r, socket }] of wanted) {
       const service = objectKey(r.namespace, r.name);
-      const existing = this.listeners.get(port);
+      const existing = this.listeners.get(key);
       if (existing) {
         existing.record = r;
+        const target = socket.target;
+        existing.udp?.retain((t) => r.endpoints.some((e) => e.instanceId === t.instanceId && e.host === t.host && e.ports[target] === t.port));
         continue;
       }
-      const error = await this.listen(port, r);
-      if (error) failed.set(service, { port, error, at: this.failures.get(service)?.at ?? Date.now() });
+      const error = await this.listen(socket, r);
+      if (error) failed.set(service, { port: socket.port, error, at: this.failures.get(service)?.at ?? Date.now() });
     }
     await this.reportFailures(failed);
   }
 
-  /** Binds `port` for `record`'s service; resolves with an error message when it cannot. */
-  private listen(port: number, record: EndpointsRecord): Promise<string | undefined> {
+  /** Binds `socket` for `record`'s service; resolves with an error message when it cannot. */
+  private async listen(socket: ServiceListener, record: EndpointsRecord): Promise<string | undefined> {
     const service = objectKey(record.namespace, record.name);
-    const listener: Listener = { server: createServer(), service, port, record, balancer: new ServiceBalancer() };
-    listener.server.on('connection', (client) => this.forward(listener, client));
+    const listener: Listener = { service, socket, record, balancer: new ServiceBalancer() };
+    const error = socket.protocol === 'UDP' ? await this.listenUdp(listener) : await this.listenTcp(listener);
+    if (error) return error;
+    this.listeners.set(socketKey(socket), listener);
+    this.log(`service ${service}: listening on ${this.opts.address}:${socketKey(socket)}${socket.nodePort ? ' (nodePort)' : ''}`);
+    return undefined;
+  }
+
+  private listenTcp(l: Listener): Promise<string | undefined> {
+    const { port } = l.socket;
+    const server = createServer();
+    server.on('connection', (client) => this.forward(l, client));
     return new Promise((resolve) => {
-      listener.server.once('error', (err: NodeJS.ErrnoException) => {
+      server.once('error', (err: NodeJS.ErrnoException) => {
         resolve(`${err.code ?? 'error'}: cannot listen on ${this.opts.address}:${port}${err.code === 'EADDRINUSE' ? ' (something else on the host holds it)' : ''}`);
       });
-      listener.server.listen({ host: this.opts.address, port, exclusive: true }, () => {
-        listener.server.removeAllListeners('error');
-        listener.server.on('error', (err) => this.log(`service ${service}: ${err.message}`));
-        this.listeners.set(port, listener);
-        this.log(`service ${service}: listening on ${this.opts.address}:${port}`);
+      server.listen({ host: this.opts.address, port, exclusive: true }, () => {
+        server.removeAllListeners('error');
+        server.on('error', (err) => this.log(`service ${l.service}: ${err.message}`));
+        l.server = server;
         resolve(undefined);
       });
     });
   }
 
+  private async listenUdp(l: Listener): Promise<string | undefined> {
+    const target = l.socket.target;
+    const udp = new UdpProxy({
+      address: this.opts.address,
+      port: l.socket.port,
+      idleMs: this.opts.udpIdleMs,
+      // Read at each new client: l.record is replaced on every refresh.
+      pick: () => this.candidates(l).map((e) => ({ instanceId: e.instanceId, host: e.host, port: e.ports[target]! })),
+      log: (line) => this.log(`service ${l.service}: ${line}`),
+    });
+    const error = await udp.listen();
+    if (!error) l.udp = udp;
+    return error;
+  }
+
+  /** The endpoints serving `l`'s service port, in the order a new connection or client tries them. */
+  private candidates(l: Listener): Endpoint[] {
+    const target = l.socket.target;
+    return l.balancer.order(l.record.endpoints.filter((e) => e.ports[target] !== undefined), l.record.split);
+  }
+
   private forward(l: Listener, client: Socket): void {
     client.on('error', () => client.destroy());
-    const servicePort = String(l.port);
-    const candidates = l.balancer.order(l.record.endpoints.filter((e) => e.ports[servicePort] !== undefined), l.record.split);
+    const servicePort = l.socket.target;
+    const candidates = this.candidates(l);
     const attempt = (i: number): void => {
       if (client.destroyed) return;
       const ep = candidates[i];
@@ -187,7 +230,10 @@ export class ServiceProxy {
     this.closed = true;
     clearInterval(this.timer);
     await this.refreshes.stop();
-    for (const l of this.listeners.values()) l.server.close();
+    for (const l of this.listeners.values()) {
+      l.server?.close();
+      l.udp?.close();
+    }
     this.listeners.clear();
     await this.store.clearNodeStatus(this.opts.node).catch(() => undefined);
     await Promise.allSettled([this.redis.quit(), this.sub.quit()]);

@@ -22,12 +22,12 @@ const SCALE_PAIRS = Number(process.env.BENCH_SCALE_PAIRS ?? 10);
 const POLL_MS = 5;
 const STEP_TIMEOUT_MS = 30_000;
 
-const NAMESPACE = `apiVersion: gantry.dev/v1
+const NAMESPACE = `apiVersion: v1
 kind: Namespace
 metadata:
   name: shop
 `;
-const web = (replicas: number, greeting: string) => `apiVersion: gantry.dev/v1
+const web = (replicas: number, greeting: string) => `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web

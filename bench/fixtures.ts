@@ -20,7 +20,7 @@ export function rng(seed: number): () => number {
 export const NAMESPACES = Array.from({ length: 10 }, (_, i) => `team-${i}`);
 
 export function namespaceObjects(): Namespace[] {
-  return NAMESPACES.map((name, i) => ({ apiVersion: 'gantry.dev/v1', kind: 'Namespace', metadata: { name, labels: { team: `t${i}` } } }));
+  return NAMESPACES.map((name, i) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name, labels: { team: `t${i}` } } }));
 }
 
 /** Deployment `i` of `count`: a mix of processes and images, 1 or 2 containers, selectors, strategies. */
@@ -42,7 +42,7 @@ export function deploymentObject(i: number, random: () => number): Deployment {
     containers.push({ name: 'sidecar', command: ['sh', '-c', 'sleep infinity'], resources: { cpu: '10m', memory: '8Mi' } });
   }
   return {
-    apiVersion: 'gantry.dev/v1',
+    apiVersion: 'apps/v1',
     kind: 'Deployment',
     metadata: { name: app, namespace: NAMESPACES[i % NAMESPACES.length]!, labels: { app, tier: i % 4 === 0 ? 'frontend' : 'backend' } },
     spec: {

@@ -14,7 +14,7 @@ import { apiFetch } from '../test/helpers/api-auth.ts';
 const ROLLOUTS = Number(process.env.BENCH_ROLLOUTS ?? 3);
 const REPLICAS = 20;
 
-const web = (greeting: string) => `apiVersion: gantry.dev/v1
+const web = (greeting: string) => `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web

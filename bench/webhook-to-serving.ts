@@ -25,12 +25,12 @@ const POLL_MS = 5;
 const STEP_TIMEOUT_MS = 30_000;
 const SECRET = randomUUID();
 
-const web = (greeting: string) => `apiVersion: gantry.dev/v1
+const web = (greeting: string) => `apiVersion: v1
 kind: Namespace
 metadata:
   name: shop
 ---
-apiVersion: gantry.dev/v1
+apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web

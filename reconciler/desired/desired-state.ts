@@ -9,7 +9,7 @@ import type { ContainerSpec } from '../../state/records/instance.ts';
 import { referencedVersions, type ConfigVersionRecord } from '../../state/records/config.ts';
 import { configVersionsOf, toEnvSpecs, type ConfigVersions } from './config-refs.ts';
 import type { CanaryStep, DeploymentRecord, NamespaceRecord } from '../../state/records/deployment.ts';
-import { type ServiceRecord } from '../../state/records/service.ts';
+import { type ServiceProtocol, type ServiceRecord } from '../../state/records/service.ts';
 
 /**
  * Desired state: what one commit's validated manifests mean, as records ready for Redis.
@@ -179,13 +179,30 @@ export function configChanges(before: readonly string[] = [], after: readonly st
 export function toServiceRecord(s: ServiceObject, commit: string, file: string, line: number): ServiceRecord {
   // The normalized tuple type (the intersection with ServiceSpec would map over schema ports).
   const ports: ServicePortObject[] = s.spec.ports;
+  // Defaults (ClusterIP, TCP) are left out, so the record of a service written before types and
+  // protocols existed is unchanged: no diff, no rewrite on upgrade. nodePort only as Git has it
+  // (allocations live in endpoints records, where they stay stable across commits).
+  const type = s.spec.type ?? 'ClusterIP';
+  const headless = s.spec.clusterIP === 'None' || s.spec.clusterIPs?.[0] === 'None';
   return {
     namespace: s.metadata.namespace,
     name: s.metadata.name,
     commit,
     file,
     line,
+    ...(type !== 'ClusterIP' ? { type } : {}),
+    ...(headless ? { headless: true as const } : {}),
     selector: s.spec.selector,
-    ports: ports.map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port, targetPort: p.targetPort })),
+    ports: ports.map((p) => {
+      // ServicePortObject still types protocol as TCP only; the validator keeps a UDP one as written.
+      const protocol = (p as { protocol?: ServiceProtocol }).protocol;
+      return {
+        ...(p.name ? { name: p.name } : {}),
+        port: p.port,
+        targetPort: p.targetPort,
+        ...(protocol === 'UDP' ? { protocol } : {}),
+        ...(p.nodePort !== undefined && type !== 'ClusterIP' ? { nodePort: p.nodePort } : {}),
+      };
+    }),
   };
 }

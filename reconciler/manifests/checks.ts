@@ -1,6 +1,6 @@
 /**
- * Checks of a schema-valid Deployment that JSON Schema cannot express: relations between fields,
- * uniqueness within lists, and quantities that must parse. They run on what the user wrote (before
+ * Checks of a schema-valid Deployment or Service that JSON Schema cannot express: relations between
+ * fields, uniqueness within lists, and quantities that must parse. They run on what the user wrote (before
  * defaults) so pointers refer to it.
  */
 import type { Deployment, IntOrPercent, Service } from '../../schemas/generated/index.ts';
@@ -9,6 +9,7 @@ import { checkProbes } from './probes.ts';
 import { checkResources } from './resources.ts';
 import { MAX_PAUSE_SECONDS } from './limits.ts';
 import type { ManifestIssue } from './manifest-issue.ts';
+import { NODE_PORT_MAX, NODE_PORT_MIN } from '../../state/records/service.ts';
 
 function invalid(pointer: string, message: string, key = false): ManifestIssue {
   return key ? { code: 'INVALID_VALUE', pointer, message, at: { pointer, key } } : { code: 'INVALID_VALUE', pointer, message };
@@ -128,21 +129,86 @@ export function checkDeployment(d: Deployment): ManifestIssue[] {
   return issues;
 }
 
-/** What the Service schema cannot say: unique port names and numbers, names when several ports. */
+/**
+ * What the Service schema cannot say: unique port names, a port number once per protocol, names
+ * when several ports, nodePorts only where the type has them and within Kubernetes' range, once per
+ * protocol, on no port of the service itself (both listen on each agent's address), and a headless
+ * service (clusterIP None) neither exposed on nodes nor contradicted by clusterIPs.
+ */
 export function checkService(svc: Service): ManifestIssue[] {
   const issues: ManifestIssue[] = [];
   const names = new Map<string, number>();
-  const ports = new Map<number, number>();
+  const ports = new Map<string, number>();
+  const nodePorts = new Map<string, number>();
+  const exposedOnNodes = svc.spec.type === 'NodePort' || svc.spec.type === 'LoadBalancer';
   svc.spec.ports.forEach((p, i) => {
     const pointer = `/spec/ports/${i}`;
+    const udp = p.protocol === 'UDP' ? '/UDP' : '';
     if (p.name !== undefined) {
       if (names.has(p.name)) issues.push(invalid(`${pointer}/name`, `duplicate port name "${p.name}" (also /spec/ports/${names.get(p.name)})`));
       else names.set(p.name, i);
     } else if (svc.spec.ports.length > 1) {
       issues.push(invalid(pointer, "must have property 'name' when a service has several ports", true));
     }
-    if (ports.has(p.port)) issues.push(invalid(`${pointer}/port`, `duplicate port ${p.port} (also /spec/ports/${ports.get(p.port)})`));
-    else ports.set(p.port, i);
+    const key = `${p.port}${udp}`;
+    if (ports.has(key)) issues.push(invalid(`${pointer}/port`, `duplicate port ${key} (also /spec/ports/${ports.get(key)})`));
+    else ports.set(key, i);
+    if (p.nodePort === undefined) return;
+    const at = `${pointer}/nodePort`;
+    if (!exposedOnNodes) {
+      issues.push(invalid(at, `may only be set when the service type is NodePort or LoadBalancer, not ${svc.spec.type ?? 'ClusterIP'}`));
+    } else if (p.nodePort < NODE_PORT_MIN || p.nodePort > NODE_PORT_MAX) {
+      issues.push(invalid(at, `must be in the node port range ${NODE_PORT_MIN}-${NODE_PORT_MAX} (Kubernetes' default), or be left out to have one allocated`));
+    } else if (nodePorts.has(`${p.nodePort}${udp}`)) {
+      issues.push(invalid(at, `duplicate nodePort ${p.nodePort}${udp} (also /spec/ports/${nodePorts.get(`${p.nodePort}${udp}`)})`));
+    } else nodePorts.set(`${p.nodePort}${udp}`, i);
   });
+  // After the loop: a nodePort may equal a port written later in the list.
+  svc.spec.ports.forEach((p, i) => {
+    const same = p.nodePort === undefined ? undefined : ports.get(`${p.nodePort}${p.protocol === 'UDP' ? '/UDP' : ''}`);
+    if (exposedOnNodes && same !== undefined) issues.push(invalid(`/spec/ports/${i}/nodePort`, `is also the port of /spec/ports/${same}: both would listen on each agent's address`));
+  });
+  const { clusterIP, clusterIPs } = svc.spec;
+  const headless = clusterIP === 'None' || clusterIPs?.[0] === 'None';
+  if (clusterIP !== undefined && clusterIPs !== undefined && (clusterIP === 'None') !== (clusterIPs[0] === 'None')) {
+    issues.push(invalid('/spec/clusterIPs/0', `must agree with clusterIP ${JSON.stringify(clusterIP)}: "None" in both or in neither`));
+  }
+  if (headless && exposedOnNodes) {
+    issues.push(invalid(clusterIP === 'None' ? '/spec/clusterIP' : '/spec/clusterIPs/0', `may not be None when the service type is ${svc.spec.type}: a headless service is not exposed on nodes`));
+  }
+  return issues;
+}
+
+/** Warnings about a valid Service: what of its type and cluster IP Gantry cannot do, and what it does instead. */
+export function serviceWarnings(svc: Service): { code: 'IGNORED_FIELD'; pointer: string; message: string; at: { pointer: string; key: boolean } }[] {
+  const out: ReturnType<typeof serviceWarnings> = [];
+  const warn = (pointer: string, message: string) => out.push({ code: 'IGNORED_FIELD', pointer, message, at: { pointer, key: true } });
+  if (svc.spec.type === 'LoadBalancer') {
+    warn('/spec/type', 'LoadBalancer is served as NodePort: every agent listens on each nodePort, but Gantry provisions no external load balancer (status.loadBalancer stays empty)');
+  }
+  const ips = [...(svc.spec.clusterIP !== undefined ? [['/spec/clusterIP', svc.spec.clusterIP] as const] : []), ...(svc.spec.clusterIPs ?? []).map((ip, i) => [`/spec/clusterIPs/${i}`, ip] as const)];
+  for (const [pointer, ip] of ips) {
+    if (ip === 'None') warn(pointer, 'headless: no agent listens for this service (Gantry has no cluster DNS to hand out its endpoints); the endpoints are listed by `gantry get services` and the API');
+    else warn(pointer, `ignored: Gantry allocates no cluster IPs; ${JSON.stringify(ip)} is not used, the service is served on each agent's address`);
+  }
+  return out;
+}
+
+/**
+ * nodePorts written in Git that an earlier Service (in path order) already uses: every agent binds
+ * each on its address, so a number belongs to one service, whatever the protocol (as Kubernetes'
+ * allocator). `earlier` is filled as services are checked; returns the issues of this one.
+ */
+export function checkNodePortsAcross(svc: Service, where: string, earlier: Map<number, string>): ManifestIssue[] {
+  const issues: ManifestIssue[] = [];
+  if (svc.spec.type !== 'NodePort' && svc.spec.type !== 'LoadBalancer') return issues;
+  const mine = new Set<number>();
+  svc.spec.ports.forEach((p, i) => {
+    if (p.nodePort === undefined || mine.has(p.nodePort)) return;
+    const other = earlier.get(p.nodePort);
+    if (other !== undefined) issues.push(invalid(`/spec/ports/${i}/nodePort`, `nodePort ${p.nodePort} is already used by ${other}`));
+    else mine.add(p.nodePort);
+  });
+  for (const n of mine) earlier.set(n, where);
   return issues;
 }

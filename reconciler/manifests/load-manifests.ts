@@ -13,6 +13,7 @@ import { ManifestError, type ManifestErrorCode } from './errors.ts';
 import { ManifestWarning } from './warnings.ts';
 import { IGNORE_FILE, ignoredBy, parseIgnoreFile } from './ignore-file.ts';
 import { missingReferences } from './config-references.ts';
+import { checkNodePortsAcross } from './checks.ts';
 import { formatMemory } from './quantity.ts';
 import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_REPLICAS } from './limits.ts';
 import { deepNestingAt, depthProblem } from './nesting.ts';
@@ -313,11 +314,18 @@ export function loadManifests(files: ManifestFile[], options: LoadOptions = {}):
   const configs = new Map<string, ManifestObject>();
   for (const { object } of valid) if (object.kind === 'ConfigMap' || object.kind === 'Secret') configs.set(`${object.metadata.namespace}/${object.kind}/${object.metadata.name}`, object);
   const objects: LoadedManifest[] = [];
+  const nodePorts = new Map<number, string>(); // nodePort -> the Service that wrote it first (path order)
   for (const { candidate, object } of valid) {
     if (object.kind === 'Deployment') {
       const missing = missingReferences(object, configs);
       for (const m of missing) report(candidate, 'REFERENCE_NOT_FOUND', m.message, m.pointer);
       if (missing.length > 0) continue;
+    }
+    if (object.kind === 'Service') {
+      const { file, line, column } = candidate.source;
+      const clashes = checkNodePortsAcross(object, `Service ${object.metadata.namespace}/${object.metadata.name} at ${file}:${line}:${column}`, nodePorts);
+      for (const m of clashes) report(candidate, m.code, m.message, m.pointer);
+      if (clashes.length > 0) continue;
     }
     if (object.kind !== 'Namespace' && !declaredNamespaces.has(object.metadata.namespace)) {
       const message = `namespace "${object.metadata.namespace}" is not declared by any Namespace manifest`;

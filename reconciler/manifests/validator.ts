@@ -12,7 +12,7 @@ import serviceSchema from '../../schemas/service.schema.json' with { type: 'json
 import namespaceSchema from '../../schemas/namespace.schema.json' with { type: 'json' };
 import configMapSchema from '../../schemas/configmap.schema.json' with { type: 'json' };
 import secretSchema from '../../schemas/secret.schema.json' with { type: 'json' };
-import { checkDeployment, checkService } from './checks.ts';
+import { checkDeployment, checkService, serviceWarnings } from './checks.ts';
 import { checkConfigData } from './config-checks.ts';
 import { checkEnvSources } from './config-references.ts';
 import { normalizeConfigMap, normalizeDeployment, normalizeNamespace, normalizeSecret, normalizeService } from './normalize.ts';
@@ -258,7 +258,12 @@ export function validateManifest(doc: unknown): ValidationResult {
   if (kind === 'Service') {
     const service = candidate as unknown as Service;
     const serviceIssues = checkService(service);
-    return serviceIssues.length > 0 ? { issues: serviceIssues, warnings } : { object: normalizeService(service), issues: [], warnings };
+    warnings.push(...serviceWarnings(service));
+    if (serviceIssues.length > 0) return { issues: serviceIssues, warnings };
+    // normalizeService sets protocol TCP on every port (from when TCP was all there was): keep UDP.
+    const object = normalizeService(service);
+    const ports = object.spec.ports.map((p, i) => ({ ...p, protocol: service.spec.ports[i]?.protocol ?? 'TCP' }));
+    return { object: { ...object, spec: { ...object.spec, ports } } as typeof object, issues: [], warnings };
   }
   const deployment = candidate as unknown as Deployment;
   const issues = [...checkDeployment(deployment), ...checkEnvSources(deployment)];

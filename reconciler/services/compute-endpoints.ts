@@ -4,13 +4,15 @@ import { objectKey } from '../../state/keys.ts';
 import type { RolloutState } from '../../state/records/rollout.ts';
 import type { Condition, DeploymentStatus } from '../../state/records/status.ts';
 import type { DeploymentRecord } from '../../state/records/deployment.ts';
-import type { CanarySplit, Endpoint, EndpointsRecord, ServicePortRecord, ServiceRecord } from '../../state/records/service.ts';
+import { NODE_PORT_MAX, NODE_PORT_MIN, portKey, type CanarySplit, type Endpoint, type EndpointsRecord, type ServiceListener, type ServicePortRecord, type ServiceRecord } from '../../state/records/service.ts';
+import { allocateNodePorts, exposedOnNodes } from './node-ports.ts';
 
 /**
  * What each Service's endpoints are, pure: the ready instances of its namespace whose labels carry
  * its selector, on nodes that are not known to be lost, each with the host port of every service
- * port's targetPort. Also decides port conflicts (a port belongs to the first service claiming it
- * in namespace/name order, so the answer never depends on timing) and the canary split.
+ * port's targetPort. Also decides what agents listen on (service ports and nodePorts, allocated in
+ * node-ports.ts), port conflicts (a port and protocol belong to the first service claiming them in
+ * namespace/name order, so the answer never depends on timing) and the canary split.
  */
 
 export interface EndpointsInput {
@@ -38,52 +40,106 @@ export function resolveTargetPort(status: Pick<InstanceStatus, 'ports'>, targetP
 }
 
 export function computeEndpoints(input: EndpointsInput): EndpointsRecord[] {
-  const claimed = new Map<number, string>();
+  // "TCP/8000" -> the service that listens there: service ports and nodePorts share each agent's address.
+  const claimed = new Map<string, string>();
+  const nodePorts = allocateNodePorts(input.services, input.previous);
   const out: EndpointsRecord[] = [];
   for (const svc of input.services) {
     const key = objectKey(svc.namespace, svc.name);
+    const allocated = nodePorts.get(key);
+    const ports: ServicePortRecord[] = svc.ports.map((p) => {
+      const nodePort = allocated?.get(portKey(p));
+      return nodePort === undefined ? p : { ...p, nodePort };
+    });
     const listen: number[] = [];
+    const listeners: ServiceListener[] = [];
     const conflicts: string[] = [];
-    for (const p of svc.ports) {
-      const owner = claimed.get(p.port);
-      if (owner && owner !== key) conflicts.push(`port ${p.port} is already used by service ${owner}`);
-      else {
-        claimed.set(p.port, key);
-        listen.push(p.port);
+    const claim = (l: ServiceListener) => {
+      const owner = claimed.get(`${l.protocol}/${l.port}`);
+      if (owner !== undefined) {
+        const what = `${l.nodePort ? 'nodePort' : 'port'} ${l.port}${l.protocol === 'UDP' ? '/UDP' : ''}`;
+        conflicts.push(`${what} is already used by ${owner === key ? 'another port of this service' : `service ${owner}`}`);
+        return;
+      }
+      claimed.set(`${l.protocol}/${l.port}`, key);
+      listeners.push(l);
+      if (!l.nodePort && !listen.includes(l.port)) listen.push(l.port);
+    };
+    // Headless: no agent listens, as kube-proxy skips such services; the endpoints are still listed.
+    if (!svc.headless) for (const p of ports) claim({ protocol: p.protocol ?? 'TCP', port: p.port, target: portKey(p) });
+    const exhausted: string[] = [];
+    if (exposedOnNodes(svc)) {
+      for (const p of ports) {
+        if (p.nodePort !== undefined) claim({ protocol: p.protocol ?? 'TCP', port: p.nodePort, target: portKey(p), nodePort: true });
+        else exhausted.push(portKey(p));
       }
     }
-    const endpoints = selectEndpoints(svc, input.instances, input.nodeStates);
+    const { endpoints, matched, unresolved } = selectEndpoints(svc, input.instances, input.nodeStates);
     const split = splitFor(svc, endpoints, input.instances, input.splits);
     const previous = input.previous.get(key);
     const conditions: Condition[] = [];
     if (conflicts.length > 0) conditions.push(condition(previous, 'PortConflict', 'True', 'PortInUse', `${conflicts.join('; ')}: not listening there`, input.now));
+    if (exhausted.length > 0) {
+      conditions.push(condition(previous, 'NodePortUnavailable', 'True', 'NodePortsExhausted', `no free nodePort in ${NODE_PORT_MIN}-${NODE_PORT_MAX} for port ${exhausted.join(', ')}`, input.now));
+    }
+    if (unresolved.length > 0) conditions.push(condition(previous, 'TargetPortNotFound', 'True', 'NoSuchContainerPort', unresolved.join('; '), input.now));
     conditions.push(
       endpoints.length > 0
         ? condition(previous, 'EndpointsReady', 'True', 'ReadyEndpoints', `${endpoints.length} ready endpoint(s)`, input.now)
-        : condition(previous, 'EndpointsReady', 'False', 'NoReadyEndpoints', `no ready instance in namespace ${svc.namespace} matches ${selectorText(svc.selector)}`, input.now),
+        : matched > 0
+          ? condition(previous, 'EndpointsReady', 'False', 'NoReadyEndpoints', `no ready instance in namespace ${svc.namespace} matches ${selectorText(svc.selector)} and declares one of its target ports (${matched} match but declare none: see TargetPortNotFound)`, input.now)
+          : condition(previous, 'EndpointsReady', 'False', 'NoReadyEndpoints', `no ready instance in namespace ${svc.namespace} matches ${selectorText(svc.selector)}`, input.now),
     );
-    out.push({ namespace: svc.namespace, name: svc.name, ports: svc.ports, listen, endpoints, ...(split ? { split } : {}), conditions, updatedAt: input.now });
+    out.push({
+      namespace: svc.namespace,
+      name: svc.name,
+      ...(svc.type ? { type: svc.type } : {}),
+      ...(svc.headless ? { headless: true as const } : {}),
+      ports,
+      listen,
+      listeners,
+      endpoints,
+      ...(split ? { split } : {}),
+      conditions,
+      updatedAt: input.now,
+    });
   }
   return out;
 }
 
-function selectEndpoints(svc: ServiceRecord, instances: ActualInstance[], nodeStates: Record<string, string>): Endpoint[] {
+/**
+ * The endpoints of a service, how many ready instances it matched (on nodes not lost), and a line
+ * per service port whose targetPort some of them do not declare: such an instance gets no traffic
+ * on that port, which would otherwise look like a healthy service that serves nothing.
+ */
+function selectEndpoints(svc: ServiceRecord, instances: ActualInstance[], nodeStates: Record<string, string>): { endpoints: Endpoint[]; matched: number; unresolved: string[] } {
   const out: Endpoint[] = [];
+  const missing = new Map<string, string[]>(); // portKey -> instance ids without its targetPort
+  let matched = 0;
   for (const inst of instances) {
     const r = inst.record;
     if (r.namespace !== svc.namespace || !matchesSelector(r.labels, svc.selector) || !isReady(inst)) continue;
     const status = inst.status!;
     const state = nodeStates[status.node];
     if (state !== undefined && state !== 'Ready') continue;
+    matched++;
     const ports: Record<string, number> = {};
     for (const p of svc.ports) {
       const hostPort = resolveTargetPort(status, p.targetPort);
-      if (hostPort !== undefined) ports[String(p.port)] = hostPort;
+      if (hostPort !== undefined) ports[portKey(p)] = hostPort;
+      else missing.set(portKey(p), [...(missing.get(portKey(p)) ?? []), r.id]);
     }
     if (Object.keys(ports).length === 0) continue; // it serves none of the service's ports
     out.push({ instanceId: r.id, node: status.node, host: status.hostIP, ports, revision: r.templateHash });
   }
-  return out.sort((a, b) => (a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0));
+  const unresolved = svc.ports.flatMap((p) => {
+    const ids = missing.get(portKey(p));
+    if (!ids) return [];
+    const shown = ids.sort().slice(0, 3).join(', ') + (ids.length > 3 ? `, +${ids.length - 3} more` : '');
+    const target = typeof p.targetPort === 'string' ? `port named "${p.targetPort}"` : `containerPort ${p.targetPort}`;
+    return [`port ${portKey(p)}: ${ids.length} of ${matched} ready instance(s) declare no ${target} (${shown}), so get no traffic on it`];
+  });
+  return { endpoints: out.sort((a, b) => (a.instanceId < b.instanceId ? -1 : a.instanceId > b.instanceId ? 1 : 0)), matched, unresolved };
 }
 
 /** The canary split of the (first) deployment in a canary whose instances back this service. */
@@ -135,7 +191,9 @@ export function endpointsChanged(a: EndpointsRecord | undefined, b: EndpointsRec
   return strip(a) !== strip(b);
 }
 
-/** `<port>` or `<port>-><targetPort>` per port, for tables. */
+/** Per port `<port>[:<nodePort>][-><targetPort>][/UDP]` (kubectl's port:nodePort/protocol), for tables. */
 export function describePorts(ports: ServicePortRecord[]): string {
-  return ports.map((p) => (String(p.targetPort) === String(p.port) ? String(p.port) : `${p.port}->${p.targetPort}`)).join(',');
+  return ports
+    .map((p) => `${p.port}${p.nodePort !== undefined ? `:${p.nodePort}` : ''}${String(p.targetPort) === String(p.port) ? '' : `->${p.targetPort}`}${p.protocol === 'UDP' ? '/UDP' : ''}`)
+    .join(',');
 }

@@ -2,7 +2,8 @@ import type { FastifyInstance } from 'fastify';
 import { objectKey } from '../../state/keys.ts';
 import type { Condition } from '../../state/records/status.ts';
 import type { Store } from '../../state/store.ts';
-import { type CanarySplit, type Endpoint, type ServicePortRecord } from '../../state/records/service.ts';
+import { listenersOf, portKey, type CanarySplit, type Endpoint, type EndpointsRecord, type ServiceListener, type ServicePortRecord, type ServiceRecord, type ServiceType } from '../../state/records/service.ts';
+import { exposedOnNodes } from './node-ports.ts';
 
 /** What `GET /api/v1/services` returns and `gantry get services` prints. */
 export interface ServiceView {
@@ -10,10 +11,17 @@ export interface ServiceView {
   name: string;
   commit: string;
   file: string;
+  /** ClusterIP, NodePort or LoadBalancer (served as NodePort). */
+  type: ServiceType;
+  /** clusterIP None: endpoints only, no agent listens. */
+  headless: boolean;
   selector: Record<string, string>;
+  /** As in Git, with the nodePort each port got (allocated when Git leaves it out). */
   ports: ServicePortRecord[];
-  /** Ports the agents listen on (a conflicting port is left out). */
+  /** Service ports the agents listen on (a conflicting port is left out). */
   listen: number[];
+  /** Every socket each agent opens for it: service ports and nodePorts, TCP or UDP. */
+  listeners: ServiceListener[];
   endpoints: Endpoint[];
   split: CanarySplit | null;
   /** The endpoints controller's conditions, plus PortUnavailable when an agent could not bind. */
@@ -47,13 +55,25 @@ export async function describeServices(store: Store, namespace?: string): Promis
       name: s.name,
       commit: s.commit,
       file: s.file,
+      type: s.type ?? 'ClusterIP',
+      headless: s.headless ?? false,
       selector: s.selector,
-      ports: s.ports,
+      ports: withNodePorts(s, e),
       listen: e?.listen ?? [],
+      listeners: e ? listenersOf(e) : [],
       endpoints: e?.endpoints ?? [],
       split: e?.split ?? null,
       conditions,
     };
+  });
+}
+
+/** Git's ports with the nodePorts the endpoints controller allocated (a record not yet recomputed adds none). */
+function withNodePorts(s: ServiceRecord, e: EndpointsRecord | undefined): ServicePortRecord[] {
+  if (!e || !exposedOnNodes(s)) return s.ports;
+  return s.ports.map((p) => {
+    const nodePort = p.nodePort ?? e.ports.find((x) => portKey(x) === portKey(p))?.nodePort;
+    return nodePort === undefined ? p : { ...p, nodePort };
   });
 }
 

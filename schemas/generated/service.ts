@@ -3,7 +3,7 @@
 export type DnsLabel = string;
 
 /**
- * One stable address for the ready instances its selector matches: every agent listens on each port and spreads connections over them, as Kubernetes' Service and kube-proxy do.
+ * One stable address for the ready instances its selector matches: every agent listens on each port (and, for NodePort and LoadBalancer, on each nodePort) and spreads TCP connections and UDP clients over them, as Kubernetes' Service and kube-proxy do.
  */
 export interface Service {
   /**
@@ -58,6 +58,21 @@ export interface Annotations {
 }
 export interface ServiceSpec {
   /**
+   * How the service is exposed (default ClusterIP): ClusterIP listens on each port at every agent's address; NodePort also listens on each port's nodePort there; LoadBalancer is served as NodePort (Gantry provisions no external load balancer).
+   */
+  type?: "ClusterIP" | "NodePort" | "LoadBalancer";
+  /**
+   * "None" makes the service headless: its endpoints are kept and listed, but no agent listens for it (as kube-proxy ignores headless services). Gantry allocates no cluster IPs: any other value is ignored with a warning.
+   */
+  clusterIP?: string;
+  /**
+   * As clusterIP (its first item must agree with it): ["None"] makes the service headless; other values are ignored with a warning.
+   *
+   * @minItems 1
+   * @maxItems 2
+   */
+  clusterIPs?: [string] | [string, string];
+  /**
    * Instances in the service's namespace that carry all these labels are its endpoints (when ready).
    */
   selector: Labels;
@@ -75,7 +90,7 @@ export interface ServicePort {
    */
   name?: string;
   /**
-   * Port the service listens on, on each agent's host address.
+   * Port the service listens on, on each agent's host address (unless headless).
    */
   port: number;
   /**
@@ -83,7 +98,13 @@ export interface ServicePort {
    */
   targetPort?: number | string;
   /**
-   * Only TCP is supported.
+   * TCP connections or UDP datagrams; one port number may be used once for each (as DNS on 53/TCP and 53/UDP).
+   *
+   * @default "TCP"
    */
-  protocol?: "TCP";
+  protocol?: "TCP" | "UDP";
+  /**
+   * With type NodePort or LoadBalancer: the port every agent also listens on, in 30000-32767 and used by no other service. Omitted: allocated from that range, and kept across commits.
+   */
+  nodePort?: number;
 }

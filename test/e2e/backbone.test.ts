@@ -17,12 +17,12 @@ import { apiFetch } from '../helpers/api-auth.ts';
  * processes -> real child processes answering HTTP.
  */
 
-const NAMESPACE = `apiVersion: gantry.dev/v1
+const NAMESPACE = `apiVersion: v1
 kind: Namespace
 metadata:
   name: shop
 `;
-const web = (replicas: number | string, greeting = 'hi') => `apiVersion: gantry.dev/v1
+const web = (replicas: number | string, greeting = 'hi') => `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web

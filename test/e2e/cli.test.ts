@@ -16,7 +16,7 @@ import { apiFetch } from '../helpers/api-auth.ts';
  */
 
 const TOKEN = 's3cret-token-value';
-const web = (replicas: number) => `apiVersion: gantry.dev/v1
+const web = (replicas: number) => `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web
@@ -83,8 +83,9 @@ test('get prints tables, JSON and YAML from the API', async () => {
 test('diff shows what the branch head would change; sync applies it; the token never shows', async () => {
   await repo.commitFiles({ 'web.yaml': web(2) }, 'scale web');
   const diff = await gantry('diff');
-  assert.equal(diff.code, 0, diff.stderr);
-  assert.match(diff.stdout, /: \+0 ~1 -0\n~ Deployment default\/web: replicas 1 -> 2\n$/);
+  // Exit codes as gantry plan's: 2 means there are changes.
+  assert.equal(diff.code, 2, diff.stderr);
+  assert.match(diff.stdout, /: \+0 ~1 -0\n~ Deployment default\/web: 1 instance\(s\) created, replicas: 1 -> 2\n$/);
   const sync = await gantry('sync');
   assert.equal(sync.code, 0, sync.stderr);
   assert.match(sync.stdout, /applied \(\+0 ~1 -0\)/);
@@ -110,13 +111,13 @@ test('sync of an invalid commit exits 1 with file:line errors', async () => {
 test('validate: exit 0 on examples-repo, 1 with file:line on errors', async () => {
   const ok = await runGantry(['validate', 'examples-repo']);
   assert.equal(ok.code, 0, ok.stderr);
-  assert.equal(ok.stdout.trim(), 'valid: 1 Namespace, 2 Deployments, 1 Service');
+  assert.equal(ok.stdout.trim(), 'valid: 1 Namespace, 1 ConfigMap, 2 Deployments, 1 Service');
   const dir = join(dataDir, 'bad');
   mkdirSync(join(dir, 'apps'), { recursive: true });
   writeFileSync(join(dir, 'apps', 'web.yaml'), web(1).replace('replicas: 1', 'replicaz: 1'));
   const bad = await runGantry(['validate', dir]);
   assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /^apps\/web\.yaml:6:3 Deployment default\/web \/spec: must NOT have additional property "replicaz" \(did you mean "replicas"\?\)\n/);
+  assert.match(bad.stderr, /^apps\/web\.yaml:6:3 Deployment default\/web \/spec: unknown field "replicaz": Kubernetes does not define it here \(did you mean "replicas"\?\)\n/);
 });
 
 test('usage errors exit 2 with a one-line message; failures exit 1', async () => {

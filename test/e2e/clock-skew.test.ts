@@ -22,7 +22,7 @@ import { waitFor } from '../helpers/wait.ts';
 const SKEW = { behind: '-120s', ahead: '+120s' } as const;
 type Skewed = keyof typeof SKEW;
 
-const deployment = (clock: Skewed) => `apiVersion: gantry.dev/v1
+const deployment = (clock: Skewed) => `apiVersion: apps/v1
 kind: Deployment
 metadata: { name: on-${clock} }
 spec:

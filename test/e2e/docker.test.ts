@@ -25,7 +25,7 @@ import { apiFetch } from '../helpers/api-auth.ts';
 const tag = randomUUID().slice(0, 6);
 const [NODE_A, NODE_B, NODE_C] = ['a', 'b', 'c'].map((n) => `dk-${tag}-${n}`) as [string, string, string];
 
-const NAMESPACE = `apiVersion: gantry.dev/v1
+const NAMESPACE = `apiVersion: v1
 kind: Namespace
 metadata:
   name: shop
@@ -33,7 +33,7 @@ metadata:
 /** The documented example: 3 replicas of busybox httpd, each serving "hello from <instance id>". */
 const web = readFileSync(fileURLToPath(new URL('../../docs/examples/docker-web.yaml', import.meta.url)), 'utf8');
 /** Only the engine-less node matches: nothing can place it. */
-const stuck = `apiVersion: gantry.dev/v1
+const stuck = `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: stuck

@@ -6,7 +6,7 @@ import { waitFor } from '../helpers/wait.ts';
 
 /** `gantry node drain` under a deployment with maxUnavailable 1: never more than one replica unavailable. */
 
-const web = `apiVersion: gantry.dev/v1
+const web = `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web

@@ -24,7 +24,7 @@ function gantry(args: string[]): Promise<{ code: number; stdout: string; stderr:
   });
 }
 
-const web = (replicas: number) => `apiVersion: gantry.dev/v1
+const web = (replicas: number) => `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web
@@ -56,7 +56,7 @@ test('gantry validate with 100,000 errors prints the first 100 and how many more
   assert.equal(r.code, 1);
   const lines = r.stderr.trimEnd().split('\n');
   assert.equal(lines.length, 101);
-  assert.equal(lines[0], 'f0.yaml:2:7 /kind: unknown kind "Nope"; known kinds: Namespace, Deployment, Service');
+  assert.equal(lines[0], 'f0.yaml:2:7 Nope /kind: unknown kind "Nope" in gantry.dev/v1 (deprecated), which has only Namespace, ConfigMap, Secret, Deployment, Service');
   assert.equal(lines[100], '... and 99900 more: 100000 error(s)');
 });
 

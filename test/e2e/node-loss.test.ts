@@ -9,7 +9,7 @@ import { httpGet, processGroupsOf } from '../helpers/agent-fixtures.ts';
 
 /** A node dies: its instances come back elsewhere. Cordon keeps new placements off a node. */
 
-const web = (replicas: number) => `apiVersion: gantry.dev/v1
+const web = (replicas: number) => `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web

@@ -16,7 +16,7 @@ import '../helpers/api-auth.ts';
  * pull-request ref, a sha) planned against what runs now, with exit codes 0 / 2 / 1.
  */
 
-const web = (replicas: number | string) => `apiVersion: gantry.dev/v1
+const web = (replicas: number | string) => `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web
@@ -76,11 +76,11 @@ test('a branch, a pull-request ref or a sha with changes: exit 2, as text, Markd
   for (const ref of ['feature', 'refs/pull/12/head', sha, sha.slice(0, 10)]) {
     const r = await plan('--ref', ref);
     assert.equal(r.code, 2, `${ref}: ${r.stderr}`);
-    assert.equal(r.stdout, `commit ${sha.slice(0, 7)} against ${main.slice(0, 7)}: +1 ~1 -0\n+ Deployment default/api: replicas 1, template ${r.stdout.match(/template ([0-9a-f]{10})/)![1]}\n~ Deployment default/web: replicas 1 -> 3\n`);
+    assert.equal(r.stdout, `commit ${sha.slice(0, 7)} against ${main.slice(0, 7)}: +1 ~1 -0\n+ Deployment default/api: 1 instance(s) created, template ${r.stdout.match(/template ([0-9a-f]{10})/)![1]}\n~ Deployment default/web: 2 instance(s) created, replicas: 1 -> 3\n`);
   }
   const md = await plan('--ref', 'feature', '-o', 'markdown');
   assert.equal(md.code, 2);
-  assert.match(md.stdout, /^\*\*Plan\*\* for `[0-9a-f]{7}` against `[0-9a-f]{7}` \(what runs now\): \*\*\+1 ~1 -0\*\*\n\n\| \| Deployment \| Changes \|/);
+  assert.match(md.stdout, /^\*\*Plan\*\* for `[0-9a-f]{7}` against `[0-9a-f]{7}` \(what runs now\): \*\*\+1 ~1 -0\*\*\n\n\| \| Object \| Changes \|/);
   const json = await plan('--ref', 'feature', '-o', 'json');
   assert.equal(json.code, 2);
   const d = JSON.parse(json.stdout) as HeadDiff;

@@ -31,12 +31,12 @@ const SECRET = 'trust-wh-s3cret-9931';
 const HOST_TOKEN = 'trust-gh-t0ken-7781';
 const PR = 5;
 
-const NAMESPACE = `apiVersion: gantry.dev/v1
+const NAMESPACE = `apiVersion: v1
 kind: Namespace
 metadata:
   name: shop
 `;
-const deployment = (name: string, greeting: string) => `apiVersion: gantry.dev/v1
+const deployment = (name: string, greeting: string) => `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: ${name}

@@ -21,7 +21,7 @@ import { apiFetch } from '../helpers/api-auth.ts';
 const SERVER_JS =
   "const fs = require('fs'); require('http').createServer((q, s) => { if (q.url === '/ready') { s.statusCode = fs.existsSync('ready') ? 200 : 503; return s.end(); } if (q.url === '/healthz') { s.statusCode = fs.existsSync('sick') ? 500 : 200; return s.end(); } s.end(process.env.GANTRY_INSTANCE_ID); }).listen(+process.env.PORT)";
 
-const web = (greeting: string) => `apiVersion: gantry.dev/v1
+const web = (greeting: string) => `apiVersion: apps/v1
 kind: Deployment
 metadata: { name: web }
 spec:
@@ -39,7 +39,7 @@ spec:
           livenessProbe: { httpGet: { path: /healthz, port: http }, periodSeconds: 1, failureThreshold: 2 }
 `;
 
-const crasher = `apiVersion: gantry.dev/v1
+const crasher = `apiVersion: apps/v1
 kind: Deployment
 metadata: { name: crasher }
 spec:

@@ -25,7 +25,7 @@ import { apiFetch } from '../helpers/api-auth.ts';
 
 // Instance ids follow from the template: a per-run value keeps other runs' processes out of the counts.
 const RUN = randomUUID().slice(0, 8);
-const WEB = `apiVersion: gantry.dev/v1
+const WEB = `apiVersion: apps/v1
 kind: Deployment
 metadata: { name: web }
 spec:

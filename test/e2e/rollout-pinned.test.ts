@@ -14,7 +14,7 @@ import { httpGet } from '../helpers/agent-fixtures.ts';
  */
 
 const REPLICAS = 4;
-const web = (greeting: string, extra = '') => `apiVersion: gantry.dev/v1
+const web = (greeting: string, extra = '') => `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web

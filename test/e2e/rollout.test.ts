@@ -17,7 +17,7 @@ interface Spec {
   strategy?: string;
   extra?: string;
 }
-const web = ({ replicas, greeting, strategy = 'rollingUpdate: { maxSurge: 1, maxUnavailable: 1 }', extra = '' }: Spec) => `apiVersion: gantry.dev/v1
+const web = ({ replicas, greeting, strategy = 'rollingUpdate: { maxSurge: 1, maxUnavailable: 1 }', extra = '' }: Spec) => `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web
@@ -224,7 +224,7 @@ function liveRevisions(deployment: string): Set<string> {
 }
 
 test('Recreate stops every old process before any new one starts', async () => {
-  const rec = (greeting: string) => `apiVersion: gantry.dev/v1
+  const rec = (greeting: string) => `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: rec

@@ -21,7 +21,7 @@ import { apiFetch } from '../helpers/api-auth.ts';
 
 // Instance ids follow from the template: a per-run value keeps other runs' processes out of the counts.
 const RUN = randomUUID().slice(0, 8);
-const web = (replicas: number) => `apiVersion: gantry.dev/v1
+const web = (replicas: number) => `apiVersion: apps/v1
 kind: Deployment
 metadata: { name: web }
 spec:

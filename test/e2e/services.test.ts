@@ -17,7 +17,7 @@ import { waitFor } from '../helpers/wait.ts';
 
 const NODE_ADDRESS: Record<string, string> = { 'node-1': '127.0.0.2', 'node-2': '127.0.0.3' };
 
-const web = (replicas: number, greeting = 'v1', strategy = '{ type: RollingUpdate, rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } }') => `apiVersion: gantry.dev/v1
+const web = (replicas: number, greeting = 'v1', strategy = '{ type: RollingUpdate, rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } }') => `apiVersion: apps/v1
 kind: Deployment
 metadata: { name: web }
 spec:
@@ -36,7 +36,7 @@ spec:
           ports: [{ name: http, containerPort: 8080 }]
           resources: { cpu: 50m, memory: 16Mi }
 `;
-const service = (name: string, ports: number[]) => `apiVersion: gantry.dev/v1
+const service = (name: string, ports: number[]) => `apiVersion: v1
 kind: Service
 metadata: { name: ${name} }
 spec:

@@ -29,12 +29,12 @@ import { apiFetch } from '../helpers/api-auth.ts';
 const SECRET = 'wh-s3cret-Value-4711';
 const HOST_TOKEN = 'gh-t0ken-Value-0815';
 
-const NAMESPACE = `apiVersion: gantry.dev/v1
+const NAMESPACE = `apiVersion: v1
 kind: Namespace
 metadata:
   name: shop
 `;
-const deployment = (name: string, replicas: number | string, greeting: string) => `apiVersion: gantry.dev/v1
+const deployment = (name: string, replicas: number | string, greeting: string) => `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: ${name}

@@ -25,7 +25,7 @@ let repo: TestRepo;
 let source: GitSource;
 let dataDir: string;
 
-const good = `apiVersion: gantry.dev/v1
+const good = `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web
@@ -67,8 +67,8 @@ test('100,000 errors: the status, the event and the sync result keep the first 1
   if (res.outcome !== 'rejected') return;
   assert.equal(res.errorCount, 100_000);
   assert.equal(res.errors.length, MAX_REPORTED_ERRORS);
-  assert.equal(res.errors[0], 'deploy/broken-0.yaml:2:7 /kind: unknown kind "Nope"; known kinds: Namespace, Deployment, Service');
-  assert.equal(res.errors[99], 'deploy/broken-0.yaml:299:7 /kind: unknown kind "Nope"; known kinds: Namespace, Deployment, Service');
+  assert.equal(res.errors[0], 'deploy/broken-0.yaml:2:7 Nope /kind: unknown kind "Nope" in gantry.dev/v1 (deprecated), which has only Namespace, ConfigMap, Secret, Deployment, Service');
+  assert.equal(res.errors[99], 'deploy/broken-0.yaml:299:7 Nope /kind: unknown kind "Nope" in gantry.dev/v1 (deprecated), which has only Namespace, ConfigMap, Secret, Deployment, Service');
 
   const status = (await store.readSourceStatus())!;
   assert.equal(status.lastAppliedCommit, applied);
@@ -81,7 +81,7 @@ test('100,000 errors: the status, the event and the sync result keep the first 1
   const [event] = await store.events.read({ limit: 1, object: 'source' });
   assert.equal(event?.reason, 'CommitRejected');
   assert.match(event!.message, /: 100000 error\(s\): deploy\/broken-0\.yaml:2:7 .*; and 99900 more$/);
-  assert.equal(event!.message.split('known kinds').length - 1, 100);
+  assert.equal(event!.message.split('which has only').length - 1, 100);
   assert.deepEqual((await store.readDeployments()).map((d) => d.name), ['web']);
 
   // What `gantry plan` and `gantry diff` get for that revision.

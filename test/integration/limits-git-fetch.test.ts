@@ -25,7 +25,7 @@ import { freshPrefix, testRedis } from '../helpers/redis.ts';
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
 const deployment = (name: string) =>
-  `apiVersion: gantry.dev/v1\nkind: Deployment\nmetadata:\n  name: ${name}\nspec:\n  template:\n    metadata:\n      labels: { app: ${name} }\n    spec:\n      containers:\n        - name: main\n          command: [sleep, "1000"]\n`;
+  `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ${name}\nspec:\n  template:\n    metadata:\n      labels: { app: ${name} }\n    spec:\n      containers:\n        - name: main\n          command: [sleep, "1000"]\n`;
 
 /** Runs git with `input` on stdin; stdout. */
 function gitWithInput(args: string[], cwd: string, input: Buffer | string): Promise<string> {

@@ -22,7 +22,7 @@ import { freshPrefix, testRedis } from '../helpers/redis.ts';
 
 const MiB = 1024 * 1024;
 const deployment = (name: string) =>
-  `apiVersion: gantry.dev/v1\nkind: Deployment\nmetadata:\n  name: ${name}\nspec:\n  template:\n    metadata:\n      labels: { app: ${name} }\n    spec:\n      containers:\n        - name: main\n          command: [sleep, "1000"]\n`;
+  `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ${name}\nspec:\n  template:\n    metadata:\n      labels: { app: ${name} }\n    spec:\n      containers:\n        - name: main\n          command: [sleep, "1000"]\n`;
 
 /** A shell pipeline in `cwd`, asynchronously (this process must never block on a git child). */
 function sh(script: string, cwd: string): Promise<string> {

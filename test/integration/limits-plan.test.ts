@@ -29,7 +29,7 @@ let source: GitSource;
 let app: FastifyInstance;
 let dataDir: string;
 
-const deployment = `apiVersion: gantry.dev/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    metadata:\n      labels: { app: web }\n    spec:\n      containers:\n        - name: main\n          command: [sleep, "1000"]\n`;
+const deployment = `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    metadata:\n      labels: { app: web }\n    spec:\n      containers:\n        - name: main\n          command: [sleep, "1000"]\n`;
 
 before(async () => {
   redis = connectRedis((await testRedis()).url, 'limits-plan-test');

@@ -20,7 +20,7 @@ import { apiFetch } from '../helpers/api-auth.ts';
 
 /** The reconciler in process, against real Redis and a real repository, with no agents. */
 
-const deploymentYaml = (name: string, replicas: number, extra = '') => `apiVersion: gantry.dev/v1
+const deploymentYaml = (name: string, replicas: number, extra = '') => `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: ${name}

@@ -10,7 +10,7 @@ function desired(yaml: string, current: Parameters<typeof buildDesiredState>[2] 
   return buildDesiredState(loaded.objects, 'c1', current);
 }
 
-const minimal = `apiVersion: gantry.dev/v1
+const minimal = `apiVersion: apps/v1
 kind: Deployment
 metadata: { name: web }
 spec:
@@ -19,7 +19,7 @@ spec:
     spec:
       containers: [{ name: c, command: [sleep, '100'] }]
 ---
-apiVersion: gantry.dev/v1
+apiVersion: v1
 kind: Service
 metadata: { name: web }
 spec:
@@ -71,7 +71,7 @@ test('a minimal deployment and service: every default, byte for byte as stored (
 });
 
 test('strategies: Recreate and Canary keep the default surge bounds; canary pauses become milliseconds', () => {
-  const d = desired(`apiVersion: gantry.dev/v1
+  const d = desired(`apiVersion: apps/v1
 kind: Deployment
 metadata: { name: canary }
 spec:
@@ -83,7 +83,7 @@ spec:
     spec:
       containers: [{ name: c, image: nginx:1 }]
 ---
-apiVersion: gantry.dev/v1
+apiVersion: apps/v1
 kind: Deployment
 metadata: { name: recreate }
 spec:

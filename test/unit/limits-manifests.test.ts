@@ -9,7 +9,7 @@ import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_REPLICAS, HARD_MAX_REPLICAS } from '../.
  * file:line:col, object and field, never a value that overflows a timer or stalls the reconciler.
  */
 
-const deployment = (spec: string, container = '', top = '') => `apiVersion: gantry.dev/v1
+const deployment = (spec: string, container = '', top = '') => `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web
@@ -101,7 +101,7 @@ test('strings and lists that were unbounded have a maximum length', () => {
     ],
   );
   const containers = Array.from({ length: 65 }, (_, i) => `        - { name: c${i}, command: [x] }`).join('\n');
-  const many = `apiVersion: gantry.dev/v1\nkind: Deployment\nmetadata: { name: web }\nspec:\n  template:\n    metadata: { labels: { app: web } }\n    spec:\n      containers:\n${containers}\n`;
+  const many = `apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: web }\nspec:\n  template:\n    metadata: { labels: { app: web } }\n    spec:\n      containers:\n${containers}\n`;
   assert.deepEqual(texts(many), ['web.yaml:9:9 Deployment default/web /spec/template/spec/containers: must NOT have more than 64 items']);
 });
 

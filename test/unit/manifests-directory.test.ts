@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { validateDirectory } from '../../reconciler/manifests/index.ts';
 
-const namespace = (name: string) => `apiVersion: gantry.dev/v1\nkind: Namespace\nmetadata:\n  name: ${name}\n`;
+const namespace = (name: string) => `apiVersion: v1\nkind: Namespace\nmetadata:\n  name: ${name}\n`;
 let repo: string;
 
 before(async () => {
@@ -13,8 +13,8 @@ before(async () => {
   const files: Record<string, string> = {
     'README.md': '# docs',
     'deploy/ns.yaml': namespace('team-a'),
-    'deploy/nested/more/ns.json': JSON.stringify({ apiVersion: 'gantry.dev/v1', kind: 'Namespace', metadata: { name: 'team-b' } }),
-    'deploy/bad.yml': 'apiVersion: gantry.dev/v1\nkind: Namespace\nmetadata: {name: Bad}\n',
+    'deploy/nested/more/ns.json': JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'team-b' } }),
+    'deploy/bad.yml': 'apiVersion: v1\nkind: Namespace\nmetadata: {name: Bad}\n',
     'deploy/huge.yaml': `# ${'x'.repeat(2048)}\n`,
     'other/ns.yaml': namespace('team-c'),
     '.git/config.yaml': 'kind: NotAManifest',

@@ -8,12 +8,12 @@ import { PATTERN_MESSAGES } from '../../reconciler/manifests/validator.ts';
 type Schema = Record<string, unknown>;
 
 const minimalDeployment = () => ({
-  apiVersion: 'gantry.dev/v1',
+  apiVersion: 'apps/v1',
   kind: 'Deployment',
   metadata: { name: 'web' },
   spec: { template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', command: ['x'] }] } } },
 });
-const minimalNamespace = () => ({ apiVersion: 'gantry.dev/v1', kind: 'Namespace', metadata: { name: 'team-a' } });
+const minimalNamespace = () => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'team-a' } });
 
 /** [pointer, default] for every `default` in a schema; array items are visited at index 0. */
 function schemaDefaults(root: Schema): [string, unknown][] {

@@ -16,7 +16,7 @@ import { runtimeLimits, type ContainerSpec } from '../../state/records/instance.
 const Mi = 1024 ** 2;
 
 /** A deployment whose only container has `resources` written as these YAML lines (indented under it). */
-const manifest = (resources: string) => `apiVersion: gantry.dev/v1
+const manifest = (resources: string) => `apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: web

@@ -6,7 +6,7 @@ const lines = (...l: string[]) => l.join('\n') + '\n';
 const load = (files: Record<string, string>) => loadManifests(Object.entries(files).map(([path, content]) => ({ path, content })));
 
 test('a Service gets defaults: namespace, targetPort = port, protocol TCP', () => {
-  const r = load({ 's.yaml': lines('apiVersion: gantry.dev/v1', 'kind: Service', 'metadata: {name: web}', 'spec:', '  selector: {app: web}', '  ports: [{port: 8080}]') });
+  const r = load({ 's.yaml': lines('apiVersion: v1', 'kind: Service', 'metadata: {name: web}', 'spec:', '  selector: {app: web}', '  ports: [{port: 8080}]') });
   assert.deepEqual(r.errors.map(String), []);
   const svc = r.objects[0]!.manifest;
   assert.equal(svc.kind, 'Service');
@@ -18,7 +18,7 @@ test('a Service gets defaults: namespace, targetPort = port, protocol TCP', () =
 const cases: [string, Record<string, string>, string[]][] = [
   [
     'several ports need names, and names and ports are unique',
-    { 's.yaml': lines('apiVersion: gantry.dev/v1', 'kind: Service', 'metadata: {name: web}', 'spec:', '  selector: {app: web}', '  ports:', '    - {name: a, port: 80}', '    - {name: a, port: 80}', '    - {port: 81}') },
+    { 's.yaml': lines('apiVersion: v1', 'kind: Service', 'metadata: {name: web}', 'spec:', '  selector: {app: web}', '  ports:', '    - {name: a, port: 80}', '    - {name: a, port: 80}', '    - {port: 81}') },
     [
       's.yaml:8:14 Service default/web /spec/ports/1/name: duplicate port name "a" (also /spec/ports/0)',
       's.yaml:8:23 Service default/web /spec/ports/1/port: duplicate port 80 (also /spec/ports/0)',
@@ -27,19 +27,19 @@ const cases: [string, Record<string, string>, string[]][] = [
   ],
   [
     'a selector is required',
-    { 's.yaml': lines('apiVersion: gantry.dev/v1', 'kind: Service', 'metadata: {name: web}', 'spec:', '  ports: [{port: 80}]') },
+    { 's.yaml': lines('apiVersion: v1', 'kind: Service', 'metadata: {name: web}', 'spec:', '  ports: [{port: 80}]') },
     ["s.yaml:5:3 Service default/web /spec: must have required property 'selector'"],
   ],
   [
     'a Service in an undeclared namespace',
-    { 's.yaml': lines('apiVersion: gantry.dev/v1', 'kind: Service', 'metadata: {name: web, namespace: shop}', 'spec:', '  selector: {app: web}', '  ports: [{port: 80}]') },
+    { 's.yaml': lines('apiVersion: v1', 'kind: Service', 'metadata: {name: web, namespace: shop}', 'spec:', '  selector: {app: web}', '  ports: [{port: 80}]') },
     ['s.yaml:3:34 Service shop/web /metadata/namespace: namespace "shop" is not declared by any Namespace manifest'],
   ],
   [
     'canary steps only with type Canary; durations are checked',
     {
       'd.yaml': lines(
-        'apiVersion: gantry.dev/v1',
+        'apiVersion: apps/v1',
         'kind: Deployment',
         'metadata: {name: web}',
         'spec:',
@@ -48,7 +48,7 @@ const cases: [string, Record<string, string>, string[]][] = [
         '    metadata: {labels: {app: web}}',
         '    spec: {containers: [{name: c, command: [sleep, "1"]}]}',
         '---',
-        'apiVersion: gantry.dev/v1',
+        'apiVersion: apps/v1',
         'kind: Deployment',
         'metadata: {name: api}',
         'spec:',
