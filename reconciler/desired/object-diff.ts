@@ -51,8 +51,8 @@ function capped(changes: string[]): string[] {
 
 /** The parts of a deployment record a user wrote (not where, when or how it was hashed). */
 function deploymentFields(d: DeploymentRecord): Record<string, unknown> {
-  const { replicas, selector, strategy, minReadySeconds, revisionHistoryLimit, progressDeadlineSeconds, rollback, template, labels, annotations } = d;
-  return { replicas, selector, strategy, minReadySeconds, revisionHistoryLimit, progressDeadlineSeconds, rollback, template, labels, annotations };
+  const { replicas, selector, selectorExpressions, strategy, minReadySeconds, revisionHistoryLimit, progressDeadlineSeconds, paused, rollback, template, labels, annotations } = d;
+  return { replicas, selector, selectorExpressions, strategy, minReadySeconds, revisionHistoryLimit, progressDeadlineSeconds, paused, rollback, template, labels, annotations };
 }
 
 function bounds(d: DeploymentRecord): string {

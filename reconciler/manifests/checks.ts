@@ -9,6 +9,7 @@ import { checkProbes } from './probes.ts';
 import { checkResources } from './resources.ts';
 import { MAX_PAUSE_SECONDS } from './limits.ts';
 import type { ManifestIssue } from './manifest-issue.ts';
+import { checkSelectorExpressions } from './selector.ts';
 import { NODE_PORT_MAX, NODE_PORT_MIN } from '../../state/records/service.ts';
 
 function invalid(pointer: string, message: string, key = false): ManifestIssue {
@@ -16,9 +17,10 @@ function invalid(pointer: string, message: string, key = false): ManifestIssue {
 }
 
 function checkSelector(d: Deployment, issues: ManifestIssue[]): void {
+  const templateLabels = d.spec.template.metadata.labels;
+  if (d.spec.selector) issues.push(...checkSelectorExpressions(d.spec.selector, templateLabels));
   const matchLabels = d.spec.selector?.matchLabels;
   if (!matchLabels) return;
-  const templateLabels = d.spec.template.metadata.labels;
   for (const [key, value] of Object.entries(matchLabels)) {
     const pointer = `/spec/selector/matchLabels/${escapePointerToken(key)}`;
     const actual = templateLabels[key];

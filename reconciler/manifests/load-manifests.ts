@@ -13,11 +13,12 @@ import { ManifestError, type ManifestErrorCode } from './errors.ts';
 import { ManifestWarning } from './warnings.ts';
 import { IGNORE_FILE, ignoredBy, parseIgnoreFile } from './ignore-file.ts';
 import { missingReferences } from './config-references.ts';
+import { overlappingSelectors } from './selector.ts';
 import { checkNodePortsAcross } from './checks.ts';
 import { formatMemory } from './quantity.ts';
 import { DEFAULT_MAX_DEPTH, DEFAULT_MAX_REPLICAS } from './limits.ts';
 import { deepNestingAt, depthProblem } from './nesting.ts';
-import { DEFAULT_NAMESPACE, KINDS, type LoadedManifest, type ManifestObject, type SourceLocation } from './types.ts';
+import { DEFAULT_NAMESPACE, KINDS, type DeploymentObject, type LoadedManifest, type ManifestObject, type SourceLocation } from './types.ts';
 import { identityOf, validateManifest } from './validator.ts';
 import { offsetOf } from './yaml-positions.ts';
 
@@ -313,9 +314,21 @@ export function loadManifests(files: ManifestFile[], options: LoadOptions = {}):
 
   const configs = new Map<string, ManifestObject>();
   for (const { object } of valid) if (object.kind === 'ConfigMap' || object.kind === 'Secret') configs.set(`${object.metadata.namespace}/${object.kind}/${object.metadata.name}`, object);
+  // Two deployments whose selectors select each other's instances would fight over them.
+  const deploymentsValid = valid.filter((v): v is { candidate: Candidate; object: DeploymentObject } => v.object.kind === 'Deployment');
+  const keyOf = (d: DeploymentObject) => `${d.metadata.namespace}/${d.metadata.name}`;
+  const byKey = new Map(deploymentsValid.map((v) => [keyOf(v.object), v.candidate]));
+  const overlapping = new Set<Candidate>();
+  for (const [first, later] of overlappingSelectors(deploymentsValid.map(({ object: d }) => ({ key: keyOf(d), selector: d.spec.selector, templateLabels: d.spec.template.metadata.labels })))) {
+    const at = byKey.get(later.key)!;
+    const { file, line, column } = byKey.get(first.key)!.source;
+    report(at, 'INVALID_VALUE', `selector overlaps Deployment ${first.key} (${file}:${line}:${column}): each could own the other's instances; give their templates a label that tells them apart`, '/spec/selector');
+    overlapping.add(at);
+  }
   const objects: LoadedManifest[] = [];
   const nodePorts = new Map<number, string>(); // nodePort -> the Service that wrote it first (path order)
   for (const { candidate, object } of valid) {
+    if (overlapping.has(candidate)) continue;
     if (object.kind === 'Deployment') {
       const missing = missingReferences(object, configs);
       for (const m of missing) report(candidate, 'REFERENCE_NOT_FOUND', m.message, m.pointer);

@@ -6,6 +6,7 @@
 import type {
   Annotations,
   CanaryStep,
+  LabelSelector,
   ConfigMap,
   ConfigMapMetadata,
   Secret,
@@ -74,7 +75,8 @@ export type StrategyObject =
 
 export interface DeploymentSpecObject extends DeploymentSpec {
   replicas: number;
-  selector: { matchLabels: Labels };
+  /** Written, or the template's labels as matchLabels. */
+  selector: LabelSelector;
   strategy: StrategyObject;
   minReadySeconds: number;
   revisionHistoryLimit: number;

@@ -86,7 +86,10 @@ export function advanceRollout(desired: DeploymentRecord, previous: RolloutState
     if (pinned) s.pin.revision = revisionOf(s, effectiveTemplateHash(pinned.templateHash, s.pin.restartNonce), pinned, now).revision;
     delete s.pin.restartNonce;
   }
-  const target = revisionByNumber(s, s.pin?.revision) ?? gitRev;
+  // spec.paused (Kubernetes): a new template from Git waits; replicas still follow (scaling is not a rollout).
+  const current = revisionByNumber(s, s.target);
+  const pausedByGit = !!desired.paused && current !== undefined && !s.pin;
+  const target = revisionByNumber(s, s.pin?.revision) ?? (pausedByGit ? current : gitRev);
   if (s.target !== target.revision) startRollout(s, target, now, events);
 
   // Progress: any movement in the counts of updated, available and old instances.
@@ -156,7 +159,12 @@ export function advanceRollout(desired: DeploymentRecord, previous: RolloutState
     }
   }
 
-  if (s.phase === 'Progressing' && !s.paused && now - s.lastProgressAt > desired.progressDeadlineSeconds * 1000) {
+  if (pausedByGit && gitRev.revision !== target.revision) {
+    s.reason = 'DeploymentPaused';
+    s.message = `paused (spec.paused): ${describe(gitRev)} from Git waits until spec.paused is false`;
+  }
+  // A paused rollout makes no progress by design: no deadline (as Kubernetes).
+  if (s.phase === 'Progressing' && !s.paused && !desired.paused && now - s.lastProgressAt > desired.progressDeadlineSeconds * 1000) {
     s.phase = 'Failed';
     s.reason = 'ProgressDeadlineExceeded';
     s.message = `${describe(target)} made no progress for ${desired.progressDeadlineSeconds}s`;

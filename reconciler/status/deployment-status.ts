@@ -115,7 +115,7 @@ export function computeDeploymentStatus(
             reason: r.reason,
             message: r.message,
             commit: targetCommit,
-            paused: !!r.paused,
+            paused: !!r.paused || !!desired.paused,
             pinned: r.pin ? { revision: r.pin.revision, reason: r.pin.reason, failedCommit: r.pin.failedCommit ?? null } : null,
             canaryStep: rollout?.canaryReplicas !== undefined ? (r.canaryStep ?? 0) : null,
             canaryReplicas: rollout?.canaryReplicas ?? null,

@@ -111,6 +111,10 @@ export interface DeploymentSpec {
    */
   progressDeadlineSeconds?: number;
   /**
+   * While true, a new template from Git is not rolled out (replicas still follow), as in Kubernetes; `gantry rollout pause` does the same without a commit.
+   */
+  paused?: boolean;
+  /**
    * What happens when a rollout fails: auto returns to the last good revision (and does not retry the failed one until Git changes the deployment again); none leaves it failed.
    *
    * @default "auto"
@@ -119,10 +123,26 @@ export interface DeploymentSpec {
   template: PodTemplate;
 }
 /**
- * Which instances belong to the deployment. Defaults to the template's labels; when given, its labels must all appear in the template's labels.
+ * Which instances belong to the deployment, as in Kubernetes (immutable there): every matchLabels pair and every matchExpressions requirement must hold. Defaults to the template's labels; it must select the template's labels, and no two deployments of a namespace may select each other's instances.
  */
 export interface LabelSelector {
-  matchLabels: Labels;
+  matchLabels?: Labels;
+  /**
+   * @minItems 1
+   * @maxItems 64
+   */
+  matchExpressions?: [LabelSelectorRequirement, ...LabelSelectorRequirement[]];
+}
+/**
+ * In / NotIn: the label's value is (not) one of values; Exists / DoesNotExist: the label is (not) there, without values.
+ */
+export interface LabelSelectorRequirement {
+  key: string;
+  operator: "In" | "NotIn" | "Exists" | "DoesNotExist";
+  /**
+   * @maxItems 256
+   */
+  values?: string[];
 }
 /**
  * How instances of an old template are replaced by instances of a new one.

@@ -21,6 +21,7 @@ export type {
   DeploymentMetadata,
   DeploymentSpec,
   LabelSelector,
+  LabelSelectorRequirement,
   DeploymentStrategy,
   RollingUpdateStrategy,
   CanaryStep,

@@ -20,7 +20,10 @@ export interface DeploymentRecord {
   /** Hash of the spec, to tell whether the generation must move. */
   specHash: string;
   replicas: number;
+  /** spec.selector.matchLabels (the template's labels when no selector is written). */
   selector: Record<string, string>;
+  /** spec.selector.matchExpressions, when written. */
+  selectorExpressions?: { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }[];
   strategy: { type: 'RollingUpdate' | 'Recreate' | 'Canary'; maxSurge: IntOrPercent; maxUnavailable: IntOrPercent; steps?: CanaryStep[] };
   minReadySeconds: number;
   revisionHistoryLimit: number;
@@ -31,6 +34,8 @@ export interface DeploymentRecord {
    * (records/config.ts), part of templateHash; absent: none.
    */
   configRefs?: string[];
+  /** spec.paused: a new template waits (replicas still follow) until it is false again. */
+  paused?: boolean;
   templateHash: string;
   template: InstanceTemplate;
   labels: Record<string, string>;
