@@ -2,6 +2,8 @@ import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import type { ContainerSpec, ProbeSpec } from '../state/records/instance.ts';
 import { clampDelay } from '../lib/timer.ts';
+import { grpcHealthCheck } from './grpc-health.ts';
+import { httpGetCheck } from './http-probe.ts';
 import { initialProbeState, nextProbeState, type ProbeState } from './probe-state.ts';
 
 /**
@@ -18,15 +20,23 @@ export interface CheckResult {
 }
 
 export interface ProbeTarget {
-  /** Where the container answers: the node address. */
+  /** Where the container answers: the node address (a probe's `host` replaces it). */
   address: string;
-  /** The host port for a containerPort (process: the allocated port; Docker: the published one). */
+  /**
+   * The host port for a containerPort (process: the allocated port; Docker: the one published on
+   * the node address); a port the container does not declare is returned as is.
+   */
   hostPort(containerPort: number): number;
   /** Runs an exec probe's command for this container. */
   exec(command: string[], timeoutMs: number): Promise<CheckResult>;
 }
 
-export type Unhealthy = { reason: 'LivenessProbeFailed' | 'StartupProbeFailed'; message: string };
+export type Unhealthy = {
+  reason: 'LivenessProbeFailed' | 'StartupProbeFailed';
+  message: string;
+  /** The failed probe's own grace period for stopping the container (Kubernetes 1.25+); absent: the instance's. */
+  terminationGracePeriodSeconds?: number;
+};
 
 type Kind = 'startup' | 'liveness' | 'readiness';
 
@@ -102,18 +112,22 @@ export class ContainerProbes {
       }
       if (after.failures >= probe.failureThreshold) {
         this.stop();
-        this.unhealthy({ reason: 'StartupProbeFailed', message: `${name} of container ${this.spec.name} failed ${after.failures} times: ${result.detail ?? 'failed'}` });
+        this.unhealthy({ reason: 'StartupProbeFailed', message: `${name} of container ${this.spec.name} failed ${after.failures} times: ${result.detail ?? 'failed'}`, ...graceOf(probe) });
         return;
       }
     } else if (kind === 'liveness' && !after.passing) {
       this.stop();
-      this.unhealthy({ reason: 'LivenessProbeFailed', message: `${name} of container ${this.spec.name} failed ${after.failures} times: ${result.detail ?? 'failed'}` });
+      this.unhealthy({ reason: 'LivenessProbeFailed', message: `${name} of container ${this.spec.name} failed ${after.failures} times: ${result.detail ?? 'failed'}`, ...graceOf(probe) });
       return;
     } else if (kind === 'readiness' && after.passing !== before.passing) {
       this.changed();
     }
     this.schedule(kind);
   }
+}
+
+function graceOf(probe: ProbeSpec): Pick<Unhealthy, 'terminationGracePeriodSeconds'> {
+  return probe.terminationGracePeriodSeconds !== undefined ? { terminationGracePeriodSeconds: probe.terminationGracePeriodSeconds } : {};
 }
 
 /**
@@ -128,22 +142,10 @@ export function probeDelayMs(probe: Pick<ProbeSpec, 'initialDelaySeconds' | 'per
 export async function check(probe: ProbeSpec, target: ProbeTarget): Promise<CheckResult> {
   // At least 1 ms (a timeout of 0 would never fire), at most what a timer holds.
   const timeoutMs = Math.max(1, clampDelay(probe.timeoutSeconds * 1000));
-  const host = target.address.includes(':') ? `[${target.address}]` : target.address;
-  if (probe.httpGet) {
-    const url = `http://${host}:${target.hostPort(probe.httpGet.port)}${probe.httpGet.path}`;
-    try {
-      // Redirects are not followed, as the kubelet does not follow them off-host: a 3xx is a success.
-      const res = await fetch(url, { signal: AbortSignal.timeout(timeoutMs), redirect: 'manual', headers: { 'user-agent': 'gantry-probe' } });
-      await res.body?.cancel();
-      return res.status >= 200 && res.status < 400 ? { ok: true } : { ok: false, detail: `HTTP GET ${url}: status ${res.status}` };
-    } catch (err) {
-      return { ok: false, detail: `HTTP GET ${url}: ${(err as Error).name === 'TimeoutError' ? `no answer within ${probe.timeoutSeconds}s` : ((err as Error & { cause?: Error }).cause?.message ?? (err as Error).message)}` };
-    }
-  }
-  if (probe.tcpSocket) {
-    const port = target.hostPort(probe.tcpSocket.port);
-    return tcpCheck(target.address, port, timeoutMs);
-  }
+  // `host` changes where to connect, never the port mapping: the container answers on its host port.
+  if (probe.httpGet) return httpGetCheck(probe.httpGet, probe.httpGet.host ?? target.address, target.hostPort(probe.httpGet.port), timeoutMs);
+  if (probe.tcpSocket) return tcpCheck(probe.tcpSocket.host ?? target.address, target.hostPort(probe.tcpSocket.port), timeoutMs);
+  if (probe.grpc) return grpcHealthCheck({ host: target.address, port: target.hostPort(probe.grpc.port), service: probe.grpc.service ?? '', timeoutMs });
   if (probe.exec) return target.exec(probe.exec.command, timeoutMs);
   return { ok: false, detail: 'probe has no action' };
 }

@@ -1,3 +1,4 @@
+import type { ConfigView } from '../reconciler/api/config-views.ts';
 import { stringify } from 'yaml';
 import { formatCpu, formatMemory } from '../reconciler/manifests/quantity.ts';
 import type { DeploymentView, InstanceView, NodeView } from '../reconciler/api/views.ts';
@@ -8,10 +9,17 @@ import { shortSha } from '../lib/short-sha.ts';
 
 /** Renders API items for `gantry get` as an aligned table, JSON or YAML. */
 
-export function render(kind: 'nodes' | 'deployments' | 'instances' | 'services', items: unknown[], format: 'table' | 'json' | 'yaml'): string {
+export function render(kind: 'nodes' | 'deployments' | 'instances' | 'services' | 'configmaps' | 'secrets', items: unknown[], format: 'table' | 'json' | 'yaml'): string {
   if (format === 'json') return JSON.stringify({ items }, null, 2);
   if (format === 'yaml') return stringify({ items }).trimEnd();
   if (items.length === 0) return `No ${kind} found.`;
+  if (kind === 'configmaps' || kind === 'secrets') {
+    // The API already masks a Secret's values; the table shows only keys anyway.
+    return table(
+      ['NAMESPACE', 'NAME', ...(kind === 'secrets' ? ['TYPE'] : []), 'KEYS', 'VERSION', 'USED BY'],
+      (items as ConfigView[]).map((c) => [c.namespace, c.name, ...(kind === 'secrets' ? [c.type ?? 'Opaque'] : []), String(Object.keys(c.data).length + Object.keys(c.binaryData ?? {}).length), c.version.slice(0, 8), c.usedBy.join(',') || '-']),
+    );
+  }
   if (kind === 'services') return renderServices(items as ServiceView[]);
   if (kind === 'nodes') {
     return table(

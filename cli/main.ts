@@ -186,14 +186,14 @@ program
 
 program
   .command('get')
-  .description('list nodes, deployments, instances or services')
-  .argument('<kind>', 'nodes | deployments | instances | services')
+  .description('list nodes, deployments, instances, services, configmaps or secrets (values masked)')
+  .argument('<kind>', 'nodes | deployments | instances | services | configmaps | secrets')
   .option('-n, --namespace <ns>', 'only this namespace')
   .addOption(new Option('-o, --output <format>', 'table | json | yaml').argParser(outputFormat).default('table'))
   .addOption(apiOption())
   .action(async (kind: string, o) => {
-    const k = ({ node: 'nodes', nodes: 'nodes', no: 'nodes', deployment: 'deployments', deployments: 'deployments', deploy: 'deployments', instance: 'instances', instances: 'instances', inst: 'instances', service: 'services', services: 'services', svc: 'services' } as const)[kind as 'nodes'];
-    if (!k) throw new CommanderError(EXIT_USAGE, 'gantry.usage', `error: unknown kind ${JSON.stringify(kind)}: expected nodes, deployments, instances or services`);
+    const k = ({ node: 'nodes', nodes: 'nodes', no: 'nodes', deployment: 'deployments', deployments: 'deployments', deploy: 'deployments', instance: 'instances', instances: 'instances', inst: 'instances', service: 'services', services: 'services', svc: 'services', configmap: 'configmaps', configmaps: 'configmaps', cm: 'configmaps', secret: 'secrets', secrets: 'secrets' } as const)[kind as 'nodes'];
+    if (!k) throw new CommanderError(EXIT_USAGE, 'gantry.usage', `error: unknown kind ${JSON.stringify(kind)}: expected nodes, deployments, instances, services, configmaps or secrets`);
     const q = o.namespace && k !== 'nodes' ? `?namespace=${encodeURIComponent(o.namespace)}` : '';
     const { items } = await callApi<{ items: unknown[] }>(o.api, `/api/v1/${k}${q}`);
     console.log(render(k, items, o.output));

@@ -10,6 +10,7 @@ import type { PreviewManager } from '../preview/preview-manager.ts';
 import { startDrain } from '../controller/node-drain.ts';
 import { registerRolloutRoutes } from './rollout-routes.ts';
 import { registerServiceRoutes } from '../services/service-views.ts';
+import { registerConfigRoutes } from './config-views.ts';
 import { HttpError, installErrorHandler } from './http-error.ts';
 import { registerAuth, type ApiTokens } from './auth.ts';
 
@@ -94,6 +95,7 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
 
   registerRolloutRoutes(app, deps);
   registerServiceRoutes(app, store);
+  registerConfigRoutes(app, store);
 
   app.get('/api/v1/diff', async () => deps.sync.diffHead());
 

@@ -16,8 +16,9 @@ export async function pruneConfigVersions(store: Store): Promise<number> {
   // What the branch applied stays too: a deployment that starts using it finds it, and diffs compare against it.
   const keep = new Set<string>((await store.configs.readApplied()).map((c) => `${c.namespace}/${c.kind}/${c.name}@${c.version}`));
   deployments.forEach((d, i) => {
-    for (const r of d.configRefs ?? referencedVersions(d.namespace, d.template.containers)) keep.add(r);
-    for (const rev of rollouts[i]?.revisions ?? []) for (const r of referencedVersions(d.namespace, rev.template.containers)) keep.add(r);
+    // Pull secrets are referenced versions too (configRefs holds them): a revision's instances pull with them.
+    for (const r of d.configRefs ?? referencedVersions(d.namespace, d.template.containers, d.template.imagePullSecrets)) keep.add(r);
+    for (const rev of rollouts[i]?.revisions ?? []) for (const r of referencedVersions(d.namespace, rev.template.containers, rev.template.imagePullSecrets)) keep.add(r);
   });
   return store.configs.prune(keep, stored);
 }

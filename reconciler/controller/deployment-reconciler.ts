@@ -60,6 +60,8 @@ export function newInstanceRecord(d: DeploymentRecord, action: Extract<PlanActio
     restartPolicy: t.restartPolicy,
     runtime: t.runtime,
     terminationGracePeriodSeconds: t.terminationGracePeriodSeconds,
+    // Only when set: records of templates without pull secrets stay as they were.
+    ...(t.imagePullSecrets ? { imagePullSecrets: t.imagePullSecrets } : {}),
     createdAt: now,
   };
 }

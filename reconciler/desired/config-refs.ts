@@ -35,6 +35,20 @@ export function hasKey(v: ConfigVersionRecord | undefined, key: string): boolean
   return v !== undefined && Object.hasOwn(v.data, key);
 }
 
+/**
+ * spec.imagePullSecrets as records hold them: each Secret at its version in this commit, in the
+ * order written (the agent tries their credentials in that order). The loader has checked that each
+ * is in the commit (pull-secrets.ts); one that is not is left out rather than made up.
+ */
+export function toPullSecrets(refs: readonly { name: string }[] | undefined, namespace: string, configs: ConfigVersions): { name: string; version: string }[] {
+  const out: { name: string; version: string }[] = [];
+  for (const { name } of refs ?? []) {
+    const v = configs.get(configKey(namespace, 'Secret', name));
+    if (v && !out.some((s) => s.name === name)) out.push({ name, version: v.version });
+  }
+  return out;
+}
+
 /** resourceFieldRef: the container's limit (else its request) in units of `divisor`, rounded up as Kubernetes does. */
 function resourceValue(resources: ResolvedResources, resource: string, divisor: string | number | undefined): string {
   const isCpu = resource.endsWith('.cpu');

@@ -7,9 +7,9 @@ import { canonicalJson, templateHash } from '../manifests/template-hash.ts';
 import type { DeploymentObject, LoadedManifest, ServiceObject, ServicePortObject, StrategyObject } from '../manifests/types.ts';
 import type { ContainerSpec } from '../../state/records/instance.ts';
 import { referencedVersions, type ConfigVersionRecord } from '../../state/records/config.ts';
-import { configVersionsOf, toEnvSpecs, type ConfigVersions } from './config-refs.ts';
+import { configVersionsOf, toEnvSpecs, toPullSecrets, type ConfigVersions } from './config-refs.ts';
 import type { CanaryStep, DeploymentRecord, NamespaceRecord } from '../../state/records/deployment.ts';
-import { type ServiceProtocol, type ServiceRecord } from '../../state/records/service.ts';
+import { type ServiceRecord } from '../../state/records/service.ts';
 
 /**
  * Desired state: what one commit's validated manifests mean, as records ready for Redis.
@@ -53,10 +53,12 @@ export function toDeploymentRecord(d: DeploymentObject, commit: string, file: st
     ...resolveResources(c.resources),
     ...resolveProbes(c),
   }));
-  // The ConfigMap and Secret versions the containers use are part of the template: a change of
-  // content rolls the deployment (and a rollback returns to the content its revision had). Without
-  // any, the hashes are what they were before ConfigMaps existed, so upgrading rolls nothing.
-  const configRefs = referencedVersions(d.metadata.namespace, containers);
+  // The ConfigMap and Secret versions the containers use, and the pull secrets' (see
+  // referencedVersions for why), are part of the template: a change of content rolls the deployment
+  // (and a rollback returns to the content its revision had). Without any, the hashes are what they
+  // were before ConfigMaps existed, so upgrading rolls nothing.
+  const imagePullSecrets = toPullSecrets(t.spec.imagePullSecrets, d.metadata.namespace, configs);
+  const configRefs = referencedVersions(d.metadata.namespace, containers, imagePullSecrets);
   const hashOfSpec = configRefs.length > 0 ? specHash({ spec, configs: configRefs }) : specHash(spec);
   const hashOfTemplate = configRefs.length > 0 ? specHash({ template: templateHash(d), configs: configRefs }).slice(0, 10) : templateHash(d);
   const generation = !previous ? 1 : previous.specHash === hashOfSpec ? previous.generation : previous.generation + 1;
@@ -88,6 +90,7 @@ export function toDeploymentRecord(d: DeploymentObject, commit: string, file: st
       restartPolicy: t.spec.restartPolicy,
       runtime: containers.some((c) => c.image) ? 'docker' : 'process',
       terminationGracePeriodSeconds: t.spec.terminationGracePeriodSeconds,
+      ...(imagePullSecrets.length > 0 ? { imagePullSecrets } : {}),
     },
     labels: d.metadata.labels,
     annotations: d.metadata.annotations,
@@ -196,8 +199,7 @@ export function toServiceRecord(s: ServiceObject, commit: string, file: string, 
     ...(headless ? { headless: true as const } : {}),
     selector: s.spec.selector,
     ports: ports.map((p) => {
-      // ServicePortObject still types protocol as TCP only; the validator keeps a UDP one as written.
-      const protocol = (p as { protocol?: ServiceProtocol }).protocol;
+      const protocol = p.protocol;
       return {
         ...(p.name ? { name: p.name } : {}),
         port: p.port,

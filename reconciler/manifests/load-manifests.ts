@@ -13,6 +13,7 @@ import { ManifestError, type ManifestErrorCode } from './errors.ts';
 import { ManifestWarning } from './warnings.ts';
 import { IGNORE_FILE, ignoredBy, parseIgnoreFile } from './ignore-file.ts';
 import { missingReferences } from './config-references.ts';
+import { pullSecretProblems } from './pull-secrets.ts';
 import { overlappingSelectors } from './selector.ts';
 import { checkNodePortsAcross } from './checks.ts';
 import { formatMemory } from './quantity.ts';
@@ -330,8 +331,8 @@ export function loadManifests(files: ManifestFile[], options: LoadOptions = {}):
   for (const { candidate, object } of valid) {
     if (overlapping.has(candidate)) continue;
     if (object.kind === 'Deployment') {
-      const missing = missingReferences(object, configs);
-      for (const m of missing) report(candidate, 'REFERENCE_NOT_FOUND', m.message, m.pointer);
+      const missing = [...missingReferences(object, configs).map((m) => ({ ...m, code: 'REFERENCE_NOT_FOUND' as const })), ...pullSecretProblems(object, configs)];
+      for (const m of missing) report(candidate, m.code, m.message, m.pointer);
       if (missing.length > 0) continue;
     }
     if (object.kind === 'Service') {

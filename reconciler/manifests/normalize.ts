@@ -101,6 +101,6 @@ export function normalizeService(input: Service): ServiceObject {
   return {
     ...s,
     metadata: { ...s.metadata, namespace: s.metadata.namespace ?? DEFAULT_NAMESPACE, labels: s.metadata.labels ?? {}, annotations: s.metadata.annotations ?? {} },
-    spec: { ...s.spec, ports: s.spec.ports.map((p) => ({ ...p, targetPort: p.targetPort ?? p.port, protocol: 'TCP' as const })) as ServiceObject['spec']['ports'] },
+    spec: { ...s.spec, ports: s.spec.ports.map((p) => ({ ...p, targetPort: p.targetPort ?? p.port, protocol: p.protocol ?? 'TCP' })) as ServiceObject['spec']['ports'] },
   };
 }

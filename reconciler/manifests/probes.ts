@@ -1,5 +1,5 @@
-import type { Container, Probe } from '../../schemas/generated/index.ts';
-import type { ProbeSpec } from '../../state/records/instance.ts';
+import type { Container, HTTPGetAction, Probe } from '../../schemas/generated/index.ts';
+import type { HttpGetProbe, ProbeSpec } from '../../state/records/instance.ts';
 import type { ManifestIssue } from './manifest-issue.ts';
 
 /**
@@ -19,15 +19,29 @@ function resolvePort(c: Container, port: number | string): number {
 }
 
 export function resolveProbe(c: Container, p: Probe): ProbeSpec {
+  const tcp = p.tcpSocket;
   return {
-    ...(p.httpGet ? { httpGet: { path: withSlash(p.httpGet.path ?? '/'), port: resolvePort(c, p.httpGet.port) } } : {}),
-    ...(p.tcpSocket ? { tcpSocket: { port: resolvePort(c, p.tcpSocket.port) } } : {}),
+    ...(p.httpGet ? { httpGet: resolveHttpGet(c, p.httpGet) } : {}),
+    ...(tcp ? { tcpSocket: { port: resolvePort(c, tcp.port), ...(tcp.host !== undefined ? { host: tcp.host } : {}) } } : {}),
+    ...(p.grpc ? { grpc: { port: p.grpc.port, ...(p.grpc.service ? { service: p.grpc.service } : {}) } } : {}),
     ...(p.exec ? { exec: { command: p.exec.command } } : {}),
     initialDelaySeconds: p.initialDelaySeconds ?? PROBE_DEFAULTS.initialDelaySeconds,
     periodSeconds: p.periodSeconds ?? PROBE_DEFAULTS.periodSeconds,
     timeoutSeconds: p.timeoutSeconds ?? PROBE_DEFAULTS.timeoutSeconds,
     successThreshold: p.successThreshold ?? PROBE_DEFAULTS.successThreshold,
     failureThreshold: p.failureThreshold ?? PROBE_DEFAULTS.failureThreshold,
+    ...(p.terminationGracePeriodSeconds !== undefined ? { terminationGracePeriodSeconds: p.terminationGracePeriodSeconds } : {}),
+  };
+}
+
+/** Defaults (HTTP, the node's address, no headers) are left out of the record: see ProbeSpec. */
+function resolveHttpGet(c: Container, h: HTTPGetAction): HttpGetProbe {
+  return {
+    path: withSlash(h.path ?? '/'),
+    port: resolvePort(c, h.port),
+    ...(h.scheme === 'HTTPS' ? { scheme: 'HTTPS' as const } : {}),
+    ...(h.host !== undefined ? { host: h.host } : {}),
+    ...(h.httpHeaders?.length ? { httpHeaders: h.httpHeaders.map(({ name, value }) => ({ name, value })) } : {}),
   };
 }
 
@@ -41,7 +55,11 @@ export function resolveProbes(c: Container): Partial<Record<ProbeKind, ProbeSpec
   return out;
 }
 
-/** What the schema cannot say: exactly one action, named ports that exist, thresholds of 1 where Kubernetes requires them. */
+/**
+ * What the schema cannot say: exactly one action, named ports that exist, thresholds of 1 where
+ * Kubernetes requires them, and no terminationGracePeriodSeconds on a readiness probe (it never
+ * stops the container; Kubernetes rejects it there too).
+ */
 export function checkProbes(c: Container, base: string): ManifestIssue[] {
   const issues: ManifestIssue[] = [];
   const invalid = (pointer: string, message: string): void => void issues.push({ code: 'INVALID_VALUE', pointer, message });
@@ -49,8 +67,8 @@ export function checkProbes(c: Container, base: string): ManifestIssue[] {
     const p = c[kind];
     if (!p) continue;
     const at = `${base}/${kind}`;
-    const actions = (['httpGet', 'tcpSocket', 'exec'] as const).filter((a) => p[a] !== undefined);
-    if (actions.length !== 1) invalid(at, `must have exactly one of httpGet, tcpSocket or exec (has ${actions.length === 0 ? 'none' : actions.join(', ')})`);
+    const actions = (['httpGet', 'tcpSocket', 'grpc', 'exec'] as const).filter((a) => p[a] !== undefined);
+    if (actions.length !== 1) invalid(at, `must have exactly one of httpGet, tcpSocket, grpc or exec (has ${actions.length === 0 ? 'none' : actions.join(', ')})`);
     for (const action of ['httpGet', 'tcpSocket'] as const) {
       const port = p[action]?.port;
       if (typeof port === 'string' && !(c.ports ?? []).some((x) => x.name === port)) {
@@ -59,6 +77,9 @@ export function checkProbes(c: Container, base: string): ManifestIssue[] {
     }
     if (kind !== 'readinessProbe' && p.successThreshold !== undefined && p.successThreshold !== 1) {
       invalid(`${at}/successThreshold`, `must be 1 for a ${kind}`);
+    }
+    if (kind === 'readinessProbe' && p.terminationGracePeriodSeconds !== undefined) {
+      invalid(`${at}/terminationGracePeriodSeconds`, 'must not be set for a readinessProbe: only liveness and startup probes stop the container');
     }
   }
   return issues;

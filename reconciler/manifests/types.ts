@@ -98,7 +98,7 @@ export interface ServiceObject extends Service {
 
 export interface ServicePortObject extends ServicePort {
   targetPort: number | string;
-  protocol: 'TCP';
+  protocol: 'TCP' | 'UDP';
 }
 
 export interface ConfigMapObject extends ConfigMap {

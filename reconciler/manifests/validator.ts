@@ -80,6 +80,10 @@ export const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
   '^[0-9]+(s|m|h)$': 'must be a duration such as "30s", "5m" or "1h"',
   '^([0-9]+m|[0-9]+(\\.[0-9]+)?)$': 'must be a cpu quantity such as "250m", "1" or "0.5"',
   '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$': 'must be a memory quantity such as "128974848", "64Mi" or "1G"',
+  '^[-A-Za-z0-9]+$': "must be an HTTP header name: letters, digits and '-'",
+  '^[^\\u0000-\\u0008\\u000a-\\u001f\\u007f]*$': 'must be an HTTP header value: no control characters (such as a newline) but tab',
+  '^([A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*|[0-9A-Fa-f:.]+)$':
+    "must be a host name (DNS labels joined by '.') or an IP address, without a port or brackets",
 };
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -260,10 +264,7 @@ export function validateManifest(doc: unknown): ValidationResult {
     const serviceIssues = checkService(service);
     warnings.push(...serviceWarnings(service));
     if (serviceIssues.length > 0) return { issues: serviceIssues, warnings };
-    // normalizeService sets protocol TCP on every port (from when TCP was all there was): keep UDP.
-    const object = normalizeService(service);
-    const ports = object.spec.ports.map((p, i) => ({ ...p, protocol: service.spec.ports[i]?.protocol ?? 'TCP' }));
-    return { object: { ...object, spec: { ...object.spec, ports } } as typeof object, issues: [], warnings };
+    return { object: normalizeService(service), issues: [], warnings };
   }
   const deployment = candidate as unknown as Deployment;
   const issues = [...checkDeployment(deployment), ...checkEnvSources(deployment)];

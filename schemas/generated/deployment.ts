@@ -25,6 +25,10 @@ export type CpuQuantity = string | number;
  */
 export type MemoryQuantity = string | number;
 /**
+ * The host name or IP address to connect to, instead of the instance's address (the node's). The port is still mapped to its host port when it is a declared containerPort.
+ */
+export type ProbeHost = string;
+/**
  * A containerPort number, or the name of one of the container's ports.
  */
 export type ProbePort = number | string;
@@ -246,6 +250,12 @@ export interface PodSpec {
    * @default 10
    */
   terminationGracePeriodSeconds?: number;
+  /**
+   * Secrets in the deployment's namespace (type kubernetes.io/dockerconfigjson or kubernetes.io/dockercfg) whose registry credentials the Docker runtime pulls the images with; each must be in the commit. Their content is part of the template: a change rolls the deployment.
+   *
+   * @maxItems 64
+   */
+  imagePullSecrets?: LocalObjectReference[];
 }
 /**
  * One process of an instance: a container image, or a plain command run by the process runtime.
@@ -421,25 +431,12 @@ export interface ResourceList {
   memory?: MemoryQuantity;
 }
 /**
- * A check the agent runs against a container: exactly one of httpGet, tcpSocket or exec. Defaults as in Kubernetes: initialDelaySeconds 0, periodSeconds 10, timeoutSeconds 1, successThreshold 1, failureThreshold 3.
+ * A check the agent runs against a container: exactly one of httpGet, tcpSocket, grpc or exec. Defaults as in Kubernetes: initialDelaySeconds 0, periodSeconds 10, timeoutSeconds 1, successThreshold 1, failureThreshold 3.
  */
 export interface Probe {
-  /**
-   * Succeeds on a status from 200 to 399.
-   */
-  httpGet?: {
-    /**
-     * Path of the GET (default /; a leading / is added when missing).
-     */
-    path?: string;
-    port: ProbePort;
-  };
-  /**
-   * Succeeds when a TCP connection opens.
-   */
-  tcpSocket?: {
-    port: ProbePort;
-  };
+  httpGet?: HTTPGetAction;
+  tcpSocket?: TCPSocketAction;
+  grpc?: GRPCAction;
   /**
    * Succeeds when the command exits 0.
    */
@@ -466,4 +463,68 @@ export interface Probe {
    * Failures in a row that make the probe fail (default 3, at most 1000).
    */
   failureThreshold?: number;
+  /**
+   * Liveness and startup probes only: seconds between SIGTERM and SIGKILL when this probe's failure stops the container, instead of the pod's terminationGracePeriodSeconds (at least 1, at most 3600).
+   */
+  terminationGracePeriodSeconds?: number;
+}
+/**
+ * An HTTP or HTTPS GET; succeeds on a status from 200 to 399. Redirects to the same host name are followed (at most 10), as the kubelet does; a redirect to another host ends the check as a success.
+ */
+export interface HTTPGetAction {
+  /**
+   * HTTP (the default) or HTTPS: TLS without verifying the certificate, as the kubelet does.
+   */
+  scheme?: "HTTP" | "HTTPS";
+  host?: ProbeHost;
+  /**
+   * Path of the GET, query included (default /; a leading / is added when missing).
+   */
+  path?: string;
+  port: ProbePort;
+  /**
+   * Headers sent with the request (at most 64); a Host header replaces the host:port the request names, a User-Agent or Accept one Gantry's own.
+   *
+   * @maxItems 64
+   */
+  httpHeaders?: HTTPHeader[];
+}
+/**
+ * One header of an HTTP probe.
+ */
+export interface HTTPHeader {
+  /**
+   * Header name: letters, digits and '-' (Kubernetes' rule; at most 256 characters).
+   */
+  name: string;
+  /**
+   * Header value: no control characters but tab (at most 8192 characters).
+   */
+  value: string;
+}
+/**
+ * Succeeds when a TCP connection opens.
+ */
+export interface TCPSocketAction {
+  host?: ProbeHost;
+  port: ProbePort;
+}
+/**
+ * The gRPC Health Checking Protocol (grpc.health.v1.Health/Check) over HTTP/2 without TLS, as the kubelet runs it: succeeds when the server answers SERVING.
+ */
+export interface GRPCAction {
+  /**
+   * A containerPort number (Kubernetes takes no name here).
+   */
+  port: number;
+  /**
+   * The service name sent in the HealthCheckRequest (default "": the server's overall health; at most 1024 characters).
+   */
+  service?: string;
+}
+/**
+ * A Secret of the deployment's namespace, by name.
+ */
+export interface LocalObjectReference {
+  name: ConfigName;
 }

@@ -16,6 +16,7 @@ export type {
   ConfigKey,
   CpuQuantity,
   MemoryQuantity,
+  ProbeHost,
   ProbePort,
   Deployment,
   DeploymentMetadata,
@@ -41,6 +42,11 @@ export type {
   Resources,
   ResourceList,
   Probe,
+  HTTPGetAction,
+  HTTPHeader,
+  TCPSocketAction,
+  GRPCAction,
+  LocalObjectReference,
 } from './deployment.ts';
 export type {
   Namespace,

@@ -76,10 +76,21 @@ export interface EnvFromSpec {
 
 /**
  * "<ns>/<kind>/<name>@<version>" of every ConfigMap and Secret version a template's containers
- * refer to, sorted: part of the template's identity, and what keeps a version from being pruned.
+ * refer to, and of its imagePullSecrets, sorted: part of the template's identity, and what keeps a
+ * version from being pruned. Pull secrets count as any other Secret a template uses: a rotated or
+ * fixed credential rolls the deployment within its strategy's bounds (Kubernetes keeps running pods
+ * and uses the new Secret at the next pull only), and a rollback returns to the credentials its
+ * revision had. Why: a revision's template is kept whole by its template hash (rollout state, and
+ * every instance record copies it), so versions outside the hash would leave every instance of a
+ * revision, later ones included, on the credentials it was first made with, and a commit fixing a
+ * wrong password could never reach an instance waiting on ImagePullFailed.
  */
-export function referencedVersions(namespace: string, containers: readonly { env: readonly EnvSpec[]; envFrom?: readonly EnvFromSpec[] }[]): string[] {
-  const out = new Set<string>();
+export function referencedVersions(
+  namespace: string,
+  containers: readonly { env: readonly EnvSpec[]; envFrom?: readonly EnvFromSpec[] }[],
+  imagePullSecrets: readonly { name: string; version: string }[] = [],
+): string[] {
+  const out = new Set<string>(imagePullSecrets.map((s) => `${namespace}/Secret/${s.name}@${s.version}`));
   for (const c of containers) {
     for (const e of c.env) {
       if ('configMapKeyRef' in e && e.configMapKeyRef.version) out.add(`${namespace}/ConfigMap/${e.configMapKeyRef.name}@${e.configMapKeyRef.version}`);

@@ -60,17 +60,35 @@ export function runtimeLimits(c: Pick<ContainerSpec, 'cpuMilli' | 'memoryBytes' 
 
 /**
  * A probe with Kubernetes' defaults applied. Exactly one action; a port is the containerPort (a
- * name in the manifest is resolved), which the agent maps to the host port it allocated.
+ * name in the manifest is resolved), which the agent maps to the host port it allocated. Optional
+ * fields are absent when they mean the default, so records of probes that use none of them stay
+ * as they were before those fields existed (and an agent reads both alike).
  */
 export interface ProbeSpec {
-  httpGet?: { path: string; port: number };
-  tcpSocket?: { port: number };
+  httpGet?: HttpGetProbe;
+  /** `host`: where to connect instead of the node's address. */
+  tcpSocket?: { port: number; host?: string };
+  /** grpc.health.v1.Health/Check; `service` absent: "" (the server's overall health). */
+  grpc?: { port: number; service?: string };
   exec?: { command: string[] };
   initialDelaySeconds: number;
   periodSeconds: number;
   timeoutSeconds: number;
   successThreshold: number;
   failureThreshold: number;
+  /** Liveness and startup only: the grace period when this probe's failure stops the container; absent: the instance's. */
+  terminationGracePeriodSeconds?: number;
+}
+
+export interface HttpGetProbe {
+  path: string;
+  port: number;
+  /** Absent: HTTP (the loader writes only HTTPS). HTTPS does not verify the certificate, as the kubelet does not. */
+  scheme?: 'HTTP' | 'HTTPS';
+  /** Where to connect instead of the node's address. */
+  host?: string;
+  /** In order, repeats kept; a Host header replaces the request's host:port. Absent: none. */
+  httpHeaders?: { name: string; value: string }[];
 }
 
 /** What every instance of one template revision shares; the planner stamps ids and ordinals. */
@@ -84,6 +102,12 @@ export interface InstanceTemplate {
   restartPolicy: RestartPolicy;
   runtime: Runtime;
   terminationGracePeriodSeconds: number;
+  /**
+   * spec.imagePullSecrets: Secrets of the instance's namespace, each at the exact version the
+   * revision was made with (records/config.ts), whose registry credentials the Docker runtime pulls
+   * with. Absent: none (anonymous pulls), as in records written before the field existed.
+   */
+  imagePullSecrets?: { name: string; version: string }[];
 }
 
 /**

@@ -113,12 +113,19 @@ test('a ConfigMap change is planned, then rolled within maxUnavailable; a rotate
 
   // Everything that is shown: processes' output, events, API answers, CLI output, plans.
   const shown: string[] = [c.reconciler.output(), ...[...c.agents.values()].map((a) => a.output()), plan.stdout, plan.stderr, markdown.stdout];
-  for (const path of ['/api/v1/status', '/api/v1/deployments', '/api/v1/instances', '/api/v1/events?limit=1000', '/api/v1/diff', '/api/v1/plan', '/api/v1/deployments/default/web/rollout', '/api/v1/nodes', '/api/v1/services']) {
+  for (const path of ['/api/v1/status', '/api/v1/deployments', '/api/v1/instances', '/api/v1/events?limit=1000', '/api/v1/diff', '/api/v1/plan', '/api/v1/deployments/default/web/rollout', '/api/v1/nodes', '/api/v1/services', '/api/v1/configmaps', '/api/v1/secrets']) {
     const res = await apiFetch(c.api + path);
     assert.equal(res.status, 200, path);
     shown.push(await res.text());
   }
-  for (const args of [['get', 'deployments', '-o', 'yaml'], ['get', 'instances', '-o', 'json'], ['events'], ['rollout', 'history', 'deployment/web'], ['diff']]) {
+  // Listed masked: its size and a hash tell versions apart.
+  const secrets = await gantry('get', 'secrets', '-o', 'yaml');
+  assert.equal(secrets.code, 0, secrets.stderr);
+  assert.match(secrets.stdout, new RegExp(`token: "\\(secret: ${ROTATED.length} bytes, sha256:${createHash('sha256').update(ROTATED).digest('hex').slice(0, 8)}\\)"`));
+  const configMaps = await gantry('get', 'configmaps');
+  assert.match(configMaps.stdout, /^default\s+web-config\s+2\s+[0-9a-f]{8}\s+default\/web$/m);
+  shown.push(secrets.stdout, configMaps.stdout);
+  for (const args of [['get', 'secrets', '-o', 'json'], ['get', 'deployments', '-o', 'yaml'], ['get', 'instances', '-o', 'json'], ['events'], ['rollout', 'history', 'deployment/web'], ['diff']]) {
     const r = await gantry(...args);
     shown.push(r.stdout, r.stderr);
   }
