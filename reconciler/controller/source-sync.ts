@@ -6,6 +6,7 @@ import type { GitSource } from '../git/source.ts';
 import { loadManifests } from '../manifests/index.ts';
 import { buildDesiredState, diffDesired, type DesiredState, type DesiredDiff } from '../desired/desired-state.ts';
 import { diffObjects } from '../desired/object-diff.ts';
+import { immutableChanges } from '../desired/config-refs.ts';
 import { MAIN_OWNER, ownerOf, type DeploymentRecord } from '../../state/records/deployment.ts';
 import { objectKey } from '../../state/keys.ts';
 import { firstErrors, joinErrors, type SourceStatus } from '../../state/records/status.ts';
@@ -86,6 +87,9 @@ export class SourceSync {
     const { errors: warnings, errorCount: warningCount } = firstErrors(loaded.warnings.map((w) => w.toString()));
     if (loaded.errors.length > 0) return { commit: files.commit, ...firstErrors(loaded.errors.map((e) => e.toString())), warnings, warningCount };
     const desired = buildDesiredState(loaded.objects, files.commit, current ?? (await this.mainDeployments()));
+    // Immutable ConfigMaps and Secrets keep their content, as the Kubernetes API server enforces.
+    const immutable = immutableChanges(loaded.objects, desired.configs ?? [], await this.deps.store.configs.readApplied());
+    if (immutable.length > 0) return { commit: files.commit, ...firstErrors(immutable), warnings, warningCount };
     // The subject line names the revision in `gantry rollout history`.
     for (const d of desired.deployments) d.commitMessage = files.message.split('\n')[0];
     return { commit: files.commit, desired, errors: [], errorCount: 0, warnings, warningCount };

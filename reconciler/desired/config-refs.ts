@@ -13,7 +13,8 @@ export type ConfigVersions = Map<string, ConfigVersionRecord>;
 export const configKey = (namespace: string, kind: ConfigKind, name: string) => `${namespace}/${kind}/${name}`;
 
 export function toConfigVersion(m: ConfigMapObject | SecretObject, commit: string): ConfigVersionRecord {
-  const base = { kind: m.kind, namespace: m.metadata.namespace, name: m.metadata.name, commit };
+  // `immutable` is not content: it is not hashed into the version.
+  const base = { kind: m.kind, namespace: m.metadata.namespace, name: m.metadata.name, commit, ...(m.immutable ? { immutable: true as const } : {}) };
   if (m.kind === 'Secret') {
     const content = { kind: m.kind, type: m.type, data: m.data };
     return { ...base, ...content, version: configVersion(content) };
@@ -84,4 +85,28 @@ export function toEnvSpecs(c: ContainerObject, namespace: string, configs: Confi
     return { kind, name: r.name, ...(v ? { version: v.version } : {}), ...(r.optional ? { optional: true } : {}), ...(f.prefix ? { prefix: f.prefix } : {}) };
   });
   return envFrom.length > 0 ? { env, envFrom } : { env };
+}
+
+/**
+ * Errors for ConfigMaps and Secrets the applied commit marked `immutable` whose content (or
+ * immutability) this commit changes; `file:line:col Kind ns/name /data: ...` like loader errors.
+ */
+export function immutableChanges(objects: readonly LoadedManifest[], next: readonly ConfigVersionRecord[], applied: readonly ConfigVersionRecord[]): string[] {
+  const before = new Map(applied.map((c) => [configKey(c.namespace, c.kind, c.name), c]));
+  const where = new Map<string, LoadedManifest>();
+  for (const o of objects) {
+    const m = o.manifest;
+    if (m.kind === 'ConfigMap' || m.kind === 'Secret') where.set(configKey(m.metadata.namespace, m.kind, m.metadata.name), o);
+  }
+  const errors: string[] = [];
+  for (const c of next) {
+    const key = configKey(c.namespace, c.kind, c.name);
+    const b = before.get(key);
+    if (!b?.immutable || (b.version === c.version && c.immutable)) continue;
+    const o = where.get(key);
+    const at = o ? `${o.file}:${o.line}:${o.column} ` : '';
+    const what = b.version !== c.version ? 'its data may not change' : 'it may not become mutable';
+    errors.push(`${at}${c.kind} ${c.namespace}/${c.name} /${b.version !== c.version ? 'data' : 'immutable'}: the ${c.kind} is immutable: ${what} (as in Kubernetes: create one under a new name and point the deployments at it)`);
+  }
+  return errors;
 }

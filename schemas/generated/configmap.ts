@@ -28,7 +28,7 @@ export interface ConfigMap {
    */
   binaryData?: ConfigMapBinaryData;
   /**
-   * Kubernetes refuses any change to an immutable ConfigMap; Gantry reads the field but does not enforce it yet (a change is rolled out like any other).
+   * Kubernetes refuses any change to an immutable ConfigMap; so does Gantry: a commit that changes its data (or makes it mutable) is rejected.
    */
   immutable?: boolean;
 }

@@ -34,7 +34,7 @@ export interface Secret {
    */
   stringData?: SecretStringData;
   /**
-   * Kubernetes refuses any change to an immutable Secret; Gantry reads the field but does not enforce it yet (a change is rolled out like any other).
+   * Kubernetes refuses any change to an immutable Secret; so does Gantry: a commit that changes its data (or makes it mutable) is rejected.
    */
   immutable?: boolean;
 }

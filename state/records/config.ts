@@ -33,6 +33,8 @@ export interface ConfigVersionRecord {
   binaryData?: Record<string, string>;
   /** The commit that first stored this version. */
   commit: string;
+  /** `immutable: true` in that commit: later commits may not change its content. */
+  immutable?: true;
 }
 
 /** Content hash of a ConfigMap's or Secret's data: what names its version. */

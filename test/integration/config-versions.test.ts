@@ -69,8 +69,10 @@ test('versions are stored with their deployments, change with the content, and a
 
   await repo.commitFiles({ 'deploy/secret.yaml': secret('rotated') }, 'rotate the password');
   const diff = await sync.diffHead();
-  assert.deepEqual(diff.changed.map((c) => c.name), ['default/web']);
-  assert.match(diff.changed[0]!.changes.join('; '), /Secret db [0-9a-f]{8} -> [0-9a-f]{8}/);
+  assert.deepEqual(diff.changed.map((c) => `${c.kind} ${c.name}`), ['Secret default/db', 'Deployment default/web']);
+  assert.match(diff.changed[1]!.changes.join('; '), /Secret db [0-9a-f]{8} -> [0-9a-f]{8}/);
+  // The Secret's row shows sizes and hashes (`rotated` is 7 bytes), never values.
+  assert.match(diff.changed[0]!.changes[0]!, /^data\.password: "\(secret: \d+ bytes, sha256:[0-9a-f]{8}\)" -> "\(secret: 7 bytes, sha256:[0-9a-f]{8}\)"$/);
   assert.equal((await sync.sync()).outcome, 'applied');
   const [second] = await store.readDeployments();
   assert.notEqual(second!.templateHash, first!.templateHash);
@@ -88,5 +90,39 @@ test('versions are stored with their deployments, change with the content, and a
   const shown = JSON.stringify([await store.readSourceStatus(), await store.events.read({ limit: 100 }), await store.readDeployments(), diff]);
   for (const form of [SECRET, Buffer.from(SECRET).toString('base64'), 'rotated', Buffer.from('rotated').toString('base64')]) {
     assert.ok(!shown.includes(form), `"${form}" shown`);
+  }
+});
+
+test('an immutable ConfigMap keeps its content: a commit changing it is rejected and the last good one serves on', async () => {
+  const r = await createRepo();
+  try {
+    const cm = (value: string, immutable = true) => `apiVersion: v1\nkind: ConfigMap\nmetadata: { name: settings }\n${immutable ? 'immutable: true\n' : ''}data:\n  mode: ${value}\n`;
+    const good = await r.commitFiles({ 'deploy/settings.yaml': cm('fast') }, 'immutable settings');
+    const store = new Store(redis, createKeys(freshPrefix()));
+    const src = createGitSource({ repo: r.dir, branch: 'main', subPath: 'deploy', dataDir });
+    try {
+      const sync = new SourceSync({ store, source: src, branch: 'main', enqueue: () => {} });
+      assert.equal((await sync.sync()).outcome, 'applied');
+      const changed = await r.commitFiles({ 'deploy/settings.yaml': cm('slow') }, 'change it');
+      assert.deepEqual(await sync.sync(), {
+        outcome: 'rejected',
+        commit: changed,
+        errors: ['deploy/settings.yaml:1:1 ConfigMap default/settings /data: the ConfigMap is immutable: its data may not change (as in Kubernetes: create one under a new name and point the deployments at it)'],
+        errorCount: 1,
+      });
+      const mutable = await r.commitFiles({ 'deploy/settings.yaml': cm('fast', false) }, 'make it mutable');
+      const res = await sync.sync();
+      assert.equal(res.outcome, 'rejected');
+      assert.match((res as { errors: string[] }).errors[0]!, /\/immutable: the ConfigMap is immutable: it may not become mutable/);
+      assert.equal((await store.readSourceStatus())?.lastAppliedCommit, good);
+      assert.equal(mutable.length, 40);
+      // Renamed, as Kubernetes asks: accepted.
+      await r.commitFiles({ 'deploy/settings.yaml': cm('slow').replace('name: settings', 'name: settings-v2') }, 'a new name');
+      assert.equal((await sync.sync()).outcome, 'applied');
+    } finally {
+      await src.close();
+    }
+  } finally {
+    await r.cleanup();
   }
 });
