@@ -269,8 +269,8 @@ export async function fetchConfigVersions(namespace: string, c: Pick<ContainerSp
  * What fieldRefs read. metadata.name is the id without its `<namespace>.`: `<deployment>-<hash>-<ordinal>`,
  * shaped like a pod name and unique in the namespace. An instance has no address of its own (a
  * process shares the node's; a container is reached through host ports on it), so podIP is the
- * node's address, as hostIP. Instance records carry no annotations: every one reads as "", as an
- * absent annotation does in Kubernetes.
+ * node's address, as hostIP. Annotations are the pod template's; an absent one reads as "", as in
+ * Kubernetes.
  */
 export function podFacts(record: InstanceRecord, node: string, address: string): PodFacts {
   const prefix = `${record.namespace}.`;
@@ -279,7 +279,7 @@ export function podFacts(record: InstanceRecord, node: string, address: string):
     namespace: record.namespace,
     uid: record.uid,
     labels: record.labels,
-    annotations: {},
+    annotations: record.annotations ?? {},
     nodeName: node,
     podIP: address,
     hostIP: address,

@@ -53,6 +53,7 @@ export function newInstanceRecord(d: DeploymentRecord, action: Extract<PlanActio
     ordinal: action.ordinal,
     commit,
     labels: t.labels,
+    ...(t.annotations ? { annotations: t.annotations } : {}),
     containers: t.containers,
     cpuMilli: t.cpuMilli,
     memoryBytes: t.memoryBytes,

@@ -83,6 +83,8 @@ export function toDeploymentRecord(d: DeploymentObject, commit: string, file: st
     ...(configRefs.length > 0 ? { configRefs } : {}),
     template: {
       labels: t.metadata.labels,
+      // Only when written: records of templates without annotations stay as they were.
+      ...(Object.keys(t.metadata.annotations).length > 0 ? { annotations: t.metadata.annotations } : {}),
       containers,
       cpuMilli: containers.reduce((s, c) => s + c.cpuMilli, 0),
       memoryBytes: containers.reduce((s, c) => s + c.memoryBytes, 0),

@@ -94,6 +94,8 @@ export interface HttpGetProbe {
 /** What every instance of one template revision shares; the planner stamps ids and ordinals. */
 export interface InstanceTemplate {
   labels: Record<string, string>;
+  /** The pod template's annotations (what fieldRef metadata.annotations['k'] reads); absent: none. */
+  annotations?: Record<string, string>;
   containers: ContainerSpec[];
   /** Sum of the containers' requests: what the scheduler reserves on the node. */
   cpuMilli: number;

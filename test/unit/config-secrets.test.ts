@@ -215,3 +215,10 @@ test('the plan of every kind, field by field: Secret values masked, instances af
   assert.ok(web.some((c) => /^ConfigMap app-config [0-9a-f]{8} -> [0-9a-f]{8}$/.test(c)), web.join('\n'));
   assert.ok(!JSON.stringify(rows).includes('another-password') && !JSON.stringify(rows).includes(Buffer.from('another-password').toString('base64')));
 });
+
+test('the pod template annotations reach the records (fieldRef metadata.annotations reads them); none: records as before', () => {
+  const annotated = deployment('web', refsEnv).replace('    metadata: { labels: { app: web } }', '    metadata: { labels: { app: web }, annotations: { team: storefront } }');
+  const state = desired({ 'cm.yaml': configMap({ 'log-level': 'debug' }), 'secret.yaml': secret(SECRET_VALUE), 'web.yaml': annotated, 'plain.yaml': deployment('plain', '            - { name: X, value: "1" }') });
+  assert.deepEqual(state.deployments.find((d) => d.name === 'web')!.template.annotations, { team: 'storefront' });
+  assert.equal('annotations' in state.deployments.find((d) => d.name === 'plain')!.template, false);
+});

@@ -267,6 +267,8 @@ test('pod facts: the name is the id without its namespace; uid, labels, node and
   assert.equal(record.id, 'shop.web-abc12-3');
   const facts = podFacts(record, 'node-9', '127.0.0.5');
   assert.deepEqual(facts, { name: 'web-abc12-3', namespace: 'shop', uid: record.uid, labels: { app: 'web' }, annotations: {}, nodeName: 'node-9', podIP: '127.0.0.5', hostIP: '127.0.0.5' });
+  // The pod template's annotations, when the record has them.
+  assert.deepEqual(podFacts({ ...record, annotations: { team: 'storefront' } }, 'node-9', '127.0.0.5').annotations, { team: 'storefront' });
 });
 
 test('the runtimes get the resolved spec: literal env, no envFrom, expanded command and args', () => {
