@@ -1,3 +1,4 @@
+import { wellKnownNodeLabels } from './node-labels.ts';
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { InstanceStatus } from '../state/records/instance.ts';
@@ -197,7 +198,9 @@ class NodeAgent {
       name: this.node,
       cpuMilli: this.opts.cpuMilli,
       memoryBytes: this.opts.memoryBytes,
-      labels: this.opts.labels ?? {},
+      // The labels every Kubernetes node carries (manifests select on them: nodeSelector
+      // kubernetes.io/os: linux), under the operator's own.
+      labels: { ...wellKnownNodeLabels(this.node), ...this.opts.labels },
       runtimes: this.runtimes(),
       maxInstances: this.opts.maxInstances ?? DEFAULT_MAX_INSTANCES,
       address: this.address,
@@ -468,3 +471,4 @@ async function stopFromState(state: InstanceState): Promise<void> {
   const graceMs = (state.terminationGracePeriodSeconds ?? 10) * 1000;
   await Promise.all(state.containers.map((c) => stopProcessGroup(c, graceMs)));
 }
+

@@ -39,16 +39,19 @@ export interface RunningContainer {
  * Reasons a container could not be started. `waiting` ones mean it never ran and will be retried
  * with backoff without counting a restart (an image that cannot be pulled yet, an engine that does
  * not answer, an env reference to a ConfigMap or Secret version that is not there yet or Redis
- * away while reading it: `CreateContainerConfigError`, as the kubelet says); the others count as
+ * away while reading it: `CreateContainerConfigError`, as the kubelet says; a hostPort something
+ * else holds, `HostPortInUse`, or a hostIP the node lacks, `HostIPNotOnNode`); the others count as
  * a failed run, which the restart policy then handles.
  */
-export type StartFailure = 'ImagePullFailed' | 'ErrImageNeverPull' | 'RuntimeUnavailable' | 'CreateContainerConfigError' | 'StartFailed';
+export type StartFailure = 'ImagePullFailed' | 'ErrImageNeverPull' | 'RuntimeUnavailable' | 'CreateContainerConfigError' | 'HostPortInUse' | 'HostIPNotOnNode' | 'StartFailed';
 
 const START_ERROR_CODES = {
   ImagePullFailed: 'IMAGE_PULL_FAILED',
   ErrImageNeverPull: 'IMAGE_NEVER_PULL',
   RuntimeUnavailable: 'RUNTIME_UNAVAILABLE',
   CreateContainerConfigError: 'CREATE_CONTAINER_CONFIG_ERROR',
+  HostPortInUse: 'HOST_PORT_IN_USE',
+  HostIPNotOnNode: 'HOST_IP_NOT_ON_NODE',
   StartFailed: 'START_FAILED',
 } as const satisfies Record<StartFailure, string>;
 

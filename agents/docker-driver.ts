@@ -1,11 +1,11 @@
 import type Docker from 'dockerode';
-import type { ContainerSpec, PortStatus } from '../state/records/instance.ts';
+import type { ContainerSpec, PortSpec, PortStatus } from '../state/records/instance.ts';
 import { StartError, type ExitInfo, type RunningContainer } from './container-runtime.ts';
 import { DockerEvents, listManaged, type ContainerEvent, type ManagedContainer } from './docker-engine.ts';
 import { inScope, LABELS } from './docker-labels.ts';
 import { saveLastLines } from './docker-logs.ts';
 import { dockerCreateOptions, type DockerSpecInput } from './docker-spec.ts';
-import { engineMessage, ImagePuller, type PullEvent } from './image-pull.ts';
+import { engineMessage, ImagePuller, type PullEvent, type PullSecrets } from './image-pull.ts';
 
 /**
  * The Docker runtime: pulls (by policy), creates and starts a container per instance container,
@@ -17,6 +17,8 @@ export interface DockerStartRequest extends Omit<DockerSpecInput, 'node' | 'scop
   /** The instance dir: where the last log lines of ended containers are kept. */
   dir: string;
   report: (ev: PullEvent) => void;
+  /** The record's imagePullSecrets and how to read their versions; absent or empty: anonymous pulls. */
+  pullSecrets?: PullSecrets;
 }
 
 /** A container of the instance found on the engine (by labels) when an agent takes over. */
@@ -81,7 +83,7 @@ export class DockerDriver {
 
   async start(req: DockerStartRequest): Promise<DockerContainer> {
     const spec = req.container;
-    await this.puller.ensure(spec.image!, spec.imagePullPolicy ?? 'IfNotPresent', req.report);
+    await this.puller.ensure(spec.image!, spec.imagePullPolicy ?? 'IfNotPresent', req.report, req.pullSecrets);
     const opts = dockerCreateOptions({ ...req, node: this.node, scope: this.scope, address: this.address, logMaxBytes: this.logMaxBytes });
     let created: Docker.Container;
     try {
@@ -131,7 +133,7 @@ export class DockerDriver {
           container: name,
           uid: c.labels[LABELS.uid] ?? '',
           restarts: Number(c.labels[LABELS.restarts] ?? 0) || 0,
-          ports: publishedPorts(info, declared),
+          ports: publishedPorts(info, declared, this.address),
           ...(parseTime(info.State.StartedAt) !== undefined ? { startedAt: parseTime(info.State.StartedAt)! } : {}),
           running: info.State.Running,
         });
@@ -300,19 +302,23 @@ export class DockerContainer implements RunningContainer {
 }
 
 /** The host ports a container publishes, named after the declared ports they serve. */
-function publishedPorts(info: Docker.ContainerInspectInfo, declared: { name?: string; containerPort: number }[]): PortStatus[] {
-  const bindings = (info.HostConfig.PortBindings ?? {}) as Record<string, { HostPort?: string }[] | null>;
+function publishedPorts(info: Docker.ContainerInspectInfo, declared: PortSpec[], address: string): PortStatus[] {
+  const bindings = (info.HostConfig.PortBindings ?? {}) as Record<string, { HostIp?: string; HostPort?: string }[] | null>;
   const ports: PortStatus[] = [];
+  // The same containerPort may be published for tcp and udp ("53/tcp", "53/udp"): two ports.
+  const sameAs = (p: { containerPort: number; protocol?: string }) => (d: PortSpec) => d.containerPort === p.containerPort && (d.protocol ?? 'TCP') === (p.protocol ?? 'TCP');
   for (const [key, binds] of Object.entries(bindings)) {
     const containerPort = Number.parseInt(key, 10);
     const hostPort = Number(binds?.[0]?.HostPort);
     if (!containerPort || !hostPort) continue;
-    const name = declared.find((d) => d.containerPort === containerPort)?.name;
-    ports.push({ ...(name ? { name } : {}), containerPort, hostPort });
+    const protocol = key.endsWith('/udp') ? ('UDP' as const) : undefined;
+    const hostIP = binds?.[0]?.HostIp;
+    const name = declared.find(sameAs({ containerPort, protocol }))?.name;
+    ports.push({ ...(name ? { name } : {}), containerPort, hostPort, ...(protocol ? { protocol } : {}), ...(hostIP && hostIP !== address ? { hostIP } : {}) });
   }
   // In declaration order, as a fresh start reports them.
   const order = (p: PortStatus) => {
-    const i = declared.findIndex((d) => d.containerPort === p.containerPort);
+    const i = declared.findIndex(sameAs(p));
     return i < 0 ? declared.length : i;
   };
   return ports.sort((a, b) => order(a) - order(b));

@@ -27,6 +27,19 @@ export async function probeEngine(docker: Docker, timeoutMs = 2_000): Promise<En
   }
 }
 
+/**
+ * The gateway of the engine's default `bridge` network, where the agent's containers run:
+ * `docker network inspect bridge` -> IPAM.Config[].Gateway, IPv4 first (containers on the default
+ * bridge always have IPv4). It is the host's address on that network (docker0), the one address of
+ * the host a container reaches. Undefined when the engine names none.
+ */
+export async function bridgeGateway(docker: Docker, timeoutMs = 2_000): Promise<string | undefined> {
+  const networks = await docker.listNetworks({ filters: { name: ['bridge'] }, abortSignal: AbortSignal.timeout(timeoutMs) });
+  // The name filter matches substrings ("my-bridge"): the default network is the one named exactly.
+  const gateways = (networks.find((n) => n.Name === 'bridge')?.IPAM?.Config ?? []).map((c) => c.Gateway).filter((g): g is string => !!g);
+  return gateways.find((g) => !g.includes(':')) ?? gateways[0];
+}
+
 /** A container this node's agent manages, as the engine lists it. */
 export interface ManagedContainer {
   id: string;

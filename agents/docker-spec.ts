@@ -63,8 +63,10 @@ export function dockerCreateOptions(o: DockerSpecInput): Docker.ContainerCreateO
   const exposed: Record<string, object> = {};
   const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
   for (const p of o.ports) {
-    exposed[`${p.containerPort}/tcp`] = {};
-    bindings[`${p.containerPort}/tcp`] = [{ HostIp: o.address, HostPort: String(p.hostPort) }];
+    // "53/udp" publishes datagrams; a port's own hostIP (0.0.0.0: every address) wins over the node's.
+    const key = `${p.containerPort}/${p.protocol === 'UDP' ? 'udp' : 'tcp'}`;
+    exposed[key] = {};
+    bindings[key] = [{ HostIp: p.hostIP ?? o.address, HostPort: String(p.hostPort) }];
   }
   return {
     name: containerName(o.node, record.id, c.name),

@@ -1,5 +1,7 @@
 import type Docker from 'dockerode';
+import type { ConfigVersionRecord } from '../state/records/config.ts';
 import { StartError } from './container-runtime.ts';
+import { authConfig, isUnauthorized, matchCredentials, parseDockerConfig, parseImage, redactCredentials, type RegistryCredential } from './registry-auth.ts';
 
 /**
  * Makes an image present on the engine according to imagePullPolicy (IfNotPresent, Always,
@@ -23,23 +25,35 @@ interface Pull {
   listeners: Set<(ev: PullEvent) => void>;
 }
 
+/**
+ * An instance's imagePullSecrets: exact versions of Secrets of its namespace, read only when a pull
+ * is needed (an image present under IfNotPresent reads nothing).
+ */
+export interface PullSecrets {
+  namespace: string;
+  refs: readonly { name: string; version: string }[];
+  read(name: string, version: string): Promise<ConfigVersionRecord | undefined>;
+}
+
 export class ImagePuller {
   /** One pull per image at a time: three replicas starting together share it. */
   private readonly inflight = new Map<string, Pull>();
 
   constructor(private readonly docker: Docker) {}
 
-  async ensure(image: string, policy: PullPolicy, report: (ev: PullEvent) => void): Promise<void> {
+  async ensure(image: string, policy: PullPolicy, report: (ev: PullEvent) => void, secrets?: PullSecrets): Promise<void> {
     if (policy !== 'Always' && (await this.isPresent(image))) return;
     if (policy === 'Never') {
       throw new StartError('ErrImageNeverPull', `ErrImageNeverPull: image ${image} is not present on the node and imagePullPolicy is Never`);
     }
-    let pull = this.inflight.get(image);
+    // Shared by the pulls with the same credentials only: one deployment's wrong password must not fail another's pull.
+    const key = secrets?.refs.length ? `${image}\0${secrets.namespace}\0${JSON.stringify(secrets.refs)}` : image;
+    let pull = this.inflight.get(key);
     if (!pull) {
       const listeners = new Set<(ev: PullEvent) => void>();
-      const done = this.pull(image, (ev) => listeners.forEach((l) => l(ev))).finally(() => this.inflight.delete(image));
+      const done = this.pull(image, (ev) => listeners.forEach((l) => l(ev)), secrets).finally(() => this.inflight.delete(key));
       pull = { done, listeners };
-      this.inflight.set(image, pull);
+      this.inflight.set(key, pull);
     } else {
       report({ type: 'Normal', reason: 'Pulling', message: `waiting for the pull of image ${image} already in progress` });
     }
@@ -61,21 +75,60 @@ export class ImagePuller {
     }
   }
 
-  private async pull(image: string, report: (ev: PullEvent) => void): Promise<void> {
+  private async pull(image: string, report: (ev: PullEvent) => void, secrets?: PullSecrets): Promise<void> {
     const started = Date.now();
     // Listeners are added right after this call returns; let them see the first event.
     await Promise.resolve();
-    report({ type: 'Normal', reason: 'Pulling', message: `pulling image ${image}` });
-    try {
-      const stream = await this.docker.pull(image);
-      await followPull(stream, (progress) => report({ type: 'Normal', reason: 'Pulling', message: `pulling image ${image}: ${progress}` }));
-    } catch (err) {
-      const message = engineMessage(err);
+    const fail = (message: string): never => {
       report({ type: 'Warning', reason: 'ImagePullFailed', message: `failed to pull image ${image}: ${message}` });
       throw new StartError('ImagePullFailed', `ImagePullFailed: ${message}`);
+    };
+    const { registry } = parseImage(image);
+    const { credentials, problems, names } = secrets?.refs.length ? await readCredentials(secrets, (m) => fail(m)) : { credentials: [], problems: [], names: [] };
+    // As the kubelet: every credential that applies is tried in turn, and no match is an anonymous pull.
+    const candidates: (RegistryCredential | undefined)[] = matchCredentials(image, credentials);
+    if (candidates.length === 0) candidates.push(undefined);
+    let failure = '';
+    for (const cred of candidates) {
+      report({ type: 'Normal', reason: 'Pulling', message: `pulling image ${image}${cred ? ` with credentials from ${cred.source}` : ''}` });
+      try {
+        const stream = await this.docker.pull(image, cred ? { authconfig: authConfig(cred, registry) } : {});
+        await followPull(stream, (progress) => report({ type: 'Normal', reason: 'Pulling', message: `pulling image ${image}: ${progress}` }));
+        report({ type: 'Normal', reason: 'Pulled', message: `pulled image ${image} in ${((Date.now() - started) / 1000).toFixed(1)}s` });
+        return;
+      } catch (err) {
+        // Redacted all the same: the engine has no reason to echo a credential, and it must never show.
+        const message = redactCredentials(engineMessage(err), credentials);
+        if (!secrets?.refs.length) fail(message);
+        const unauthorized = isUnauthorized(message);
+        const source = cred ? `credentials from ${cred.source}` : `no credentials for ${registry} in imagePullSecrets ${names.join(', ')}${problems.length > 0 ? `; ${problems.join('; ')}` : ''}`;
+        failure = `pull of ${image} from ${registry} failed: ${unauthorized ? 'unauthorized' : message} (${source})`;
+        // Another credential can only help where these were refused.
+        if (!unauthorized) break;
+      }
     }
-    report({ type: 'Normal', reason: 'Pulled', message: `pulled image ${image} in ${((Date.now() - started) / 1000).toFixed(1)}s` });
+    fail(failure);
   }
+}
+
+/** The credentials of every pull secret, in order; a version that cannot be read is a failure to retry (it names the Secret). */
+async function readCredentials(secrets: PullSecrets, fail: (message: string) => never): Promise<{ credentials: RegistryCredential[]; problems: string[]; names: string[] }> {
+  const credentials: RegistryCredential[] = [];
+  const problems: string[] = [];
+  const names = secrets.refs.map((r) => `Secret ${secrets.namespace}/${r.name}`);
+  for (const [i, ref] of secrets.refs.entries()) {
+    let record: ConfigVersionRecord | undefined;
+    try {
+      record = await secrets.read(ref.name, ref.version);
+    } catch (err) {
+      fail(`reading image pull secret ${names[i]}: ${err instanceof Error ? err.message : String(err)}`);
+    }
+    if (!record) fail(`image pull secret ${names[i]} (version ${ref.version}) is not stored`);
+    const parsed = parseDockerConfig(record!, names[i]!);
+    credentials.push(...parsed.credentials);
+    problems.push(...parsed.problems);
+  }
+  return { credentials, problems, names };
 }
 
 interface PullMessage {

@@ -141,8 +141,9 @@ export class LocalInstance {
       mkdirSync(this.dir, { recursive: true });
       // Resolved at every start, as the kubelet does: the service variables may have changed.
       const spec = await this.resolveSpec(c);
-      if (c.ports.length === 0 && c.spec.ports.length > 0) {
-        c.ports = await allocateHostPorts(this.host.address, c.spec.ports);
+      // Allocated host ports are kept across restarts; fixed hostPorts are checked at every start.
+      if (c.spec.ports.length > 0 && (c.ports.length === 0 || c.spec.ports.some((p) => p.hostPort))) {
+        c.ports = await allocateHostPorts(this.host.address, c.spec.ports, c.ports);
       }
       // Services of the namespace as they are now (Kubernetes' docker-links style variables).
       const identity = { ...this.host.serviceEnv?.(this.record.namespace, spec.env.map((e) => e.name)), ...this.identity() };
@@ -159,6 +160,9 @@ export class LocalInstance {
           identity,
           restarts,
           report: (ev) => this.host.event({ ...ev, object: `instance/${this.id}` }),
+          ...(this.record.imagePullSecrets?.length
+            ? { pullSecrets: { namespace: this.record.namespace, refs: this.record.imagePullSecrets, read: (name: string, version: string) => this.host.readConfig(this.record.namespace, 'Secret', name, version) } }
+            : {}),
         });
         c.last = undefined;
       } else {
@@ -208,7 +212,8 @@ export class LocalInstance {
     return {
       address: this.host.address,
       // A port the container does not declare is probed as is (a process listens where it likes).
-      hostPort: (containerPort) => c.ports.find((p) => p.containerPort === containerPort)?.hostPort ?? containerPort,
+      // Probes speak TCP: a UDP port of the same number is not theirs.
+      hostPort: (containerPort) => c.ports.find((p) => p.containerPort === containerPort && p.protocol !== 'UDP')?.hostPort ?? containerPort,
       exec: async (command, timeoutMs) => {
         if (c.spec.image) {
           // Inside the container, as Kubernetes runs exec probes.
@@ -254,7 +259,8 @@ export class LocalInstance {
     this.event('Warning', why.reason, `${why.message}; restarting it`);
     c.proc = undefined;
     c.stopping = true;
-    const graceMs = (this.record.terminationGracePeriodSeconds ?? 10) * 1000;
+    // A probe's own terminationGracePeriodSeconds (Kubernetes 1.25+) wins over the instance's.
+    const graceMs = (why.terminationGracePeriodSeconds ?? this.record.terminationGracePeriodSeconds ?? 10) * 1000;
     void proc
       .stop(graceMs)
       .catch(() => {})

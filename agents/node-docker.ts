@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
+import { networkInterfaces } from 'node:os';
 import { assertKeyPart } from '../state/keys.ts';
-import { connectDocker, DockerEvents, instanceOf, probeEngine, type ManagedContainer } from './docker-engine.ts';
+import { bridgeGateway, connectDocker, DockerEvents, instanceOf, probeEngine, type ManagedContainer } from './docker-engine.ts';
 import { DockerDriver } from './docker-driver.ts';
 import { agentScope, LABELS } from './docker-labels.ts';
 
@@ -8,13 +9,18 @@ import { agentScope, LABELS } from './docker-labels.ts';
  * The agent's view of the Docker Engine on its node: whether it answers (and so whether the node
  * offers the docker runtime), and the containers labelled for the node, from which strays are
  * removed. The driver exists unless Docker is disabled; it is handed out only while the engine
- * answers.
+ * answers. It also learns the gateway of the containers' network (Docker's default `bridge`), the
+ * address of this host that containers reach: the service proxy listens there too, and containers
+ * get it as `<NAME>_SERVICE_HOST`.
  */
 export class NodeDocker {
   private readonly driver?: DockerDriver;
   private up = false;
   private probed = false;
   private whyDown = 'Docker is disabled on this node';
+  private gw?: string;
+  /** The last thing said about the gateway, to say it once. */
+  private gatewayNote?: string;
 
   constructor(
     opts: { enabled: boolean; node: string; address: string; dataDir: string; prefix: string; logMaxBytes: number },
@@ -44,6 +50,15 @@ export class NodeDocker {
     return this.up;
   }
 
+  /**
+   * The gateway of Docker's `bridge` network when it is an address of this host (not when the
+   * engine is elsewhere, DOCKER_HOST=tcp://...); undefined before the engine first answered. Kept
+   * while the engine is away: containers that outlive it still reach the proxy there.
+   */
+  get gateway(): string | undefined {
+    return this.gw;
+  }
+
   /** Asks the engine whether it answers; true when that changed what this node offers. */
   async probe(): Promise<boolean> {
     if (!this.driver) return false;
@@ -55,6 +70,8 @@ export class NodeDocker {
         this.log(`docker engine ${probe.version} answers: offering the docker runtime`);
         await this.driver.events.start();
       }
+      // Every time: an engine restarted with another `bip` has another gateway.
+      await this.learnGateway(this.driver.docker);
     } else {
       this.whyDown = `Docker engine not reachable: ${probe.error}`;
       if (was) this.log(`${this.whyDown}: no longer offering the docker runtime`);
@@ -62,6 +79,29 @@ export class NodeDocker {
     }
     this.probed = true;
     return was !== this.up;
+  }
+
+  private async learnGateway(docker: Docker): Promise<void> {
+    let found: string | undefined;
+    try {
+      found = await bridgeGateway(docker);
+    } catch (err) {
+      this.noteGateway(`docker network inspect bridge failed (${err instanceof Error ? err.message : err}); containers' service address stays ${this.gw ?? 'the node address'}`);
+      return;
+    }
+    const local = found !== undefined && isLocalAddress(found);
+    if (local) {
+      this.gw = found;
+      this.noteGateway(`containers reach services at ${found}, the gateway of Docker's bridge network`);
+    } else {
+      this.gw = undefined;
+      this.noteGateway(`Docker's bridge network has ${found ? `gateway ${found}, not an address of this host` : 'no gateway'}: containers get the node address as <NAME>_SERVICE_HOST`);
+    }
+  }
+
+  private noteGateway(note: string): void {
+    if (note !== this.gatewayNote) this.log(note);
+    this.gatewayNote = note;
   }
 
   /**
@@ -110,6 +150,10 @@ export class NodeDocker {
   close(): void {
     this.driver?.events.close();
   }
+}
+
+function isLocalAddress(address: string): boolean {
+  return Object.values(networkInterfaces()).some((ifs) => ifs?.some((i) => i.address === address));
 }
 
 function isKeyPart(id: string): boolean {

@@ -4,7 +4,7 @@ import type { ContainerSpec, ProbeSpec } from '../state/records/instance.ts';
 import { clampDelay } from '../lib/timer.ts';
 import { grpcHealthCheck } from './grpc-health.ts';
 import { httpGetCheck } from './http-probe.ts';
-import { initialProbeState, nextProbeState, type ProbeState } from './probe-state.ts';
+import { initialProbeState, nextProbeState, type CheckResult, type ProbeState } from './probe-state.ts';
 
 /**
  * Runs the probes of one running container on timers. The startup probe goes first; until it has
@@ -13,11 +13,7 @@ import { initialProbeState, nextProbeState, type ProbeState } from './probe-stat
  * the container and starts a new runner for the new run. Readiness changes go through `changed`.
  */
 
-export interface CheckResult {
-  ok: boolean;
-  /** Why it failed (for events and logs). */
-  detail?: string;
-}
+export type { CheckResult } from './probe-state.ts';
 
 export interface ProbeTarget {
   /** Where the container answers: the node address (a probe's `host` replaces it). */
@@ -153,13 +149,14 @@ export async function check(probe: ProbeSpec, target: ProbeTarget): Promise<Chec
 function tcpCheck(address: string, port: number, timeoutMs: number): Promise<CheckResult> {
   return new Promise((resolve) => {
     const socket = connect({ host: address, port });
+    const where = address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
     const done = (r: CheckResult) => {
       socket.destroy();
       resolve(r);
     };
-    socket.setTimeout(timeoutMs, () => done({ ok: false, detail: `TCP ${address}:${port}: no connection within ${timeoutMs / 1000}s` }));
+    socket.setTimeout(timeoutMs, () => done({ ok: false, detail: `TCP ${where}: no connection within ${timeoutMs / 1000}s` }));
     socket.once('connect', () => done({ ok: true }));
-    socket.once('error', (err) => done({ ok: false, detail: `TCP ${address}:${port}: ${err.message}` }));
+    socket.once('error', (err) => done({ ok: false, detail: `TCP ${where}: ${err.message}` }));
   });
 }
 

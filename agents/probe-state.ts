@@ -4,6 +4,13 @@
  * between it keeps its last verdict, so one flaky check neither makes nor breaks it.
  */
 
+/** One check's outcome; here so that the checks (http-probe.ts, grpc-health.ts) and the runner share it without an import cycle. */
+export interface CheckResult {
+  ok: boolean;
+  /** Why it failed (for events and logs). */
+  detail?: string;
+}
+
 export interface ProbeCounts {
   successThreshold: number;
   failureThreshold: number;

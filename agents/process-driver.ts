@@ -1,10 +1,11 @@
 import { spawn } from 'node:child_process';
 import { closeSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
-import { createServer, type Server } from 'node:net';
-import { constants } from 'node:os';
-import { runtimeLimits, type ContainerSpec, type PortSpec, type PortStatus } from '../state/records/instance.ts';
+import { createSocket } from 'node:dgram';
+import { createServer, isIP, type Server } from 'node:net';
+import { constants, networkInterfaces } from 'node:os';
+import { runtimeLimits, type ContainerSpec, type PortProtocol, type PortSpec, type PortStatus } from '../state/records/instance.ts';
 import { findLimitGroup, procsFiles, removeLimitGroup, setUpLimits, wasOomKilled, type LimitGroup } from './cgroup-limits.ts';
-import type { ExitInfo, RunningContainer } from './container-runtime.ts';
+import { StartError, type ExitInfo, type RunningContainer } from './container-runtime.ts';
 import { exitFilePath, logPath, type ContainerState } from './instance-dir.ts';
 import { hasExecedChild, isGroupAlive, isProcessAlive, processStartTime, signalGroup } from './proc.ts';
 
@@ -244,27 +245,83 @@ export function containerEnv(
 }
 
 /**
- * Free host ports on the node address, one per declared port: bind port 0 and read what the
- * kernel chose. All stay bound until every one is chosen, so that one call never repeats a port.
+ * Host ports, one per declared port, on the node address (or the port's hostIP): a fixed
+ * `hostPort` is checked by binding exactly it; any other is chosen by the kernel (bind port 0). A
+ * UDP port binds a datagram socket, since a free TCP port says nothing about UDP. All stay bound
+ * until every one is chosen, so that one call never repeats a port. `previous` are the ports of an
+ * earlier run: allocated ones are kept (endpoints and clients know them), fixed ones checked again
+ * (something else may have taken one meanwhile). A taken hostPort is a waiting HostPortInUse: the
+ * instance retries with backoff and starts once it is free.
  */
-export async function allocateHostPorts(address: string, specs: PortSpec[]): Promise<PortStatus[]> {
-  const servers: Server[] = [];
+export async function allocateHostPorts(address: string, specs: PortSpec[], previous: PortStatus[] = []): Promise<PortStatus[]> {
+  const held: (() => Promise<void>)[] = [];
   try {
     const ports: PortStatus[] = [];
     for (const spec of specs) {
-      const srv = createServer();
-      servers.push(srv);
-      const hostPort = await new Promise<number>((resolve, reject) => {
-        srv.once('error', reject);
-        srv.listen(0, address, () => {
-          const addr = srv.address();
-          resolve(typeof addr === 'object' && addr ? addr.port : 0);
+      const protocol = spec.protocol ?? 'TCP';
+      const ip = spec.hostIP ?? address;
+      if (!isNodeAddress(ip, address)) {
+        throw new StartError('HostIPNotOnNode', `HostIPNotOnNode: hostIP ${ip} of port ${spec.containerPort}/${protocol} is not an address of this node (${address})`);
+      }
+      const kept = spec.hostPort ? undefined : previous.find((p) => p.containerPort === spec.containerPort && (p.protocol ?? 'TCP') === protocol);
+      let hostPort = kept?.hostPort;
+      if (hostPort === undefined) {
+        const wanted = spec.hostPort ?? 0;
+        const bound = await bindHostPort(protocol, ip, wanted).catch((err: NodeJS.ErrnoException) => {
+          throw bindFailure(err, `${wanted || 'a port'}/${protocol} on ${ip}`);
         });
+        held.push(bound.close);
+        hostPort = bound.port;
+      }
+      // Written like before protocols existed for TCP on the node address, so statuses stay as they were.
+      ports.push({
+        ...(spec.name ? { name: spec.name } : {}),
+        containerPort: spec.containerPort,
+        hostPort,
+        ...(protocol === 'UDP' ? { protocol } : {}),
+        ...(ip !== address ? { hostIP: ip } : {}),
       });
-      ports.push({ ...(spec.name ? { name: spec.name } : {}), containerPort: spec.containerPort, hostPort });
     }
     return ports;
   } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((r) => (s.listening ? s.close(() => r()) : r()))));
+    await Promise.all(held.map((close) => close()));
   }
+}
+
+/** The node's address, an unspecified one (all of them), or an address of one of this host's interfaces. */
+function isNodeAddress(ip: string, address: string): boolean {
+  if (ip === address || ip === '0.0.0.0' || ip === '::') return true;
+  return Object.values(networkInterfaces()).some((list) => list?.some((i) => i.address === ip));
+}
+
+function bindHostPort(protocol: PortProtocol, ip: string, port: number): Promise<{ port: number; close: () => Promise<void> }> {
+  if (protocol === 'UDP') {
+    const socket = createSocket(isIP(ip) === 6 ? 'udp6' : 'udp4');
+    return new Promise((resolve, reject) => {
+      socket.once('error', (err) => {
+        // A socket whose bind failed still holds its handle.
+        try {
+          socket.close();
+        } catch {}
+        reject(err);
+      });
+      socket.bind(port, ip, () => resolve({ port: socket.address().port, close: () => new Promise<void>((r) => socket.close(() => r())) }));
+    });
+  }
+  const server: Server = createServer();
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, ip, () => {
+      const addr = server.address();
+      resolve({ port: typeof addr === 'object' && addr ? addr.port : 0, close: () => new Promise<void>((r) => server.close(() => r())) });
+    });
+  });
+}
+
+/** A bind error as the instance reports it: taken and a missing address are waited out, the rest fails the start. */
+function bindFailure(err: NodeJS.ErrnoException, what: string): Error {
+  if (err.code === 'EADDRINUSE') return new StartError('HostPortInUse', `HostPortInUse: ${what} is in use`);
+  if (err.code === 'EADDRNOTAVAIL') return new StartError('HostIPNotOnNode', `HostIPNotOnNode: cannot bind ${what}: the address is not on this node`);
+  if (err.code === 'EACCES') return new StartError('StartFailed', `host port ${what}: permission denied (a port below 1024 needs root or CAP_NET_BIND_SERVICE)`);
+  return new StartError('StartFailed', `host port ${what}: ${err.message}`);
 }

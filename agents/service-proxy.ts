@@ -141,7 +141,9 @@ export class ServiceProxy {
 
   private listenTcp(l: Listener): Promise<string | undefined> {
     const { port } = l.socket;
-    const server = createServer();
+    // Half-open, as kube-proxy relays: a client that sends its request and shuts its side
+    // (`printf 'PING\r\n' | nc -N host port`) still gets the answer.
+    const server = createServer({ allowHalfOpen: true });
     server.on('connection', (client) => this.forward(l, client));
     return new Promise((resolve) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
@@ -188,7 +190,7 @@ export class ServiceProxy {
         client.destroy(); // no endpoint accepted: the client sees the connection close
         return;
       }
-      const upstream = connect({ host: ep.host, port: ep.ports[servicePort]! });
+      const upstream = connect({ host: ep.host, port: ep.ports[servicePort]!, allowHalfOpen: true });
       upstream.setTimeout(this.opts.connectTimeoutMs ?? 2_000);
       let connected = false;
       upstream.once('timeout', () => {
@@ -204,8 +206,11 @@ export class ServiceProxy {
         if (!connected) attempt(i + 1);
         else client.destroy();
       });
-      upstream.once('close', () => {
-        if (connected) client.destroy();
+      // Closed cleanly: the client gets what is still buffered for it, then the end (pipe ends it
+      // on the upstream's end); a reset or error is passed on as one.
+      upstream.once('close', (hadError) => {
+        if (connected && hadError) client.destroy();
+        else if (connected) client.end();
       });
       client.once('close', () => upstream.destroy());
     };

@@ -91,6 +91,8 @@ export const ERROR_CODES = defineCatalog({
   IMAGE_NEVER_PULL: { code: 'IMAGE_NEVER_PULL', status: 409, policy: 'transient', description: 'the image is not on the node and imagePullPolicy is Never; retried in case it is loaded' },
   RUNTIME_UNAVAILABLE: { code: 'RUNTIME_UNAVAILABLE', status: 503, policy: 'transient', description: 'the container engine does not answer (or the node has none); retried with backoff' },
   CREATE_CONTAINER_CONFIG_ERROR: { code: 'CREATE_CONTAINER_CONFIG_ERROR', status: 409, policy: 'transient', description: "the container's env refers to a ConfigMap or Secret version or key that is not there (or Redis did not answer); retried with backoff, not counted as a restart" },
+  HOST_PORT_IN_USE: { code: 'HOST_PORT_IN_USE', status: 409, policy: 'transient', description: "a container port's hostPort is held by something else on the node; retried with backoff, not counted as a restart" },
+  HOST_IP_NOT_ON_NODE: { code: 'HOST_IP_NOT_ON_NODE', status: 409, policy: 'transient', description: "a container port's hostIP is not an address of the node; retried with backoff in case it is added" },
   START_FAILED: { code: 'START_FAILED', status: 500, policy: 'transient', description: 'the container could not be created or started; counts as a failed run for the restart policy' },
 
   // -- CLI (ApiError) -----------------------------------------------------------------------------

@@ -47,7 +47,8 @@ export function toDeploymentRecord(d: DeploymentObject, commit: string, file: st
     command: c.command ?? [],
     args: c.args,
     ...toEnvSpecs(c, d.metadata.namespace, configs, resourcesOf),
-    ports: c.ports.map((p) => (p.name ? { name: p.name, containerPort: p.containerPort } : { containerPort: p.containerPort })),
+    // Only what differs from before protocols and hostPorts existed (UDP, a hostPort, a hostIP) is written, so TCP ports' records stay byte for byte.
+    ports: c.ports.map((p) => ({ ...(p.name ? { name: p.name } : {}), containerPort: p.containerPort, ...(p.protocol === 'UDP' ? { protocol: 'UDP' as const } : {}), ...(p.hostPort ? { hostPort: p.hostPort } : {}), ...(p.hostIP !== undefined ? { hostIP: p.hostIP } : {}) })),
     ...(c.workingDir !== undefined ? { workingDir: c.workingDir } : {}),
     // Requests (what the scheduler reserves) and, unless written in the flat form, the limits.
     ...resolveResources(c.resources),

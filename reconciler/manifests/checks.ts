@@ -4,6 +4,7 @@
  * defaults) so pointers refer to it.
  */
 import type { Deployment, IntOrPercent, Service } from '../../schemas/generated/index.ts';
+import { isIP } from 'node:net';
 import { escapePointerToken } from './pointer.ts';
 import { checkProbes } from './probes.ts';
 import { checkResources } from './resources.ts';
@@ -70,17 +71,44 @@ function checkContainers(d: Deployment, issues: ManifestIssue[]): void {
       (name, first) => `duplicate port name "${name}" in container "${c.name}", also used by ${portsBase}/${first}`,
       issues,
     );
+    // Once per protocol, as Kubernetes allows (DNS on 53/TCP and 53/UDP).
     checkUnique(
       ports,
-      (p) => p.containerPort,
+      (p) => `${p.containerPort}/${p.protocol ?? 'TCP'}`,
       (j) => `${portsBase}/${j}/containerPort`,
-      (port, first) => `duplicate containerPort ${port} in container "${c.name}", also used by ${portsBase}/${first}`,
+      (port, first) => `duplicate containerPort ${String(port).replace(/\/TCP$/, '')} in container "${c.name}", also used by ${portsBase}/${first}`,
       issues,
     );
+    ports.forEach((p, j) => {
+      if (p.hostIP !== undefined && isIP(p.hostIP) === 0) issues.push(invalid(`${portsBase}/${j}/hostIP`, 'must be an IPv4 or IPv6 address'));
+    });
     issues.push(...checkProbes(c, `${base}/${i}`));
     // The schema checks the shape; parsing, the maxima, mixed forms and request <= limit are here.
     issues.push(...checkResources(c.resources, `${base}/${i}/resources`));
   });
+  checkHostPorts(d, issues);
+}
+
+const UNSPECIFIED = new Set(['0.0.0.0', '::']);
+
+/**
+ * A hostPort once per protocol and address in the whole pod, as Kubernetes validates it: the
+ * second could never bind. An absent hostIP (the node's address) and an unspecified one (all
+ * addresses) overlap with every other; two different explicit addresses do not.
+ */
+function checkHostPorts(d: Deployment, issues: ManifestIssue[]): void {
+  const base = '/spec/template/spec/containers';
+  const seen: { hostPort: number; protocol: string; hostIP?: string; pointer: string }[] = [];
+  d.spec.template.spec.containers.forEach((c, i) =>
+    (c.ports ?? []).forEach((p, j) => {
+      if (!p.hostPort) return;
+      const here = { hostPort: p.hostPort, protocol: p.protocol ?? 'TCP', hostIP: p.hostIP, pointer: `${base}/${i}/ports/${j}` };
+      const overlaps = (a?: string, b?: string) => a === b || a === undefined || b === undefined || UNSPECIFIED.has(a) || UNSPECIFIED.has(b);
+      const earlier = seen.find((s) => s.hostPort === here.hostPort && s.protocol === here.protocol && overlaps(s.hostIP, here.hostIP));
+      if (earlier) issues.push(invalid(`${here.pointer}/hostPort`, `duplicate hostPort ${here.hostPort}/${here.protocol}, also used by ${earlier.pointer}: both could not bind it`));
+      seen.push(here);
+    }),
+  );
 }
 
 /** Seconds of a schema-valid duration ("30s", "5m", "1h"); digits beyond 2^53 only make it larger. */

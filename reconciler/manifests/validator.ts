@@ -82,7 +82,7 @@ export const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
   '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$': 'must be a memory quantity such as "128974848", "64Mi" or "1G"',
   '^[-A-Za-z0-9]+$': "must be an HTTP header name: letters, digits and '-'",
   '^[^\\u0000-\\u0008\\u000a-\\u001f\\u007f]*$': 'must be an HTTP header value: no control characters (such as a newline) but tab',
-  '^([A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*|[0-9A-Fa-f:.]+)$':
+  '^([A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*|[0-9A-Fa-f.]*:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*)$':
     "must be a host name (DNS labels joined by '.') or an IP address, without a port or brackets",
 };
 

@@ -8,6 +8,7 @@ import type { Queues } from '../queue/queues.ts';
 import type { ScheduleJob } from '../../state/queues.ts';
 import type { Store, StoredNode } from '../../state/store.ts';
 import { selectNode, type NodeCandidate } from './select-node.ts';
+import { requestedHostPorts, type HostPortUse } from './host-ports.ts';
 import { DEFAULT_NODE_READY_MS, isNodeReady } from '../../state/records/node.ts';
 import { instanceGroup } from '../../state/records/instance.ts';
 
@@ -17,7 +18,10 @@ import { instanceGroup } from '../../state/records/instance.ts';
  * A job only names an instance; the handler re-reads it and does nothing if it is bound or gone.
  * Binding goes through the bind-instance Lua script, which re-checks capacity inside Redis, so
  * several schedulers (or a stale node snapshot here) can never over-commit a node: a lost race
- * just moves on to the next-ranked node.
+ * just moves on to the next-ranked node. hostPorts are not in that script: placements of instances
+ * that ask for any are serialized in this process and read what is bound to each node fresh, and an
+ * agent that still finds its port taken (another scheduler, an instance still stopping) reports
+ * HostPortInUse and retries.
  */
 
 export interface SchedulerOptions {
@@ -40,6 +44,8 @@ export class Scheduler {
   private workerConnection?: Redis;
   private snapshot?: { at: number; nodes: StoredNode[] };
   private readonly chains = new Map<string, Promise<void>>();
+  /** The tail of the placements of instances with hostPorts: one at a time, each seeing the last one bound. */
+  private hostPortTail: Promise<unknown> = Promise.resolve();
   private readonly nodeReadyMs: number;
   private readonly snapshotMs: number;
 
@@ -96,12 +102,21 @@ export class Scheduler {
   async scheduleOne(instanceId: string): Promise<ScheduleOutcome> {
     const key = instanceGroup(instanceId);
     const prev = this.chains.get(key) ?? Promise.resolve();
-    const run = prev.then(() => this.place(instanceId));
+    const run = prev.then(() => this.placeSerialized(instanceId));
     const tail = run.then(() => undefined, () => undefined);
     this.chains.set(key, tail);
     void tail.then(() => {
       if (this.chains.get(key) === tail) this.chains.delete(key);
     });
+    return run;
+  }
+
+  /** Instances with hostPorts wait for each other's placements (different deployments may want the same port). */
+  private async placeSerialized(instanceId: string): Promise<ScheduleOutcome> {
+    const [inst] = await this.opts.store.readInstances([instanceId]);
+    if (!inst || inst.record.node || requestedHostPorts(inst.record.containers).length === 0) return this.place(instanceId);
+    const run = this.hostPortTail.then(() => this.place(instanceId));
+    this.hostPortTail = run.catch(() => undefined);
     return run;
   }
 
@@ -155,6 +170,7 @@ export class Scheduler {
 
   private async views(rec: InstanceRecord, nodes: StoredNode[]): Promise<NodeCandidate[]> {
     const perNode = await this.opts.store.siblingsPerNode(rec.namespace, rec.deployment, rec.id);
+    const hostPorts = requestedHostPorts(rec.containers).length > 0 ? await this.hostPortsInUse(nodes, rec.id) : undefined;
     // Heartbeats are on Redis's clock.
     const now = this.opts.store.clock.now();
     return nodes.map((n) => ({
@@ -162,7 +178,24 @@ export class Scheduler {
       alloc: n.alloc,
       ready: isNodeReady(n.heartbeatAt, now, this.nodeReadyMs),
       sameDeployment: perNode.get(n.record.name) ?? 0,
+      ...(hostPorts ? { usedHostPorts: hostPorts.get(n.record.name) ?? [] } : {}),
     }));
+  }
+
+  /**
+   * node -> the hostPorts of the instances bound there now (not from the snapshot: the last
+   * placement must count). Only read for an instance that asks for hostPorts, so placements without
+   * any cost nothing more.
+   */
+  private async hostPortsInUse(nodes: StoredNode[], exceptId: string): Promise<Map<string, HostPortUse[]>> {
+    const { store } = this.opts;
+    const ids = (await Promise.all(nodes.map((n) => store.nodeInstanceIds(n.record.name)))).flat().filter((id) => id !== exceptId);
+    const out = new Map<string, HostPortUse[]>();
+    for (const { record } of await store.readInstances(ids)) {
+      const used = record.node ? requestedHostPorts(record.containers) : [];
+      if (used.length > 0) out.set(record.node!, [...(out.get(record.node!) ?? []), ...used]);
+    }
+    return out;
   }
 
   private async publishChange(rec: InstanceRecord): Promise<void> {

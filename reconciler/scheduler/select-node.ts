@@ -1,12 +1,13 @@
 import type { InstanceRecord } from '../../state/records/instance.ts';
 import { maxInstancesOf, type NodeAllocation, type NodeRecord } from '../../state/records/node.ts';
+import { hostPortsConflict, requestedHostPorts, type HostPortUse } from './host-ports.ts';
 
 /**
  * The scheduler's pure decision: filter the nodes an instance may go to, then score them.
  *
  * Filters, in order (the first one a node fails is its reason): node ready, not cordoned, offers
- * the runtime, nodeSelector matches, room for one more instance (maxInstances, default 110), CPU
- * fits, memory fits. Scores: fewest instances of the same
+ * the runtime, nodeSelector matches, the hostPorts it asks for are free there (host-ports.ts), room
+ * for one more instance (maxInstances, default 110), CPU fits, memory fits. Scores: fewest instances of the same
  * deployment first (spread), then least allocated (mean free share of CPU and memory), then name.
  */
 
@@ -17,7 +18,12 @@ export interface NodeCandidate {
   ready: boolean;
   /** Instances of the deployment being placed that are already bound to this node. */
   sameDeployment: number;
+  /** The hostPorts of the instances bound here; only looked up when the instance asks for some (absent: none). */
+  usedHostPorts?: HostPortUse[];
 }
+
+/** What the filters look at; `containers` only for the hostPorts it asks for (absent: none). */
+export type SchedulingNeeds = Pick<InstanceRecord, 'runtime' | 'nodeSelector' | 'cpuMilli' | 'memoryBytes'> & Partial<Pick<InstanceRecord, 'containers'>>;
 
 export type Placement = { node: string; ranked: string[] } | { reason: string };
 
@@ -26,19 +32,22 @@ const REASONS = {
   cordoned: 'node cordoned',
   runtime: 'runtime not offered',
   selector: 'node selector mismatch',
+  // kube-scheduler's words, after the count: "1 node(s) didn't have free ports for the requested pod ports".
+  hostPorts: "node(s) didn't have free ports for the requested pod ports",
   instances: 'too many instances',
   cpu: 'insufficient cpu',
   memory: 'insufficient memory',
 } as const;
 type ReasonKey = keyof typeof REASONS;
 
-export function filterNode(inst: Pick<InstanceRecord, 'runtime' | 'nodeSelector' | 'cpuMilli' | 'memoryBytes'>, n: NodeCandidate): ReasonKey | undefined {
+export function filterNode(inst: SchedulingNeeds, n: NodeCandidate, hostPorts: HostPortUse[] = requestedHostPorts(inst.containers ?? [])): ReasonKey | undefined {
   if (!n.ready) return 'notReady';
   if (n.record.cordoned) return 'cordoned';
   if (!n.record.runtimes.includes(inst.runtime)) return 'runtime';
   for (const [k, v] of Object.entries(inst.nodeSelector)) {
     if (n.record.labels[k] !== v) return 'selector';
   }
+  if (hostPorts.length > 0 && hostPortsConflict(hostPorts, n.usedHostPorts ?? [], n.record.address)) return 'hostPorts';
   if (n.alloc.instances + 1 > maxInstancesOf(n.record)) return 'instances';
   if (n.alloc.cpuMilli + inst.cpuMilli > n.record.cpuMilli) return 'cpu';
   if (n.alloc.memoryBytes + inst.memoryBytes > n.record.memoryBytes) return 'memory';
@@ -51,11 +60,12 @@ function freeShare(n: NodeCandidate): number {
   return (cpu + mem) / 2;
 }
 
-export function selectNode(inst: Pick<InstanceRecord, 'runtime' | 'nodeSelector' | 'cpuMilli' | 'memoryBytes'>, nodes: NodeCandidate[]): Placement {
+export function selectNode(inst: SchedulingNeeds, nodes: NodeCandidate[]): Placement {
   const fits: NodeCandidate[] = [];
   const counts = new Map<ReasonKey, number>();
+  const hostPorts = requestedHostPorts(inst.containers ?? []);
   for (const n of nodes) {
-    const why = filterNode(inst, n);
+    const why = filterNode(inst, n, hostPorts);
     if (why) counts.set(why, (counts.get(why) ?? 0) + 1);
     else fits.push(n);
   }

@@ -4,7 +4,7 @@ import { objectKey } from '../../state/keys.ts';
 import type { RolloutState } from '../../state/records/rollout.ts';
 import type { Condition, DeploymentStatus } from '../../state/records/status.ts';
 import type { DeploymentRecord } from '../../state/records/deployment.ts';
-import { NODE_PORT_MAX, NODE_PORT_MIN, portKey, type CanarySplit, type Endpoint, type EndpointsRecord, type ServiceListener, type ServicePortRecord, type ServiceRecord } from '../../state/records/service.ts';
+import { NODE_PORT_MAX, NODE_PORT_MIN, portKey, type CanarySplit, type Endpoint, type EndpointsRecord, type ServiceListener, type ServicePortRecord, type ServiceProtocol, type ServiceRecord } from '../../state/records/service.ts';
 import { allocateNodePorts, exposedOnNodes } from './node-ports.ts';
 
 /**
@@ -33,10 +33,18 @@ export function matchesSelector(labels: Record<string, string>, selector: Record
   return entries.length > 0 && entries.every(([k, v]) => labels[k] === v);
 }
 
-/** The host port at which an instance serves `targetPort` (a container port's name or number). */
-export function resolveTargetPort(status: Pick<InstanceStatus, 'ports'>, targetPort: number | string): number | undefined {
-  const p = typeof targetPort === 'string' ? status.ports.find((x) => x.name === targetPort) : status.ports.find((x) => x.containerPort === targetPort);
-  return p?.hostPort;
+/**
+ * The host port at which an instance serves `targetPort` (a container port's name or number) for a
+ * service port of `protocol`: the container port of that protocol, as Kubernetes matches a named
+ * port (53/TCP and 53/UDP are two ports with two host ports). A UDP service port whose target is
+ * declared only without a protocol still reaches it, as it did before container ports had one (a
+ * process listens on both protocols of its host port); never the other way round.
+ */
+export function resolveTargetPort(status: Pick<InstanceStatus, 'ports'>, targetPort: number | string, protocol: ServiceProtocol = 'TCP'): number | undefined {
+  const named = status.ports.filter((x) => (typeof targetPort === 'string' ? x.name === targetPort : x.containerPort === targetPort));
+  const same = named.find((x) => (x.protocol ?? 'TCP') === protocol);
+  const legacy = protocol === 'UDP' ? named.find((x) => (x.protocol ?? 'TCP') === 'TCP') : undefined;
+  return (same ?? legacy)?.hostPort;
 }
 
 export function computeEndpoints(input: EndpointsInput): EndpointsRecord[] {
@@ -125,7 +133,7 @@ function selectEndpoints(svc: ServiceRecord, instances: ActualInstance[], nodeSt
     matched++;
     const ports: Record<string, number> = {};
     for (const p of svc.ports) {
-      const hostPort = resolveTargetPort(status, p.targetPort);
+      const hostPort = resolveTargetPort(status, p.targetPort, p.protocol);
       if (hostPort !== undefined) ports[portKey(p)] = hostPort;
       else missing.set(portKey(p), [...(missing.get(portKey(p)) ?? []), r.id]);
     }

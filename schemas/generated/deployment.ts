@@ -394,13 +394,21 @@ export interface ContainerPort {
    */
   name?: string;
   /**
-   * Port the process listens on, unique within the container.
+   * Port the process listens on, unique within the container for its protocol (53/TCP and 53/UDP may both be declared).
    */
   containerPort: number;
   /**
-   * Only TCP is supported.
+   * TCP (when absent) or UDP: what the host port is allocated and published for. No schema default: writing it out would change every template hash.
    */
-  protocol?: "TCP";
+  protocol?: "TCP" | "UDP";
+  /**
+   * The host port to use instead of one the agent allocates (0 or absent: allocated). The scheduler places at most one instance per node using it with this protocol and address; an agent that finds it taken retries (HostPortInUse).
+   */
+  hostPort?: number;
+  /**
+   * An IPv4 or IPv6 address of the node to bind the host port on (absent: the node's address; 0.0.0.0 or :: all of them). An address the node does not have makes the instance wait with HostIPNotOnNode.
+   */
+  hostIP?: string;
 }
 /**
  * CPU and memory of the container, as in Kubernetes: requests are what the scheduler reserves on a node, limits the most the runtime lets it use; a limit without a request makes the request equal to the limit. The flat cpu and memory are Gantry's first form (request and Docker limit at once) and cannot be combined with requests or limits.
@@ -469,7 +477,7 @@ export interface Probe {
   terminationGracePeriodSeconds?: number;
 }
 /**
- * An HTTP or HTTPS GET; succeeds on a status from 200 to 399. Redirects to the same host name are followed (at most 10), as the kubelet does; a redirect to another host ends the check as a success.
+ * An HTTP or HTTPS GET; succeeds on a status from 200 to 399. Redirects to the same host name are followed, as the kubelet does (the 10th fails the check); a redirect to another host is not followed and counts as a success.
  */
 export interface HTTPGetAction {
   /**

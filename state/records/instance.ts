@@ -11,9 +11,18 @@ import type { PodSpec } from '../../schemas/generated/index.ts';
 export type RestartPolicy = NonNullable<PodSpec['restartPolicy']>;
 export type Runtime = 'process' | 'docker';
 
+/** A container port's protocol. Records write it only for UDP: TCP ones stay as they were before protocols existed. */
+export type PortProtocol = 'TCP' | 'UDP';
+
 export interface PortSpec {
   name?: string;
   containerPort: number;
+  /** Absent: TCP. */
+  protocol?: PortProtocol;
+  /** The host port to use instead of an allocated one (absent: allocated, as before). */
+  hostPort?: number;
+  /** The address to bind the host port on (absent: the node's address). */
+  hostIP?: string;
 }
 
 /** One container of an instance, resolved from the deployment template (defaults applied). */
@@ -139,6 +148,10 @@ export interface PortStatus {
   name?: string;
   containerPort: number;
   hostPort: number;
+  /** Absent: TCP (so statuses of TCP ports read as they did before protocols existed). */
+  protocol?: PortProtocol;
+  /** Only when the manifest's hostIP binds it elsewhere than the node's address (InstanceStatus.hostIP). */
+  hostIP?: string;
 }
 
 export interface ContainerStatus {

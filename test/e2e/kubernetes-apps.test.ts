@@ -121,13 +121,21 @@ function httpGet(host: string, port: number, path = '/'): Promise<{ status: numb
   });
 }
 
-/** Sends lines to the store's line protocol, half-closes, and returns everything it answered. */
-function storeCall(host: string, port: number, lines: string[]): Promise<string> {
+/**
+ * Talks the store's line protocol: sends the lines and reads one answer line per line, then
+ * closes, as a Redis client does. `halfClose`: sends the lines and FIN at once and reads until the
+ * server closes, as `printf 'PING\r\n' | nc -N store 6379` does.
+ */
+function storeCall(host: string, port: number, lines: string[], opts: { halfClose?: boolean } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const s = connect({ host, port }, () => s.end(lines.map((l) => `${l}\r\n`).join('')));
+    const payload = lines.map((l) => `${l}\r\n`).join('');
+    const s = connect({ host, port }, () => (opts.halfClose ? s.end(payload) : s.write(payload)));
     let out = '';
-    s.setTimeout(5_000, () => s.destroy(new Error(`timeout talking to ${host}:${port}`)));
-    s.on('data', (d) => (out += d));
+    s.setTimeout(5_000, () => s.destroy(new Error(`timeout talking to ${host}:${port}: got ${JSON.stringify(out)}`)));
+    s.on('data', (d) => {
+      out += d;
+      if (!opts.halfClose && out.split('\n').length > lines.length) s.end();
+    });
     s.on('close', () => resolve(out));
     s.on('error', reject);
   });
@@ -168,17 +176,39 @@ async function commit(c: TestCluster, files: Record<string, string | null>, mess
   return { sha, source };
 }
 
-/** Every deployment of the folder with all its replicas ready. 60 s: a loaded machine starts things slowly. */
-async function allReady(c: TestCluster): Promise<DeploymentView[]> {
+const SERVED = ['api', 'frontend', 'store'];
+
+/**
+ * The deployments behind the Services with all their replicas ready. 60 s: a loaded machine starts
+ * things slowly. The worker is waited for on its own (workerReady), so that a worker that cannot be
+ * placed fails that check, not every other one.
+ */
+async function servedReady(c: TestCluster): Promise<DeploymentView[]> {
   return waitFor(async () => {
     const ds = (await c.get<{ items: DeploymentView[] }>(`/api/v1/deployments?namespace=${NS}`)).items;
-    const ok = ds.length === 4 && ds.every((d) => d.replicas === REPLICAS[d.name] && d.ready === d.replicas);
+    const ok = ds.length === 4 && ds.every((d) => d.replicas === REPLICAS[d.name]) && ds.filter((d) => SERVED.includes(d.name)).every((d) => d.ready === d.replicas);
     return ok ? ds : undefined;
-  }, { timeoutMs: 60_000, intervalMs: 200, what: `api 2/2, frontend 2/2, store 1/1, worker 1/1 ready in ${NS}` }).catch(async (err) => {
+  }, { timeoutMs: 60_000, intervalMs: 200, what: `api 2/2, frontend 2/2, store 1/1 ready in ${NS}` }).catch(async (err) => {
     // Say what is in the way: the instances' phases and reasons.
     const insts = await c.instances().catch(() => [] as InstanceView[]);
     throw new Error(`${(err as Error).message}; instances: ${insts.map((i) => `${i.id} ${i.node ?? '-'} ${i.phase} ready=${i.ready} ${i.reason ?? ''} ${i.message ?? ''}`).join(' | ')}`);
   });
+}
+
+/**
+ * The worker (1 replica, no ports) placed and ready. It selects `kubernetes.io/os: linux`, as
+ * sock-shop and many charts do: a label the kubelet sets on every node. Fails as soon as the
+ * scheduler has said it fits nowhere, rather than after the whole wait.
+ */
+async function workerReady(c: TestCluster): Promise<InstanceView> {
+  const w = await waitFor(async () => {
+    const [i] = await instancesOf(c, 'worker');
+    return i && ((i.phase === 'Running' && i.ready) || i.reason === 'Unschedulable') ? i : undefined;
+  }, { timeoutMs: 60_000, intervalMs: 200, what: 'the worker running or unschedulable' });
+  assert.equal(w.reason === 'Unschedulable' ? `${w.reason}: ${w.message}` : w.phase, 'Running', 'the worker selects kubernetes.io/os: linux, a label every Kubernetes node has');
+  const [d] = (await c.get<{ items: DeploymentView[] }>(`/api/v1/deployments?namespace=${NS}`)).items.filter((x) => x.name === 'worker');
+  assert.equal(d?.ready, 1);
+  return w;
 }
 
 const instancesOf = async (c: TestCluster, deployment: string) => (await c.get<{ items: InstanceView[] }>(`/api/v1/instances?namespace=${NS}&deployment=${deployment}`)).items;
@@ -220,8 +250,7 @@ async function assertServicesAnswer(v: Variant): Promise<void> {
 
 /** The worker logs its queue (a ConfigMap key) under its pod name and node ($(VAR) from fieldRefs). */
 async function assertWorkerLogs(v: Variant): Promise<void> {
-  const [w] = await instancesOf(v.c, 'worker');
-  assert.ok(w?.node, 'the worker is placed');
+  const w = await workerReady(v.c);
   const want = `worker ${w.id.slice(NS.length + 1)} on ${w.node}: polling queue ${sharedConfig!.data['worker.queue']}`;
   const logs = await waitFor(async () => {
     const res = await apiFetch(`${v.c.api}/api/v1/instances/${w.id}/logs?tail=5`);
@@ -229,6 +258,18 @@ async function assertWorkerLogs(v: Variant): Promise<void> {
     return text.includes(want) ? text : undefined;
   }, { timeoutMs: 20_000, what: `worker logs "${want}"` });
   assert.ok(logs.split('\n').filter(Boolean).every((l) => l === want), logs);
+}
+
+/**
+ * Half-closing clients (`echo PING | nc -N`, ZooKeeper's `echo ruok | nc`...) get their answers
+ * through a Kubernetes Service: kube-proxy's NAT keeps TCP's half-close. First directly to an
+ * instance's host port (the server is fine), then through each agent's proxy.
+ */
+async function assertHalfClose(v: Variant): Promise<void> {
+  const want = `+PONG\n+${sharedConfig!.data['store.motd']}\n`;
+  const [i] = await instancesOf(v.c, 'store');
+  assert.equal(await storeCall(i!.hostIP!, i!.ports[0]!.hostPort, ['PING', 'GET motd'], { halfClose: true }), want, 'directly to the instance');
+  for (const address of v.addresses) assert.equal(await storeCall(address, v.ports.store!, ['PING', 'GET motd'], { halfClose: true }), want, `through ${address}:${v.ports.store}`);
 }
 
 /** Nothing the API says holds a secret value. */
@@ -275,12 +316,19 @@ describe('the processes folder on two agents', () => {
     const { sha, source } = await commit(v.c, withServicePorts(readFolder(PROCESS_DIR), v.ports), 'storefront, as written for Kubernetes');
     assertApplied(source, sha);
     applied = sha;
-    await allReady(v.c);
+    await servedReady(v.c);
     // Two replicas each of frontend and api: spread over both nodes.
     for (const d of ['frontend', 'api']) assert.equal(new Set((await instancesOf(v.c, d)).map((i) => i.node)).size, 2, `${d} on both nodes`);
     await assertServicesAnswer(v);
-    await assertWorkerLogs(v);
     await assertNoSecretInApi(v.c);
+  });
+
+  test('the worker, which selects kubernetes.io/os: linux, runs and logs its queue (a ConfigMap key) under its pod and node names', async () => {
+    await assertWorkerLogs(v);
+  });
+
+  test('a store client that half-closes (printf PING | nc -N) gets its answers through the proxy', async () => {
+    await assertHalfClose(v);
   });
 
   test('a misspelled field rejects the commit with file:line and "did you mean"; what runs stays as it was', async () => {
@@ -293,7 +341,7 @@ describe('the processes folder on two agents', () => {
     assert.equal(source.lastAppliedCommit, applied);
     assert.deepEqual(source.errors, [`api.yaml:11:3 Deployment ${NS}/api /spec: unknown field "replcias": Kubernetes does not define it here (did you mean "replicas"?)`]);
     assert.equal(source.errorCount, 1);
-    await allReady(v.c);
+    await servedReady(v.c);
     assert.deepEqual((await v.c.instances()).map((i) => i.id).sort(), before);
   });
 
@@ -337,7 +385,7 @@ spec:
     assert.ok(status.source.warnings?.includes(SERVICE_ACCOUNT.slice('warning: '.length)));
     assert.equal(status.source.warningCount, 13);
     // Nothing that runs changed: the same instances, all ready, still answering.
-    await allReady(v.c);
+    await servedReady(v.c);
     assert.deepEqual((await v.c.instances()).map((i) => i.id).sort(), before);
     assert.deepEqual(JSON.parse((await httpGet(v.addresses[0]!, v.ports.api!)).body), EXPECTED_API);
   });
@@ -364,12 +412,33 @@ describe('the Docker folder on two agents with an engine', () => {
   dockerTest('a commit of the folder runs in containers: all deployments ready, each Service answers through either agent, the api proves the Secret without showing it', async () => {
     const { sha, source } = await commit(v!.c, withServicePorts(readFolder(DOCKER_DIR), v!.ports), 'storefront in containers');
     assertApplied(source, sha);
-    await allReady(v!.c);
+    await servedReady(v!.c);
     const nodes = (await v!.c.get<{ items: NodeView[] }>('/api/v1/nodes')).items;
     assert.ok(nodes.every((n) => n.runtimes.includes('docker')), 'both nodes offer docker');
     await assertServicesAnswer(v!);
-    await assertWorkerLogs(v!);
     await assertNoSecretInApi(v!.c);
+  });
+
+  dockerTest('the worker, which selects kubernetes.io/os: linux, runs and logs its queue (a ConfigMap key) under its pod and node names', async () => {
+    await assertWorkerLogs(v!);
+  });
+
+  dockerTest('a store client that half-closes (printf PING | nc -N) gets its answers through the proxy', async () => {
+    await assertHalfClose(v!);
+  });
+
+  dockerTest('a container reaches another Service at the $API_SERVICE_HOST:$API_SERVICE_PORT it is given, as a pod does', async () => {
+    const [i] = await instancesOf(v!.c, 'frontend');
+    const [c] = await gantryContainers(i!.node!, i!.id);
+    const env = await run('docker', ['exec', c!.Id, 'env']);
+    assert.match(env, new RegExp(`^API_SERVICE_PORT=${v!.ports.api}$`, 'm'));
+    // The frontend calling the api through its Service, from inside its container.
+    const inside = (script: string) => run('docker', ['exec', c!.Id, 'sh', '-c', script]);
+    // busybox's wget crashes when it cannot connect: nc says why.
+    const answer = await inside('wget -T 3 -qO- "http://$API_SERVICE_HOST:$API_SERVICE_PORT/"').catch(async () =>
+      inside('echo "cannot reach $API_SERVICE_HOST:$API_SERVICE_PORT from inside the container:"; nc -w 3 "$API_SERVICE_HOST" "$API_SERVICE_PORT" </dev/null 2>&1; true'),
+    );
+    assert.deepEqual(answer.startsWith('{') ? JSON.parse(answer) : answer, EXPECTED_API);
   });
 
   dockerTest('each server listens on its own containerPort inside its container; Docker maps the reported host port to it', async () => {

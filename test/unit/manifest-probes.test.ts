@@ -16,9 +16,9 @@ test('probes resolve with Kubernetes defaults and named ports', () => {
 test('probe checks: one action, known port names, successThreshold 1 for liveness and startup', () => {
   const messages = (x: Partial<Container>) => checkProbes(c(x), '/c').map((i) => `${i.pointer}: ${i.message}`);
   assert.deepEqual(messages({ readinessProbe: { httpGet: { port: 'http' }, successThreshold: 2 } }), []);
-  assert.deepEqual(messages({ readinessProbe: {} }), ['/c/readinessProbe: must have exactly one of httpGet, tcpSocket or exec (has none)']);
+  assert.deepEqual(messages({ readinessProbe: {} }), ['/c/readinessProbe: must have exactly one of httpGet, tcpSocket, grpc or exec (has none)']);
   assert.deepEqual(messages({ livenessProbe: { httpGet: { port: 'metrics' }, exec: { command: ['true'] } } }), [
-    '/c/livenessProbe: must have exactly one of httpGet, tcpSocket or exec (has httpGet, exec)',
+    '/c/livenessProbe: must have exactly one of httpGet, tcpSocket, grpc or exec (has httpGet, exec)',
     '/c/livenessProbe/httpGet/port: port "metrics" is not the name of a port of container "web"',
   ]);
   assert.deepEqual(messages({ startupProbe: { tcpSocket: { port: 1 }, successThreshold: 2 } }), ['/c/startupProbe/successThreshold: must be 1 for a startupProbe']);
