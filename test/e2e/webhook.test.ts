@@ -28,6 +28,9 @@ import { apiFetch } from '../helpers/api-auth.ts';
 
 const SECRET = 'wh-s3cret-Value-4711';
 const HOST_TOKEN = 'gh-t0ken-Value-0815';
+/** A Secret the pull request adds: its value must reach no comment, status, event or log. */
+const PR_SECRET = 'pr-s3cret-Value-2342';
+const PR_SECRET_YAML = `apiVersion: v1\nkind: Secret\nmetadata: { name: api-token, namespace: shop }\nstringData:\n  token: ${PR_SECRET}\n`;
 
 const NAMESPACE = `apiVersion: v1
 kind: Namespace
@@ -298,7 +301,7 @@ test('oversized, malformed, unknown and unrelated deliveries get their codes', a
 let prHead: string;
 
 test('a pull request gets a plan status, one comment and a preview whose instances answer HTTP', async () => {
-  prHead = await pushPullRequest(7, { 'apps/web.yaml': deployment('web', 2, 'preview-1'), 'apps/api.yaml': deployment('api', 3, 'preview-1') }, 'web preview-1, add api');
+  prHead = await pushPullRequest(7, { 'apps/web.yaml': deployment('web', 2, 'preview-1'), 'apps/api.yaml': deployment('api', 3, 'preview-1'), 'apps/api-token.yaml': PR_SECRET_YAML }, 'web preview-1, add api and its token');
   const res = await send(githubDelivery('pull_request', prPayload(7, 'opened', prHead)));
   assert.deepEqual([res.status, res.json.action], [202, 'preview']);
   const [preview] = await waitFor(async () => {
@@ -319,21 +322,22 @@ test('a pull request gets a plan status, one comment and a preview whose instanc
 
   const base = (await status()).lastAppliedCommit!;
   await waitFor(() => statusesOf(prHead, 'gantry/preview').some((s) => s.state === 'success'), { what: 'gantry/preview success' });
-  assert.deepEqual(statusesOf(prHead, 'gantry/plan').map((s) => [s.state, s.description]), [['success', `+1 ~1 -0 against ${base.slice(0, 7)}`]]);
+  assert.deepEqual(statusesOf(prHead, 'gantry/plan').map((s) => [s.state, s.description]), [['success', `+2 ~1 -0 against ${base.slice(0, 7)}`]]);
   assert.deepEqual(statusesOf(prHead, 'gantry/preview').map((s) => s.state), ['pending', 'success']);
   // The comment is edited after the status is set: wait for its ready version.
   const comment = await waitFor(() => [...host.comments.values()].find((c) => c.pr === 7 && c.body.includes('✅ ready')), { what: 'the comment says ready' });
   assert.equal(commentPosts().length, 1);
-  assert.match(comment.body, /\*\*Plan\*\* for `[0-9a-f]{7}` against `[0-9a-f]{7}` \(what runs now\): \*\*\+1 ~1 -0\*\*/);
-  assert.match(comment.body, /\| `\+` \| `shop\/api` \| replicas 3/);
-  assert.match(comment.body, /\| `~` \| `shop\/web` \|/);
+  assert.match(comment.body, /\*\*Plan\*\* for `[0-9a-f]{7}` against `[0-9a-f]{7}` \(what runs now\): \*\*\+2 ~1 -0\*\*/);
+  assert.match(comment.body, /\| `\+` \| Secret `shop\/api-token` \| 1 key\(s\) \|/);
+  assert.match(comment.body, /\| `\+` \| Deployment `shop\/api` \| 3 instance\(s\) created/);
+  assert.match(comment.body, /\| `~` \| Deployment `shop\/web` \|/);
   assert.match(comment.body, /\*\*Preview\*\* ✅ ready/);
   assert.match(comment.body, /\| `pr-7-shop\/web` \| http:\/\/127\.0\.0\.1:\d+ \|/);
 
   // The same plan for CI, through the API, from the ref over smart HTTP.
   const plan = await runGantry(['plan', '--ref', 'refs/pull/7/head', '-o', 'markdown', '--api', api]);
   assert.equal(plan.code, 2, plan.stderr);
-  assert.match(plan.stdout, /\*\*\+1 ~1 -0\*\*/);
+  assert.match(plan.stdout, /\*\*\+2 ~1 -0\*\*/);
   // A sha the reconciler never fetched: found by fetching the branches.
   const unseen = await pushPullRequest(10, { 'apps/web.yaml': deployment('web', 1, 'unseen') }, 'only on a branch');
   const bySha = await runGantry(['plan', '--ref', unseen, '-o', 'json', '--api', api]);
@@ -404,5 +408,8 @@ test('closing the pull request removes every preview instance and key; secrets n
 
   assert.ok(host.calls.length > 0 && host.calls.every((c) => c.authorized));
   const seen = [reconciler.output(), JSON.stringify(host.calls), JSON.stringify(await get('/api/v1/events?limit=1000')), JSON.stringify(await get('/api/v1/status'))].join('\n');
-  for (const secret of [SECRET, HOST_TOKEN]) assert.ok(!seen.includes(secret), 'a secret leaked');
+  // The pull request's own Secret too, in any encoding, in every comment the host received.
+  const prSecretForms = [PR_SECRET, Buffer.from(PR_SECRET).toString('base64')];
+  for (const secret of [SECRET, HOST_TOKEN, ...prSecretForms]) assert.ok(!seen.includes(secret), 'a secret leaked');
+  for (const c of host.comments.values()) for (const form of prSecretForms) assert.ok(!c.body.includes(form), 'a pull request comment shows the Secret');
 });
