@@ -102,7 +102,7 @@ export class Scheduler {
   async scheduleOne(instanceId: string): Promise<ScheduleOutcome> {
     const key = instanceGroup(instanceId);
     const prev = this.chains.get(key) ?? Promise.resolve();
-    const run = prev.then(() => this.placeSerialized(instanceId));
+    const run = prev.then(() => this.place(instanceId));
     const tail = run.then(() => undefined, () => undefined);
     this.chains.set(key, tail);
     void tail.then(() => {
@@ -111,22 +111,21 @@ export class Scheduler {
     return run;
   }
 
-  /** Instances with hostPorts wait for each other's placements (different deployments may want the same port). */
-  private async placeSerialized(instanceId: string): Promise<ScheduleOutcome> {
-    const [inst] = await this.opts.store.readInstances([instanceId]);
-    if (!inst || inst.record.node || requestedHostPorts(inst.record.containers).length === 0) return this.place(instanceId);
-    const run = this.hostPortTail.then(() => this.place(instanceId));
-    this.hostPortTail = run.catch(() => undefined);
-    return run;
-  }
-
-  private async place(instanceId: string): Promise<ScheduleOutcome> {
+  /** `hostPortsHeld`: already running in its turn on hostPortTail. */
+  private async place(instanceId: string, hostPortsHeld = false): Promise<ScheduleOutcome> {
     const { store } = this.opts;
     for (let attempt = 0; attempt < 5; attempt++) {
       const [inst] = await store.readInstances([instanceId]);
       if (!inst) return 'gone';
       if (inst.record.node) return 'bound';
       const rec = inst.record;
+      if (!hostPortsHeld && requestedHostPorts(rec.containers).length > 0) {
+        // Instances with hostPorts wait for each other's placements (different deployments may
+        // want the same port); the others never wait, nor pay for the lookup.
+        const run = this.hostPortTail.then(() => this.place(instanceId, true));
+        this.hostPortTail = run.catch(() => undefined);
+        return run;
+      }
       const nodes = await this.nodes(attempt > 0);
       const views = await this.views(rec, nodes);
       const placement = selectNode(rec, views);

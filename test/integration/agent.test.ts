@@ -1,3 +1,4 @@
+import { wellKnownNodeLabels } from '../../agents/node-labels.ts';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -36,7 +37,8 @@ agentTest('registers the node with capacity and labels, announces it, and heartb
     const node = await w.nodeRecord();
     assert.equal(node?.cpuMilli, 4000);
     assert.equal(node?.memoryBytes, 8 * 1024 ** 3);
-    assert.deepEqual(node?.labels, { zone: 'a' });
+    // The operator's labels over the ones every Kubernetes node carries.
+    assert.deepEqual(node?.labels, { ...wellKnownNodeLabels(node!.name), zone: 'a' });
     assert.deepEqual(node?.runtimes, ['process']);
     assert.equal(node?.address, '127.0.0.1');
     assert.equal(node?.agentPid, process.pid);
