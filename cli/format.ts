@@ -60,7 +60,7 @@ export function render(kind: 'nodes' | 'deployments' | 'instances' | 'services' 
       i.node ?? '<none>',
       i.phase,
       i.pid === null ? '-' : String(i.pid),
-      i.ports.map((p) => `${i.hostIP ?? ''}:${p.hostPort}->${p.containerPort}`).join(',') || '-',
+      i.ports.map((p) => `${p.hostIP ?? i.hostIP ?? ''}:${p.hostPort}->${p.containerPort}${p.protocol === 'UDP' ? '/UDP' : ''}`).join(',') || '-',
       String(i.restarts),
       age(i.createdAt),
       i.phase === 'Running' ? '' : (i.message ?? i.reason ?? ''),

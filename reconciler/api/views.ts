@@ -105,7 +105,8 @@ export interface InstanceView {
   exitCode: number | null;
   restarts: number;
   hostIP: string | null;
-  ports: { name?: string; containerPort: number; hostPort: number }[];
+  /** protocol only for UDP, hostIP only when the port names one (as the status records them). */
+  ports: { name?: string; containerPort: number; hostPort: number; protocol?: 'TCP' | 'UDP'; hostIP?: string }[];
   createdAt: number;
   startedAt: number | null;
 }
