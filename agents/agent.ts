@@ -25,7 +25,7 @@ import { signalGroup } from './proc.ts';
 import { AgentStore } from '../state/agent-store.ts';
 import { sameSecret } from '../state/cluster-secret.ts';
 import { ServiceProxy } from './service-proxy.ts';
-import { serviceEnv } from './service-env.ts';
+import { serviceEnv, serviceHost } from './service-env.ts';
 import { ConnectionGuard } from './connection-guard.ts';
 import { DEFAULT_BACKOFF } from './restart-backoff.ts';
 import { DEFAULT_ADOPTION_WINDOW_MS, EpochWatch } from './epoch-watch.ts';
@@ -114,7 +114,8 @@ class NodeAgent {
       poke: (id) => this.inBackground(this.handle(id)),
       docker: () => this.docker.driverOrReason(),
       event: (ev) => void this.store.events.record(ev).catch((err) => this.log(`recording an event failed: ${err}`)),
-      serviceEnv: (ns, own) => serviceEnv(this.proxy.services(), ns, this.address, own),
+      // Containers reach the proxy at their network's gateway, processes at the agent's address.
+      serviceEnv: (ns, own, runtime) => serviceEnv(this.proxy.services(), ns, serviceHost(runtime, this.address, this.docker.gateway), own),
       readConfig: (ns, kind, name, version) => this.store.configs.readVersion(ns, kind, name, version),
       backoff: {
         ...DEFAULT_BACKOFF,
@@ -123,7 +124,8 @@ class NodeAgent {
       },
     };
     this.epochs = new EpochWatch(opts.adoptionWindowMs ?? DEFAULT_ADOPTION_WINDOW_MS);
-    this.proxy = new ServiceProxy({ redisUrl: opts.redisUrl, keys: this.keys, node: this.node, address: this.address, resyncMs: opts.resyncMs, log: this.log });
+    // The containers' gateway is learned by every engine probe (before the proxy starts, and at every resync).
+    this.proxy = new ServiceProxy({ redisUrl: opts.redisUrl, keys: this.keys, node: this.node, address: this.address, containerAddress: () => this.docker.gateway, resyncMs: opts.resyncMs, log: this.log });
     const heartbeatMs = opts.heartbeatMs ?? 5_000;
     this.guard = new ConnectionGuard({
       redis: this.redis,

@@ -30,8 +30,8 @@ export interface InstanceHost {
   event(ev: { type: 'Normal' | 'Warning'; reason: string; object: string; message: string }): void;
   /** Restart backoff of crashed containers. */
   backoff: BackoffConfig;
-  /** <NAME>_SERVICE_HOST/_PORT of the services of a namespace, minus the names the container sets (agents/service-env.ts). */
-  serviceEnv?(namespace: string, ownNames: string[]): Record<string, string>;
+  /** <NAME>_SERVICE_HOST/_PORT of a namespace's services, minus the names the container sets; the host is where a container of `runtime` reaches the proxy (service-env.ts). */
+  serviceEnv?(namespace: string, ownNames: string[], runtime: 'process' | 'docker'): Record<string, string>;
   /** One ConfigMap or Secret version an env refers to (AgentStore.configs); undefined when not stored. */
   readConfig(namespace: string, kind: ConfigKind, name: string, version: string): Promise<ConfigVersionRecord | undefined>;
 }
@@ -146,7 +146,7 @@ export class LocalInstance {
         c.ports = await allocateHostPorts(this.host.address, c.spec.ports, c.ports);
       }
       // Services of the namespace as they are now (Kubernetes' docker-links style variables).
-      const identity = { ...this.host.serviceEnv?.(this.record.namespace, spec.env.map((e) => e.name)), ...this.identity() };
+      const identity = { ...this.host.serviceEnv?.(this.record.namespace, spec.env.map((e) => e.name), c.spec.image ? 'docker' : 'process'), ...this.identity() };
       const restarts = countsAsRestart ? c.restarts + 1 : c.restarts;
       let proc: RunningContainer;
       if (c.spec.image) {
@@ -238,7 +238,7 @@ export class LocalInstance {
    */
   private async resolveSpec(c: ContainerRun, opts: { quiet?: boolean } = {}): Promise<ContainerSpec> {
     const { node, address } = this.host;
-    const services = this.host.serviceEnv?.(this.record.namespace, []);
+    const services = this.host.serviceEnv?.(this.record.namespace, [], c.spec.image ? 'docker' : 'process');
     const r = await resolveForStart(this.record, c.spec, { node, address, services, read: (...ref) => this.host.readConfig(...ref) });
     if (!opts.quiet) for (const w of r.warnings) this.event('Warning', w.reason, `container ${c.spec.name}: ${w.message}`);
     if ('error' in r) throw new StartError('CreateContainerConfigError', r.error);

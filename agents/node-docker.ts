@@ -1,5 +1,6 @@
 import type Docker from 'dockerode';
-import { networkInterfaces } from 'node:os';
+import { createSocket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
 import { assertKeyPart } from '../state/keys.ts';
 import { bridgeGateway, connectDocker, DockerEvents, instanceOf, probeEngine, type ManagedContainer } from './docker-engine.ts';
 import { DockerDriver } from './docker-driver.ts';
@@ -89,7 +90,7 @@ export class NodeDocker {
       this.noteGateway(`docker network inspect bridge failed (${err instanceof Error ? err.message : err}); containers' service address stays ${this.gw ?? 'the node address'}`);
       return;
     }
-    const local = found !== undefined && isLocalAddress(found);
+    const local = found !== undefined && (await isLocalAddress(found));
     if (local) {
       this.gw = found;
       this.noteGateway(`containers reach services at ${found}, the gateway of Docker's bridge network`);
@@ -152,8 +153,22 @@ export class NodeDocker {
   }
 }
 
-function isLocalAddress(address: string): boolean {
-  return Object.values(networkInterfaces()).some((ifs) => ifs?.some((i) => i.address === address));
+/**
+ * Whether this host has `address`: a socket binds it. (os.networkInterfaces() would not do: it
+ * leaves out interfaces without carrier, as docker0 is while no container is attached.)
+ */
+function isLocalAddress(address: string): Promise<boolean> {
+  const socket = createSocket(isIPv6(address) ? 'udp6' : 'udp4');
+  return new Promise<boolean>((resolve) => {
+    socket.once('error', () => resolve(false));
+    socket.bind({ address, port: 0 }, () => resolve(true));
+  }).finally(() => {
+    try {
+      socket.close();
+    } catch {
+      // Never bound.
+    }
+  });
 }
 
 function isKeyPart(id: string): boolean {

@@ -21,6 +21,13 @@ import { UdpProxy } from './udp-proxy.ts';
  * UDP client mapped to an endpoint that leaves is mapped anew at its next datagram.
  * A port something else on the host holds is recorded in `service-node-status:<node>` (shown as a
  * PortUnavailable condition) and retried on the next pass; it never stops the agent.
+ *
+ * Docker containers cannot reach the agent's address (127.0.0.x is their own loopback), so each
+ * service port (not nodePorts) is also listened on at `containerAddress`, the gateway of the
+ * containers' network, which only they (and the host) reach. The agents of one host share the engine
+ * and so that address: one proxy holds each port there, forwarding to the same endpoints as the
+ * others; the rest take EADDRINUSE there as "served", report nothing, and try again on every pass,
+ * so another takes over within a resync once the holder stops.
  */
 
 export interface ServiceProxyOptions {
@@ -28,6 +35,8 @@ export interface ServiceProxyOptions {
   keys: Keys;
   node: string;
   address: string;
+  /** Where Docker containers reach this host (their network's gateway), read on every pass; none: not listened on. */
+  containerAddress?: () => string | undefined;
   resyncMs?: number;
   /** How long to wait for an endpoint to accept before trying the next (default 2 s). */
   connectTimeoutMs?: number;
@@ -42,6 +51,8 @@ interface Listener {
   udp?: UdpProxy;
   /** "<ns>/<name>" of the service it serves. */
   service: string;
+  /** The agent's address, or the containers' gateway. */
+  address: string;
   socket: ServiceListener;
   record: EndpointsRecord;
   balancer: ServiceBalancer;
@@ -49,12 +60,16 @@ interface Listener {
 
 /** "8000/TCP", "30080/UDP": a port is bound once per protocol. */
 const socketKey = (l: Pick<ServiceListener, 'port' | 'protocol'>) => `${l.port}/${l.protocol}`;
+/** "8000/TCP@172.17.0.1": a socket on one of the addresses listened on. */
+const listenKey = (address: string, l: Pick<ServiceListener, 'port' | 'protocol'>) => `${socketKey(l)}@${address}`;
 
 export class ServiceProxy {
   private readonly redis: Redis;
   private readonly store: ServiceStore;
   private readonly sub: Redis;
   private readonly listeners = new Map<string, Listener>();
+  /** Sockets on the containers' gateway that another agent of this host holds (retried every pass). */
+  private readonly heldElsewhere = new Set<string>();
   /** Ports that failed to bind, by service, as last written to Redis. */
   private readonly failures = new Map<string, ServiceNodeStatus>();
   private records: EndpointsRecord[] = [];
@@ -88,9 +103,9 @@ export class ServiceProxy {
     return this.records;
   }
 
-  /** Sockets listened on now ("8000/TCP" -> "<ns>/<name>"), for tests and logs. */
-  listening(): Map<string, string> {
-    return new Map([...this.listeners].map(([k, l]) => [k, l.service]));
+  /** Sockets listened on now on `address` (default the agent's; "8000/TCP" -> "<ns>/<name>"), for tests and logs. */
+  listening(address = this.opts.address): Map<string, string> {
+    return new Map([...this.listeners.values()].filter((l) => l.address === address).map((l) => [socketKey(l.socket), l.service]));
   }
 
   poke(): void {
@@ -101,19 +116,28 @@ export class ServiceProxy {
     const records = await this.store.readAllEndpoints();
     if (this.closed) return;
     this.records = records;
-    const wanted = new Map<string, { record: EndpointsRecord; socket: ServiceListener }>();
-    for (const r of records) for (const socket of listenersOf(r)) wanted.set(socketKey(socket), { record: r, socket });
+    const own = this.opts.address;
+    const gateway = this.containerAddress();
+    const wanted = new Map<string, { record: EndpointsRecord; socket: ServiceListener; address: string }>();
+    for (const r of records) {
+      for (const socket of listenersOf(r)) {
+        wanted.set(listenKey(own, socket), { record: r, socket, address: own });
+        // Containers are given the service ports; nodePorts are for clients of the node's address.
+        if (gateway && !socket.nodePort) wanted.set(listenKey(gateway, socket), { record: r, socket, address: gateway });
+      }
+    }
+    for (const key of this.heldElsewhere) if (!wanted.has(key)) this.heldElsewhere.delete(key);
     for (const [key, l] of this.listeners) {
       const w = wanted.get(key);
       if (!w || objectKey(w.record.namespace, w.record.name) !== l.service || w.socket.target !== l.socket.target) {
         l.server?.close(); // stops accepting; open connections drain
         l.udp?.close();
         this.listeners.delete(key);
-        this.log(`service ${l.service}: stopped listening on ${this.opts.address}:${key}`);
+        this.log(`service ${l.service}: stopped listening on ${l.address}:${socketKey(l.socket)}`);
       }
     }
     const failed = new Map<string, ServiceNodeStatus>();
-    for (const [key, { record: r, socket }] of wanted) {
+    for (const [key, { record: r, socket, address }] of wanted) {
       const service = objectKey(r.namespace, r.name);
       const existing = this.listeners.get(key);
       if (existing) {
@@ -122,20 +146,33 @@ export class ServiceProxy {
         existing.udp?.retain((t) => r.endpoints.some((e) => e.instanceId === t.instanceId && e.host === t.host && e.ports[target] === t.port));
         continue;
       }
-      const error = await this.listen(socket, r);
-      if (error) failed.set(service, { port: socket.port, error, at: this.failures.get(service)?.at ?? Date.now() });
+      const error = await this.listen(socket, r, address);
+      if (error && address !== own && error.startsWith('EADDRINUSE')) {
+        // Another agent of this host serves the containers there (to the same endpoints): no conflict.
+        if (!this.heldElsewhere.has(key)) this.log(`service ${service}: ${address}:${socketKey(socket)} is held by another agent of this host, which serves the containers; retrying on every pass`);
+        this.heldElsewhere.add(key);
+      } else if (error && (address === own || !failed.has(service))) {
+        failed.set(service, { port: socket.port, error, at: this.failures.get(service)?.at ?? Date.now() });
+      } else if (!error) this.heldElsewhere.delete(key);
     }
     await this.reportFailures(failed);
   }
 
-  /** Binds `socket` for `record`'s service; resolves with an error message when it cannot. */
-  private async listen(socket: ServiceListener, record: EndpointsRecord): Promise<string | undefined> {
+  /** The containers' gateway, unless it is the agent's own address (or a wildcard, which covers it). */
+  private containerAddress(): string | undefined {
+    const gateway = this.opts.containerAddress?.();
+    return gateway && gateway !== this.opts.address && !['0.0.0.0', '::'].includes(this.opts.address) ? gateway : undefined;
+  }
+
+  /** Binds `socket` on `address` for `record`'s service; resolves with an error message (starting with its code) when it cannot. */
+  private async listen(socket: ServiceListener, record: EndpointsRecord, address: string): Promise<string | undefined> {
     const service = objectKey(record.namespace, record.name);
-    const listener: Listener = { service, socket, record, balancer: new ServiceBalancer() };
+    const listener: Listener = { service, address, socket, record, balancer: new ServiceBalancer() };
     const error = socket.protocol === 'UDP' ? await this.listenUdp(listener) : await this.listenTcp(listener);
     if (error) return error;
-    this.listeners.set(socketKey(socket), listener);
-    this.log(`service ${service}: listening on ${this.opts.address}:${socketKey(socket)}${socket.nodePort ? ' (nodePort)' : ''}`);
+    this.listeners.set(listenKey(address, socket), listener);
+    const why = socket.nodePort ? ' (nodePort)' : address !== this.opts.address ? " (the containers' gateway)" : '';
+    this.log(`service ${service}: listening on ${address}:${socketKey(socket)}${why}`);
     return undefined;
   }
 
@@ -147,9 +184,9 @@ export class ServiceProxy {
     server.on('connection', (client) => this.forward(l, client));
     return new Promise((resolve) => {
       server.once('error', (err: NodeJS.ErrnoException) => {
-        resolve(`${err.code ?? 'error'}: cannot listen on ${this.opts.address}:${port}${err.code === 'EADDRINUSE' ? ' (something else on the host holds it)' : ''}`);
+        resolve(`${err.code ?? 'error'}: cannot listen on ${l.address}:${port}${err.code === 'EADDRINUSE' ? ' (something else on the host holds it)' : ''}`);
       });
-      server.listen({ host: this.opts.address, port, exclusive: true }, () => {
+      server.listen({ host: l.address, port, exclusive: true }, () => {
         server.removeAllListeners('error');
         server.on('error', (err) => this.log(`service ${l.service}: ${err.message}`));
         l.server = server;
@@ -161,7 +198,7 @@ export class ServiceProxy {
   private async listenUdp(l: Listener): Promise<string | undefined> {
     const target = l.socket.target;
     const udp = new UdpProxy({
-      address: this.opts.address,
+      address: l.address,
       port: l.socket.port,
       idleMs: this.opts.udpIdleMs,
       // Read at each new client: l.record is replaced on every refresh.

@@ -4,6 +4,8 @@
  */
 import type { ConfigMapObject, ContainerObject, LoadedManifest, SecretObject } from '../manifests/types.ts';
 import { configVersion, type ConfigKind, type ConfigVersionRecord, type EnvFromSpec, type EnvSpec } from '../../state/records/config.ts';
+import type { ConfigVolumeSpec, HostPathType, MountSpec, VolumeSpec } from '../../state/records/instance.ts';
+import type { ConfigMapVolumeSource, VolumeMount, Volume } from '../../schemas/generated/index.ts';
 import { parseCpu, parseMemory } from '../manifests/quantity.ts';
 import type { ResolvedResources } from '../manifests/resources.ts';
 
@@ -85,6 +87,53 @@ export function toEnvSpecs(c: ContainerObject, namespace: string, configs: Confi
     return { kind, name: r.name, ...(v ? { version: v.version } : {}), ...(r.optional ? { optional: true } : {}), ...(f.prefix ? { prefix: f.prefix } : {}) };
   });
   return envFrom.length > 0 ? { env, envFrom } : { env };
+}
+
+/** Kubernetes' default permission bits of a volume's files: 0644. */
+const DEFAULT_FILE_MODE = 0o644;
+
+/**
+ * spec.volumes as records hold them (VolumeSpec). A configMap or secret volume names the object's
+ * version in this commit, whichever keys it uses (the version is the content; referencedVersions
+ * puts it in the template hash). A volume left without a kind (its kind is one Kubernetes defines
+ * and Gantry does not: the loader dropped it with a warning, and rejects mounts of it) is not recorded.
+ */
+export function toVolumeSpecs(volumes: readonly Volume[] | undefined, namespace: string, configs: ConfigVersions, resourcesOf: (container: string) => ResolvedResources): VolumeSpec[] {
+  const config = (kind: ConfigKind, name: string, src: Omit<ConfigMapVolumeSource, 'name'>): ConfigVolumeSpec => {
+    const v = configs.get(configKey(namespace, kind, name));
+    const items = src.items?.map((i) => ({ key: i.key, path: i.path, ...(i.mode !== undefined ? { mode: i.mode } : {}) }));
+    return { name, ...(v ? { version: v.version } : {}), ...(items ? { items } : {}), defaultMode: src.defaultMode ?? DEFAULT_FILE_MODE, ...(src.optional ? { optional: true as const } : {}) };
+  };
+  const out: VolumeSpec[] = [];
+  for (const v of volumes ?? []) {
+    const { name } = v;
+    if (v.emptyDir) {
+      const { medium, sizeLimit } = v.emptyDir;
+      // A zero limit is no limit, as for resources (and the kubelet sizes no tmpfs by it).
+      const bytes = sizeLimit === undefined ? 0 : parseMemory(sizeLimit);
+      out.push({ name, emptyDir: { ...(medium === 'Memory' ? { medium } : {}), ...(bytes > 0 ? { sizeLimitBytes: bytes } : {}) } });
+    } else if (v.configMap) out.push({ name, configMap: config('ConfigMap', v.configMap.name, v.configMap) });
+    else if (v.secret) out.push({ name, secret: config('Secret', v.secret.secretName, v.secret) });
+    else if (v.hostPath) {
+      // The loader rejected CharDevice and BlockDevice; "" (check nothing) is left out.
+      out.push({ name, hostPath: { path: v.hostPath.path, ...(v.hostPath.type ? { type: v.hostPath.type as HostPathType } : {}) } });
+    } else if (v.downwardAPI) {
+      const items = (v.downwardAPI.items ?? []).map((i) => {
+        const mode = i.mode !== undefined ? { mode: i.mode } : {};
+        if (i.fieldRef) return { path: i.path, ...mode, fieldRef: { fieldPath: i.fieldRef.fieldPath } };
+        // As for env, the reconciler computes it: the limits are in the template (the loader checked the container exists).
+        const r = i.resourceFieldRef!;
+        return { path: i.path, ...mode, value: resourceValue(resourcesOf(r.containerName), r.resource, r.divisor) };
+      });
+      out.push({ name, downwardAPI: { items, defaultMode: v.downwardAPI.defaultMode ?? DEFAULT_FILE_MODE } });
+    }
+  }
+  return out;
+}
+
+/** A container's volumeMounts as records hold them; false and "" (the defaults) are left out. */
+export function toMountSpecs(mounts: readonly VolumeMount[]): MountSpec[] {
+  return mounts.map((m) => ({ name: m.name, mountPath: m.mountPath, ...(m.readOnly ? { readOnly: true as const } : {}), ...(m.subPath ? { subPath: m.subPath } : {}) }));
 }
 
 /**

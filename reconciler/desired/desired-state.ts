@@ -7,7 +7,7 @@ import { canonicalJson, templateHash } from '../manifests/template-hash.ts';
 import type { DeploymentObject, LoadedManifest, ServiceObject, ServicePortObject, StrategyObject } from '../manifests/types.ts';
 import type { ContainerSpec } from '../../state/records/instance.ts';
 import { referencedVersions, type ConfigVersionRecord } from '../../state/records/config.ts';
-import { configVersionsOf, toEnvSpecs, toPullSecrets, type ConfigVersions } from './config-refs.ts';
+import { configVersionsOf, toEnvSpecs, toMountSpecs, toPullSecrets, toVolumeSpecs, type ConfigVersions } from './config-refs.ts';
 import type { CanaryStep, DeploymentRecord, NamespaceRecord } from '../../state/records/deployment.ts';
 import { type ServiceRecord } from '../../state/records/service.ts';
 
@@ -53,13 +53,17 @@ export function toDeploymentRecord(d: DeploymentObject, commit: string, file: st
     // Requests (what the scheduler reserves) and, unless written in the flat form, the limits.
     ...resolveResources(c.resources),
     ...resolveProbes(c),
+    // Only when written, as `volumes`: records and hashes of containers without mounts stay as they were.
+    ...(c.volumeMounts?.length ? { volumeMounts: toMountSpecs(c.volumeMounts) } : {}),
   }));
   // The ConfigMap and Secret versions the containers use, and the pull secrets' (see
   // referencedVersions for why), are part of the template: a change of content rolls the deployment
   // (and a rollback returns to the content its revision had). Without any, the hashes are what they
   // were before ConfigMaps existed, so upgrading rolls nothing.
   const imagePullSecrets = toPullSecrets(t.spec.imagePullSecrets, d.metadata.namespace, configs);
-  const configRefs = referencedVersions(d.metadata.namespace, containers, imagePullSecrets);
+  // Mounted ConfigMaps and Secrets count as env's do: their content change rolls the pod.
+  const volumes = toVolumeSpecs(t.spec.volumes, d.metadata.namespace, configs, resourcesOf);
+  const configRefs = referencedVersions(d.metadata.namespace, containers, imagePullSecrets, volumes);
   const hashOfSpec = configRefs.length > 0 ? specHash({ spec, configs: configRefs }) : specHash(spec);
   const hashOfTemplate = configRefs.length > 0 ? specHash({ template: templateHash(d), configs: configRefs }).slice(0, 10) : templateHash(d);
   const generation = !previous ? 1 : previous.specHash === hashOfSpec ? previous.generation : previous.generation + 1;
@@ -94,6 +98,7 @@ export function toDeploymentRecord(d: DeploymentObject, commit: string, file: st
       runtime: containers.some((c) => c.image) ? 'docker' : 'process',
       terminationGracePeriodSeconds: t.spec.terminationGracePeriodSeconds,
       ...(imagePullSecrets.length > 0 ? { imagePullSecrets } : {}),
+      ...(volumes.length > 0 ? { volumes } : {}),
     },
     labels: d.metadata.labels,
     annotations: d.metadata.annotations,

@@ -14,6 +14,7 @@ import { ManifestWarning } from './warnings.ts';
 import { IGNORE_FILE, ignoredBy, parseIgnoreFile } from './ignore-file.ts';
 import { missingReferences } from './config-references.ts';
 import { pullSecretProblems } from './pull-secrets.ts';
+import { checkVolumes, volumeReferenceProblems } from './volume-checks.ts';
 import { overlappingSelectors } from './selector.ts';
 import { checkNodePortsAcross } from './checks.ts';
 import { formatMemory } from './quantity.ts';
@@ -285,7 +286,7 @@ export function loadManifests(files: ManifestFile[], options: LoadOptions = {}):
   const valid: { candidate: Candidate; object: ManifestObject }[] = [];
   for (const c of candidates) {
     const { kind, name } = identityOf(c.data);
-    const { object, issues, warnings: found, ignored } = validateManifest(c.data);
+    const { object, issues, warnings: found, ignored } = checkVolumes(validateManifest(c.data), c, files);
     for (const w of found) {
       const { line, column } = c.locate((w.at ?? w).pointer, w.at?.key ?? false);
       const apiVersion = isRecord(c.data) && typeof c.data.apiVersion === 'string' ? c.data.apiVersion : undefined;
@@ -331,7 +332,7 @@ export function loadManifests(files: ManifestFile[], options: LoadOptions = {}):
   for (const { candidate, object } of valid) {
     if (overlapping.has(candidate)) continue;
     if (object.kind === 'Deployment') {
-      const missing = [...missingReferences(object, configs).map((m) => ({ ...m, code: 'REFERENCE_NOT_FOUND' as const })), ...pullSecretProblems(object, configs)];
+      const missing = [...missingReferences(object, configs).map((m) => ({ ...m, code: 'REFERENCE_NOT_FOUND' as const })), ...pullSecretProblems(object, configs), ...volumeReferenceProblems(object, configs)];
       for (const m of missing) report(candidate, m.code, m.message, m.pointer);
       if (missing.length > 0) continue;
     }

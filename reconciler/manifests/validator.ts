@@ -76,6 +76,9 @@ export const PATTERN_MESSAGES: Readonly<Record<string, string>> = {
   '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$': "must be a DNS subdomain: DNS labels joined by '.'",
   "^(metadata\\.(name|namespace|uid)|metadata\\.(labels|annotations)\\['[^']+'\\]|spec\\.nodeName|status\\.(podIP|hostIP))$":
     "must be one of metadata.name, metadata.namespace, metadata.uid, metadata.labels['<key>'], metadata.annotations['<key>'], spec.nodeName, status.podIP, status.hostIP",
+  // A downwardAPI volume's files: what a file can hold (no spec.nodeName or status.*, as in Kubernetes).
+  "^(metadata\\.(name|namespace|uid|labels|annotations)|metadata\\.(labels|annotations)\\['[^']+'\\])$":
+    "must be one of metadata.name, metadata.namespace, metadata.uid, metadata.labels, metadata.annotations, metadata.labels['<key>'], metadata.annotations['<key>'] (a downwardAPI volume cannot hold spec.nodeName or status fields)",
   '^[0-9]+%$': 'must be a count or a percentage such as "25%"',
   '^[0-9]+(s|m|h)$': 'must be a duration such as "30s", "5m" or "1h"',
   '^([0-9]+m|[0-9]+(\\.[0-9]+)?)$': 'must be a cpu quantity such as "250m", "1" or "0.5"',

@@ -13,7 +13,9 @@ export type ManifestWarningCode =
   /** An object annotated gantry.dev/skip: "true", or a file listed in .gantryignore: not read. */
   | 'SKIPPED'
   /** apiVersion gantry.dev/v1: read as the Kubernetes apiVersion of its kind. */
-  | 'DEPRECATED_API_VERSION';
+  | 'DEPRECATED_API_VERSION'
+  /** A hostPath volume: honoured, but what it holds is the node's, not the instance's. */
+  | 'NODE_LOCAL';
 
 export interface ManifestWarningJSON {
   code: ManifestWarningCode;

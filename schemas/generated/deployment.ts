@@ -32,6 +32,14 @@ export type ProbeHost = string;
  * A containerPort number, or the name of one of the container's ports.
  */
 export type ProbePort = number | string;
+/**
+ * A relative path inside the volume, without '..'.
+ */
+export type VolumeFilePath = string;
+/**
+ * Permission bits of a file, 0 to 0777: decimal (420) or an octal literal (0644 or 0o644; 0644 is read as octal, as Kubernetes' YAML does). Default 0644 (420).
+ */
+export type FileMode = number;
 
 /**
  * A set of identical replicas of a pod template, kept running and updated in place by rolling update or recreate.
@@ -256,6 +264,12 @@ export interface PodSpec {
    * @maxItems 64
    */
   imagePullSecrets?: LocalObjectReference[];
+  /**
+   * Volumes the containers can mount (volumeMounts), at most 256: emptyDir, configMap, secret, hostPath and downwardAPI. Other kinds Kubernetes defines (persistentVolumeClaim, projected, nfs...) are ignored with a warning, and a volumeMount naming such a volume is an error.
+   *
+   * @maxItems 256
+   */
+  volumes?: Volume[];
 }
 /**
  * One process of an instance: a container image, or a plain command run by the process runtime.
@@ -320,6 +334,12 @@ export interface Container {
    * Holds back the other probes until it succeeds once; failing failureThreshold times restarts the container.
    */
   startupProbe?: Probe;
+  /**
+   * Volumes of the pod mounted into this container (at most 256).
+   *
+   * @maxItems 256
+   */
+  volumeMounts?: VolumeMount[];
 }
 /**
  * One environment variable: a literal `value`, or `valueFrom` a ConfigMap's or Secret's key, a field of the pod, or a resource of a container.
@@ -531,8 +551,151 @@ export interface GRPCAction {
   service?: string;
 }
 /**
+ * A volume of the pod mounted into a container.
+ */
+export interface VolumeMount {
+  /**
+   * The name of a volume in spec.template.spec.volumes.
+   */
+  name: DnsLabel;
+  /**
+   * An absolute path in the container, unique among its mounts.
+   */
+  mountPath: string;
+  /**
+   * Mounted read-only.
+   */
+  readOnly?: boolean;
+  /**
+   * A relative path inside the volume to mount instead of its root, without '..'.
+   */
+  subPath?: string;
+}
+/**
  * A Secret of the deployment's namespace, by name.
  */
 export interface LocalObjectReference {
   name: ConfigName;
+}
+/**
+ * A volume of the pod: its name and exactly one kind.
+ */
+export interface Volume {
+  /**
+   * Name of the volume, unique within the pod, that volumeMounts refer to: a DNS label.
+   */
+  name: DnsLabel;
+  emptyDir?: EmptyDirVolumeSource;
+  configMap?: ConfigMapVolumeSource;
+  secret?: SecretVolumeSource;
+  hostPath?: HostPathVolumeSource;
+  downwardAPI?: DownwardAPIVolumeSource;
+}
+/**
+ * An empty directory made when the instance starts, shared by its containers, removed with the instance.
+ */
+export interface EmptyDirVolumeSource {
+  /**
+   * "" (the node's disk) or Memory (a tmpfs).
+   */
+  medium?: string;
+  /**
+   * The most the volume may hold.
+   */
+  sizeLimit?: MemoryQuantity;
+}
+/**
+ * The keys of a ConfigMap of the deployment's namespace, one file each. Its content is part of the template: a change rolls the deployment.
+ */
+export interface ConfigMapVolumeSource {
+  name: ConfigName;
+  /**
+   * Which keys, at which paths (at most 1024); without it every key is a file named after it.
+   *
+   * @maxItems 1024
+   */
+  items?: KeyToPath[];
+  defaultMode?: FileMode;
+  /**
+   * When true, a ConfigMap or key the commit lacks gives an empty directory (or no file) instead of an error.
+   */
+  optional?: boolean;
+}
+/**
+ * One key of a ConfigMap or Secret as a file.
+ */
+export interface KeyToPath {
+  key: ConfigKey;
+  path: VolumeFilePath;
+  mode?: FileMode;
+}
+/**
+ * The keys of a Secret of the deployment's namespace, one file each. Its content is part of the template: a change rolls the deployment.
+ */
+export interface SecretVolumeSource {
+  secretName: ConfigName;
+  /**
+   * Which keys, at which paths (at most 1024); without it every key is a file named after it.
+   *
+   * @maxItems 1024
+   */
+  items?: KeyToPath[];
+  defaultMode?: FileMode;
+  /**
+   * When true, a Secret or key the commit lacks gives an empty directory (or no file) instead of an error.
+   */
+  optional?: boolean;
+}
+/**
+ * A file or directory of the node the instance runs on (node-local: a warning says so).
+ */
+export interface HostPathVolumeSource {
+  /**
+   * An absolute path on the node, without '..'.
+   */
+  path: string;
+  /**
+   * What must be at the path: "" (anything, not checked), Directory, DirectoryOrCreate, File, FileOrCreate or Socket. CharDevice and BlockDevice are Kubernetes' but not supported.
+   */
+  type?: "" | "DirectoryOrCreate" | "Directory" | "FileOrCreate" | "File" | "Socket" | "CharDevice" | "BlockDevice";
+}
+/**
+ * Files holding fields of the instance (its name, namespace, uid, labels, annotations) or its containers' resources.
+ */
+export interface DownwardAPIVolumeSource {
+  /**
+   * @maxItems 1024
+   */
+  items?: DownwardAPIVolumeFile[];
+  defaultMode?: FileMode;
+}
+/**
+ * One file: exactly one of fieldRef and resourceFieldRef.
+ */
+export interface DownwardAPIVolumeFile {
+  path: VolumeFilePath;
+  fieldRef?: VolumeFieldSelector;
+  resourceFieldRef?: VolumeResourceFieldSelector;
+  mode?: FileMode;
+}
+export interface VolumeFieldSelector {
+  /**
+   * Only v1.
+   */
+  apiVersion?: "v1";
+  /**
+   * metadata.name, metadata.namespace, metadata.uid, metadata.labels, metadata.annotations, metadata.labels['<key>'] or metadata.annotations['<key>'].
+   */
+  fieldPath: string;
+}
+/**
+ * A container's limit or request, as env's resourceFieldRef, but naming the container: a volume belongs to no container.
+ */
+export interface VolumeResourceFieldSelector {
+  containerName: DnsLabel;
+  resource: "limits.cpu" | "limits.memory" | "requests.cpu" | "requests.memory";
+  /**
+   * The unit of the value: 1 (default), 1m for cpu; 1, 1Ki, 1Mi, 1Gi... for memory.
+   */
+  divisor?: string | number;
 }

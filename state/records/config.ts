@@ -78,8 +78,8 @@ export interface EnvFromSpec {
 
 /**
  * "<ns>/<kind>/<name>@<version>" of every ConfigMap and Secret version a template's containers
- * refer to, and of its imagePullSecrets, sorted: part of the template's identity, and what keeps a
- * version from being pruned. Pull secrets count as any other Secret a template uses: a rotated or
+ * refer to, of its imagePullSecrets and of its configMap and secret volumes, sorted: part of the
+ * template's identity, and what keeps a version from being pruned. Pull secrets count as any other Secret a template uses: a rotated or
  * fixed credential rolls the deployment within its strategy's bounds (Kubernetes keeps running pods
  * and uses the new Secret at the next pull only), and a rollback returns to the credentials its
  * revision had. Why: a revision's template is kept whole by its template hash (rollout state, and
@@ -91,8 +91,15 @@ export function referencedVersions(
   namespace: string,
   containers: readonly { env: readonly EnvSpec[]; envFrom?: readonly EnvFromSpec[] }[],
   imagePullSecrets: readonly { name: string; version: string }[] = [],
+  // configMap and secret volumes (InstanceTemplate.volumes; typed by shape: instance.ts imports this module).
+  // A mounted content is used as env is: its change rolls the pod, and a revision's mounts are kept.
+  volumes: readonly { name: string; configMap?: { name: string; version?: string }; secret?: { name: string; version?: string } }[] = [],
 ): string[] {
   const out = new Set<string>(imagePullSecrets.map((s) => `${namespace}/Secret/${s.name}@${s.version}`));
+  for (const v of volumes) {
+    if (v.configMap?.version) out.add(`${namespace}/ConfigMap/${v.configMap.name}@${v.configMap.version}`);
+    if (v.secret?.version) out.add(`${namespace}/Secret/${v.secret.name}@${v.secret.version}`);
+  }
   for (const c of containers) {
     for (const e of c.env) {
       if ('configMapKeyRef' in e && e.configMapKeyRef.version) out.add(`${namespace}/ConfigMap/${e.configMapKeyRef.name}@${e.configMapKeyRef.version}`);

@@ -53,7 +53,58 @@ export interface ContainerSpec {
   readinessProbe?: ProbeSpec;
   livenessProbe?: ProbeSpec;
   startupProbe?: ProbeSpec;
+  /** The pod's volumes this container mounts, in order; absent: none (records written before volumes). */
+  volumeMounts?: MountSpec[];
 }
+
+/**
+ * One volumeMount. How a runtime honours it (README "Volumes"): Docker mounts the volume (or its
+ * subPath) at mountPath; a process has no mount namespace, so it gets the path in its environment,
+ * GANTRY_VOLUME_<NAME> (the volume name upper-cased, '-' as '_': names are DNS labels, so two
+ * volumes never share a variable). The loader lets a process mount each volume once for that reason.
+ */
+export interface MountSpec {
+  /** A volume of the template (InstanceTemplate.volumes). */
+  name: string;
+  /** Absolute, without '..', unique in the container. */
+  mountPath: string;
+  /** Absent: read-write. */
+  readOnly?: true;
+  /** Relative, without '..'; absent: the volume's root. */
+  subPath?: string;
+}
+
+/** hostPath types Gantry honours (Kubernetes' CharDevice and BlockDevice are rejected by the loader); absent: nothing checked. */
+export type HostPathType = 'Directory' | 'DirectoryOrCreate' | 'File' | 'FileOrCreate' | 'Socket';
+
+/**
+ * A configMap or secret volume: the keys of one exact version (records/config.ts), so a content
+ * change is a new template (the pod rolls) and the config GC keeps what a revision mounts. Names,
+ * keys and versions only: the agent reads the values from the version when it starts the instance.
+ */
+export interface ConfigVolumeSpec {
+  /** The ConfigMap's or Secret's name (a Secret's `secretName`), in the instance's namespace. */
+  name: string;
+  /** Absent only when `optional` and the object is not in the commit: an empty directory. */
+  version?: string;
+  /** Which keys at which relative paths; absent: every key (a ConfigMap's binaryData too), named after it. An optional volume's missing keys give no file. */
+  items?: { key: string; path: string; mode?: number }[];
+  /** Permission bits of files without their own `mode`: as written, else 0644 (420), Kubernetes' default. */
+  defaultMode: number;
+  optional?: true;
+}
+
+/** A downwardAPI file: a field the agent fills in per instance (as env fieldRef), or a value the reconciler computed (resourceFieldRef). */
+export type DownwardAPIFileSpec = { path: string; mode?: number } & ({ fieldRef: { fieldPath: string } } | { value: string });
+
+/** A pod volume as records hold it: its name and exactly one kind. Volumes of kinds Gantry does not support are not recorded. */
+export type VolumeSpec =
+  /** medium absent: the node's disk; sizeLimitBytes absent: no limit. */
+  | { name: string; emptyDir: { medium?: 'Memory'; sizeLimitBytes?: number } }
+  | { name: string; configMap: ConfigVolumeSpec }
+  | { name: string; secret: ConfigVolumeSpec }
+  | { name: string; hostPath: { path: string; type?: HostPathType } }
+  | { name: string; downwardAPI: { items: DownwardAPIFileSpec[]; defaultMode: number } };
 
 export interface ResourceLimits {
   cpuMilli?: number;
@@ -119,6 +170,8 @@ export interface InstanceTemplate {
    * with. Absent: none (anonymous pulls), as in records written before the field existed.
    */
   imagePullSecrets?: { name: string; version: string }[];
+  /** spec.volumes, in order; absent: none, so records and hashes of templates without volumes stay as they were. */
+  volumes?: VolumeSpec[];
 }
 
 /**

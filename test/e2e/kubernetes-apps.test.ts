@@ -435,7 +435,7 @@ describe('the Docker folder on two agents with an engine', () => {
     // The frontend calling the api through its Service, from inside its container.
     const inside = (script: string) => run('docker', ['exec', c!.Id, 'sh', '-c', script]);
     // busybox's wget crashes when it cannot connect: nc says why.
-    const answer = await inside('wget -T 3 -qO- "http://$API_SERVICE_HOST:$API_SERVICE_PORT/"').catch(async () =>
+    const answer = await inside('wget -qO- "http://$API_SERVICE_HOST:$API_SERVICE_PORT/"').catch(async () =>
       inside('echo "cannot reach $API_SERVICE_HOST:$API_SERVICE_PORT from inside the container:"; nc -w 3 "$API_SERVICE_HOST" "$API_SERVICE_PORT" </dev/null 2>&1; true'),
     );
     assert.deepEqual(answer.startsWith('{') ? JSON.parse(answer) : answer, EXPECTED_API);
