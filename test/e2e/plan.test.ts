@@ -71,7 +71,7 @@ test('the branch head against what runs: no changes, exit 0', async () => {
 });
 
 test('a branch, a pull-request ref or a sha with changes: exit 2, as text, Markdown or JSON', async () => {
-  const sha = await commitOn('feature', { 'web.yaml': web(3), 'api.yaml': web(1).replace('name: web', 'name: api') });
+  const sha = await commitOn('feature', { 'web.yaml': web(3), 'api.yaml': web(1).replace('name: web', 'name: api').replaceAll('app: web', 'app: api') });
   await gitAsync(['update-ref', 'refs/pull/12/head', sha], repo.workDir);
   for (const ref of ['feature', 'refs/pull/12/head', sha, sha.slice(0, 10)]) {
     const r = await plan('--ref', ref);

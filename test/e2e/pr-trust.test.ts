@@ -208,7 +208,7 @@ test("a fork's pull request by a stranger gets its plan and a comment saying why
   assert.deepEqual(statusesOf(head, 'gantry/preview').map((s) => s.state), ['pending']);
   assert.equal(statusesOf(head, 'gantry/preview')[0]!.description, 'awaiting approval: fork mallory/shop by @mallory (NONE); someone with write access adds the label gantry-preview');
   assert.match(c.body, /\*\*Plan\*\* for `[0-9a-f]{7}` against `[0-9a-f]{7}` \(what runs now\): \*\*\+1 ~0 -0\*\*/);
-  assert.match(c.body, /\| `\+` \| `shop\/api` \|/);
+  assert.match(c.body, /\| `\+` \| Deployment `shop\/api` \|/);
   assert.match(c.body, /\*\*Preview\*\* 🔒 awaiting approval: not deployed: its head is in the fork mallory\/shop; @mallory is NONE\. To deploy it, someone with write access \(or more\) adds the label gantry-preview\./);
   assert.deepEqual(await previews(), []);
   assert.deepEqual(await previewDeployments(), []);
