@@ -39,6 +39,11 @@ export interface AgentOptions {
    * then are kept without a record, claimed for the reconciler to adopt (default 60 s).
    */
   adoptionWindowMs?: number;
+  /**
+   * A tmpfs where secret volumes and emptyDirs of medium Memory are written (default /dev/shm where
+   * it is a tmpfs); pod-volumes.ts.
+   */
+  memoryRoot?: string;
   log?: (line: string) => void;
 }
 

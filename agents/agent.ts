@@ -17,6 +17,9 @@ import {
 import { KeyedMutex } from './keyed-mutex.ts';
 import type { AgentHandle, AgentOptions } from './agent-options.ts';
 import { LocalInstance, type InstanceHost } from './local-instance.ts';
+import { agentScope } from './docker-labels.ts';
+import { DockerRuntime } from './docker-runtime.ts';
+import { ProcessRuntime } from './process-runtime.ts';
 import { DEFAULT_LOG_MAX_BYTES, rotateInstanceLogs } from './log-file.ts';
 import { startLogServer, type LogServer } from './log-server.ts';
 import { NodeDocker, ownerFromLabels } from './node-docker.ts';
@@ -107,12 +110,17 @@ class NodeAgent {
       { enabled: opts.docker !== false, node: this.node, address: this.address, dataDir: opts.dataDir, prefix: this.keys.prefix, logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES },
       this.log,
     );
+    const processRuntime = new ProcessRuntime({ adoptPollMs: opts.adoptPollMs ?? 500 });
+    const dockerRuntime = new DockerRuntime(
+      () => this.docker.driverOrReason(),
+      ({ record }) => (record.imagePullSecrets?.length ? { namespace: record.namespace, refs: record.imagePullSecrets, read: (name, version) => this.store.configs.readVersion(record.namespace, 'Secret', name, version) } : undefined),
+    );
     this.host = {
       node: this.node,
       address: this.address,
-      adoptPollMs: opts.adoptPollMs ?? 500,
       poke: (id) => this.inBackground(this.handle(id)),
-      docker: () => this.docker.driverOrReason(),
+      runtimeFor: (spec) => (spec.image ? dockerRuntime : processRuntime),
+      volumes: { scope: agentScope(opts.dataDir, this.keys.prefix), ...(opts.memoryRoot !== undefined ? { memoryRoot: opts.memoryRoot } : {}) },
       event: (ev) => void this.store.events.record(ev).catch((err) => this.log(`recording an event failed: ${err}`)),
       // Containers reach the proxy at their network's gateway, processes at the agent's address.
       serviceEnv: (ns, own, runtime) => serviceEnv(this.proxy.services(), ns, serviceHost(runtime, this.address, this.docker.gateway), own),

@@ -268,11 +268,11 @@ export async function fetchConfigVersions(namespace: string, c: Pick<ContainerSp
 /**
  * What fieldRefs read. metadata.name is the id without its `<namespace>.`: `<deployment>-<hash>-<ordinal>`,
  * shaped like a pod name and unique in the namespace. An instance has no address of its own (a
- * process shares the node's; a container is reached through host ports on it), so podIP is the
- * node's address, as hostIP. Annotations are the pod template's; an absent one reads as "", as in
+ * process shares the node's), so podIP is the node's address, as hostIP, unless the pod has a
+ * sandbox of its own (a Docker pod's pause container): then it is the sandbox's. Annotations are the pod template's; an absent one reads as "", as in
  * Kubernetes.
  */
-export function podFacts(record: InstanceRecord, node: string, address: string): PodFacts {
+export function podFacts(record: InstanceRecord, node: string, address: string, podIP = address): PodFacts {
   const prefix = `${record.namespace}.`;
   return {
     name: record.id.startsWith(prefix) ? record.id.slice(prefix.length) : record.id,
@@ -281,7 +281,7 @@ export function podFacts(record: InstanceRecord, node: string, address: string):
     labels: record.labels,
     annotations: record.annotations ?? {},
     nodeName: node,
-    podIP: address,
+    podIP,
     hostIP: address,
   };
 }
@@ -293,7 +293,7 @@ export function podFacts(record: InstanceRecord, node: string, address: string):
 export async function resolveForStart(
   record: InstanceRecord,
   spec: ContainerSpec,
-  o: { node: string; address: string; read: ConfigReader; services?: Record<string, string>; timeoutMs?: number },
+  o: { node: string; address: string; read: ConfigReader; services?: Record<string, string>; timeoutMs?: number; podIP?: string },
 ): Promise<{ spec: ContainerSpec; warnings: EnvWarning[] } | { error: string; warnings: EnvWarning[] }> {
   let versions: FetchedVersions;
   try {
@@ -301,6 +301,6 @@ export async function resolveForStart(
   } catch (err) {
     return { error: err instanceof Error ? err.message : String(err), warnings: [] };
   }
-  const r = resolveContainerEnv({ container: spec, versions, pod: podFacts(record, o.node, o.address), ...(o.services ? { services: o.services } : {}) });
+  const r = resolveContainerEnv({ container: spec, versions, pod: podFacts(record, o.node, o.address, o.podIP), ...(o.services ? { services: o.services } : {}) });
   return r.ok ? { spec: resolvedSpec(spec, r), warnings: r.warnings } : { error: r.error, warnings: r.warnings };
 }

@@ -1,9 +1,9 @@
 import { GantryError, registerErrorClass } from '../lib/errors/index.ts';
 
 /**
- * What LocalInstance needs from a runtime, whichever runs the container: the process driver
- * (image-less containers) or the Docker driver (containers with an image). Restart policy, backoff
- * and status live above this line and are the same for both.
+ * What every runtime's containers are to LocalInstance: a RunningContainer to watch, how it ended
+ * (ExitInfo), why it could not start (StartError). The ContainerRuntime interface itself is in
+ * runtime.ts. Restart policy, backoff and status live above this line and are the same for all.
  */
 
 export interface ExitInfo {
@@ -74,3 +74,4 @@ export class StartError extends GantryError {
   }
 }
 registerErrorClass(StartError, 'StartError');
+

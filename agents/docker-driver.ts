@@ -4,6 +4,7 @@ import { StartError, type ExitInfo, type RunningContainer } from './container-ru
 import { DockerEvents, listManaged, type ContainerEvent, type ManagedContainer } from './docker-engine.ts';
 import { inScope, LABELS } from './docker-labels.ts';
 import { saveLastLines } from './docker-logs.ts';
+import { DockerSandboxes, joinSandbox } from './docker-sandbox.ts';
 import { dockerCreateOptions, type DockerSpecInput } from './docker-spec.ts';
 import { engineMessage, ImagePuller, type PullEvent, type PullSecrets } from './image-pull.ts';
 
@@ -19,6 +20,8 @@ export interface DockerStartRequest extends Omit<DockerSpecInput, 'node' | 'scop
   report: (ev: PullEvent) => void;
   /** The record's imagePullSecrets and how to read their versions; absent or empty: anonymous pulls. */
   pullSecrets?: PullSecrets;
+  /** The pod sandbox's container id: the container joins its network (its ports are published there). */
+  sandbox?: string;
 }
 
 /** A container of the instance found on the engine (by labels) when an agent takes over. */
@@ -35,6 +38,8 @@ export interface FoundContainer {
 
 export class DockerDriver {
   readonly puller: ImagePuller;
+  /** Pod sandboxes (pause containers) of this node's instances. */
+  readonly sandboxes: DockerSandboxes;
 
   constructor(
     readonly docker: Docker,
@@ -46,6 +51,7 @@ export class DockerDriver {
     private readonly logMaxBytes: number,
   ) {
     this.puller = new ImagePuller(docker);
+    this.sandboxes = new DockerSandboxes(docker, node, scope, address, logMaxBytes);
   }
 
   /**
@@ -84,7 +90,8 @@ export class DockerDriver {
   async start(req: DockerStartRequest): Promise<DockerContainer> {
     const spec = req.container;
     await this.puller.ensure(spec.image!, spec.imagePullPolicy ?? 'IfNotPresent', req.report, req.pullSecrets);
-    const opts = dockerCreateOptions({ ...req, node: this.node, scope: this.scope, address: this.address, logMaxBytes: this.logMaxBytes });
+    const own = dockerCreateOptions({ ...req, node: this.node, scope: this.scope, address: this.address, logMaxBytes: this.logMaxBytes });
+    const opts = req.sandbox ? joinSandbox(own, req.sandbox) : own;
     let created: Docker.Container;
     try {
       created = await this.create(opts);

@@ -27,6 +27,10 @@ export const LABELS = {
   grace: 'dev.gantry.grace-seconds',
   /** Which Gantry installation: see agentScope. */
   scope: 'dev.gantry.scope',
+  /** On an instance's sandbox (its pause container, docker-sandbox.ts): `true`. */
+  sandbox: 'dev.gantry.sandbox',
+  /** On the pause image the agent makes (pause-image.ts): its reference, `<repository>:<content hash>`. */
+  pauseImage: 'dev.gantry.pause-image',
 } as const;
 
 /**

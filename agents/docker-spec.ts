@@ -18,6 +18,8 @@ export interface DockerSpecInput {
   identity: Record<string, string>;
   restarts: number;
   logMaxBytes: number;
+  /** The pod's volumes as bind mounts (pod-volumes.ts dockerMounts); absent: none. */
+  mounts?: Docker.MountSettings[];
 }
 
 /**
@@ -58,16 +60,25 @@ export function dockerResources(c: ContainerSpec): Pick<Docker.HostConfig, 'Nano
   };
 }
 
-export function dockerCreateOptions(o: DockerSpecInput): Docker.ContainerCreateOptions {
-  const { container: c, record } = o;
+/**
+ * How the engine publishes host ports: `ExposedPorts` and `PortBindings` keyed `<containerPort>/<tcp|udp>`.
+ * Shared by app containers and pod sandboxes (docker-sandbox.ts), which publish the pod's ports.
+ */
+export function portBindings(ports: PortStatus[], address: string): { exposed: Record<string, object>; bindings: Record<string, { HostIp: string; HostPort: string }[]> } {
   const exposed: Record<string, object> = {};
   const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
-  for (const p of o.ports) {
+  for (const p of ports) {
     // "53/udp" publishes datagrams; a port's own hostIP (0.0.0.0: every address) wins over the node's.
     const key = `${p.containerPort}/${p.protocol === 'UDP' ? 'udp' : 'tcp'}`;
     exposed[key] = {};
-    bindings[key] = [{ HostIp: p.hostIP ?? o.address, HostPort: String(p.hostPort) }];
+    bindings[key] = [{ HostIp: p.hostIP ?? address, HostPort: String(p.hostPort) }];
   }
+  return { exposed, bindings };
+}
+
+export function dockerCreateOptions(o: DockerSpecInput): Docker.ContainerCreateOptions {
+  const { container: c, record } = o;
+  const { exposed, bindings } = portBindings(o.ports, o.address);
   return {
     name: containerName(o.node, record.id, c.name),
     Image: c.image,
@@ -81,6 +92,7 @@ export function dockerCreateOptions(o: DockerSpecInput): Docker.ContainerCreateO
     StopTimeout: record.terminationGracePeriodSeconds,
     HostConfig: {
       PortBindings: bindings,
+      ...(o.mounts?.length ? { Mounts: o.mounts } : {}),
       ...dockerResources(c),
       // An init (docker-init, i.e. tini) as PID 1 forwards SIGTERM to the command, which then has
       // its default disposition, as a process started by the process driver does; a command that is

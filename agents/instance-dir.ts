@@ -63,6 +63,8 @@ export interface InstanceState {
   /** Processes (image-less containers). */
   containers: ContainerState[];
   docker?: DockerContainerState[];
+  /** How many init containers had run to completion (absent: the template has none). */
+  initsDone?: number;
 }
 
 export function readInstanceState(dir: string): InstanceState | undefined {

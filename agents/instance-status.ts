@@ -1,6 +1,6 @@
 import type { ContainerSpec, ContainerStatus, InstancePhase, InstanceStatus, PortStatus } from '../state/records/instance.ts';
 import type { RunningContainer, StartFailure } from './container-runtime.ts';
-import type { ContainerState } from './instance-dir.ts';
+import type { SavedRun } from './runtime.ts';
 
 /**
  * The InstanceStatus that follows from the containers of a LocalInstance (pure: no I/O). The
@@ -23,8 +23,10 @@ export interface ContainerRun {
   restarts: number;
   /** It ran (or failed to start) before: the next start counts as a restart. */
   ran: boolean;
-  /** The last process started, while it runs or after it ended (persisted for adoption). */
-  last?: ContainerState;
+  /** What state.json keeps of the last run, while it runs or after it ended (its runtime's saved()). */
+  saved?: SavedRun;
+  /** How the run before this one ended (Kubernetes' lastState.terminated). */
+  lastTermination?: ContainerStatus['lastTermination'];
   proc?: RunningContainer;
   startedAt?: number;
   finishedAt?: number;
@@ -50,13 +52,24 @@ export interface StatusInput {
   uid: string;
   node: string;
   hostIP: string;
+  /** The sandbox's IP, when the pod has one. */
+  podIP?: string;
   problem?: { reason: string; message: string };
   transient?: 'Pending' | 'Starting';
   containers: ContainerRun[];
+  /** Init containers, and how many of them completed. */
+  inits?: ContainerRun[];
+  initsDone?: number;
 }
 
-export function instanceStatus(i: StatusInput): InstanceStatus {
-  const containers: ContainerStatus[] = i.containers.map((c) => ({
+/** One container as kubectl describes it: state, reason, readiness, last termination. */
+function containerStatus(c: ContainerRun, initializing: boolean): ContainerStatus {
+  const state = c.proc ? 'Running' : c.finishedAt !== undefined && c.nextStartAt === undefined ? 'Terminated' : 'Waiting';
+  const ended = c.exitReason ?? (c.startError !== undefined ? 'StartError' : c.exitCode === 0 ? 'Completed' : 'Error');
+  let reason: string | undefined;
+  if (state === 'Waiting') reason = c.waiting?.reason ?? (initializing ? 'PodInitializing' : c.finishedAt === undefined ? 'ContainerCreating' : (c.restartDelayMs ?? 0) > 0 ? 'CrashLoopBackOff' : ended);
+  if (state === 'Terminated') reason = ended;
+  return {
     name: c.spec.name,
     ...(c.proc?.pid !== undefined ? { pid: c.proc.pid } : {}),
     running: c.proc !== undefined,
@@ -65,8 +78,19 @@ export function instanceStatus(i: StatusInput): InstanceStatus {
     ports: c.ports,
     ...(c.startedAt !== undefined ? { startedAt: c.startedAt } : {}),
     ...(c.finishedAt !== undefined ? { finishedAt: c.finishedAt } : {}),
-  }));
-  const { phase, reason, message } = phaseOf(i);
+    ready: c.proc !== undefined && c.probes?.ready !== false,
+    state,
+    ...(reason ? { reason } : {}),
+    ...(state === 'Waiting' && c.waiting ? { message: c.waiting.message } : {}),
+    ...(c.lastTermination ? { lastTermination: c.lastTermination } : {}),
+  };
+}
+
+export function instanceStatus(i: StatusInput): InstanceStatus {
+  const inits = i.inits ?? [];
+  const initializing = (i.initsDone ?? 0) < inits.length;
+  const containers = i.containers.map((c) => containerStatus(c, initializing));
+  const { phase, reason, message } = initializing && !i.problem ? initPhase(i, inits) : phaseOf(i);
   // Readiness only where a container has a say (a readiness or startup probe); absent means "ready once Running".
   const verdicts = i.containers.map((c) => (c.proc ? c.probes?.ready : false));
   const probed = i.containers.some((c) => c.spec.readinessProbe || c.spec.startupProbe);
@@ -87,10 +111,29 @@ export function instanceStatus(i: StatusInput): InstanceStatus {
     restarts: i.containers.reduce((n, c) => n + c.restarts, 0),
     ports: i.containers.flatMap((c) => c.ports),
     containers,
+    ...(inits.length > 0 ? { initContainers: inits.map((c) => containerStatus(c, false)) } : {}),
+    ...(i.podIP ? { podIP: i.podIP } : {}),
     ...(i.containers[0]?.startedAt !== undefined ? { startedAt: i.containers[0].startedAt } : {}),
     ...(settled && ended.length > 0 ? { finishedAt: Math.max(...ended.map((c) => c.finishedAt!)) } : {}),
     updatedAt: Date.now(),
   };
+}
+
+/**
+ * While init containers run the pod is Pending, with kubectl's words as the reason: Init:1/2
+ * (one of two done), Init:CrashLoopBackOff, Init:Error (failed for good: restartPolicy Never),
+ * Init:<why it cannot start> (Init:ImagePullFailed, Init:CreateContainerConfigError).
+ */
+function initPhase(i: StatusInput, inits: ContainerRun[]): { phase: InstancePhase; reason?: string; message?: string } {
+  const done = i.initsDone ?? 0;
+  const current = inits[done]!;
+  const progress = `Init:${done}/${inits.length}`;
+  if (current.waiting && !current.proc) return { phase: 'Pending', reason: `Init:${current.waiting.reason}`, message: `init container ${current.spec.name}: ${current.waiting.message}` };
+  if (!current.proc && current.finishedAt !== undefined) {
+    if (current.nextStartAt === undefined) return { phase: 'Failed', reason: 'Init:Error', message: `init ${describeEnd(current)}` };
+    if ((current.restartDelayMs ?? 0) > 0) return { phase: 'Pending', reason: 'Init:CrashLoopBackOff', message: `back-off ${formatDelay(current.restartDelayMs!)} restarting failed init container ${current.spec.name} (${describeEnd(current)})` };
+  }
+  return { phase: i.transient ?? 'Pending', reason: progress };
 }
 
 function phaseOf(i: StatusInput): { phase: InstancePhase; reason?: string; message?: string } {

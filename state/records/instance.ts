@@ -55,6 +55,21 @@ export interface ContainerSpec {
   startupProbe?: ProbeSpec;
   /** The pod's volumes this container mounts, in order; absent: none (records written before volumes). */
   volumeMounts?: MountSpec[];
+  /** postStart / preStop hooks; absent: none. */
+  lifecycle?: LifecycleSpec;
+}
+
+/** A lifecycle hook's one action (Kubernetes' LifecycleHandler; its deprecated tcpSocket is not recorded). */
+export type LifecycleHandler = { exec: { command: string[] } } | { httpGet: HttpGetProbe } | { sleep: { seconds: number } };
+
+/**
+ * postStart runs right after the container started (the container counts as started once it
+ * succeeded; a failure kills it, as the kubelet does); preStop runs before SIGTERM and counts
+ * against terminationGracePeriodSeconds.
+ */
+export interface LifecycleSpec {
+  postStart?: LifecycleHandler;
+  preStop?: LifecycleHandler;
 }
 
 /**
@@ -172,6 +187,11 @@ export interface InstanceTemplate {
   imagePullSecrets?: { name: string; version: string }[];
   /** spec.volumes, in order; absent: none, so records and hashes of templates without volumes stay as they were. */
   volumes?: VolumeSpec[];
+  /**
+   * spec.initContainers: run one after another, each to completion (exit 0), before `containers`
+   * start; a failure is retried per restartPolicy (Never: the instance fails). Absent: none.
+   */
+  initContainers?: ContainerSpec[];
 }
 
 /**
@@ -207,6 +227,8 @@ export interface PortStatus {
   hostIP?: string;
 }
 
+export type ContainerStateName = 'Waiting' | 'Running' | 'Terminated';
+
 export interface ContainerStatus {
   name: string;
   pid?: number;
@@ -216,6 +238,15 @@ export interface ContainerStatus {
   ports: PortStatus[];
   startedAt?: number;
   finishedAt?: number;
+  /** Readiness of this container (its readinessProbe; no probe: ready while running). Absent in statuses of older agents. */
+  ready?: boolean;
+  /** As kubectl shows it; absent in statuses of older agents. */
+  state?: ContainerStateName;
+  /** Why it waits or how it ended, in the kubelet's words: ContainerCreating, PodInitializing, CrashLoopBackOff, Completed, Error, OOMKilled, CreateContainerConfigError... */
+  reason?: string;
+  message?: string;
+  /** The run before this one, once it ended (Kubernetes' lastState.terminated). */
+  lastTermination?: { exitCode?: number; reason?: string; startedAt?: number; finishedAt: number };
 }
 
 /** What an agent observed about one instance on its node. Written only by that agent. */
@@ -235,6 +266,10 @@ export interface InstanceStatus {
   restarts: number;
   ports: PortStatus[];
   containers: ContainerStatus[];
+  /** Init containers, in order; absent when the template has none. */
+  initContainers?: ContainerStatus[];
+  /** The pod's own IP where it has one (a Docker pod's sandbox); absent: the node's address (hostIP). */
+  podIP?: string;
   startedAt?: number;
   finishedAt?: number;
   updatedAt: number;

@@ -60,9 +60,15 @@ export async function removeContainersWithLabels(labels: string[]): Promise<void
   await Promise.all(list.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => {})));
 }
 
-/** The containers Gantry runs for one node (optionally one instance). */
-export function gantryContainers(node: string, instanceId?: string): Promise<Docker.ContainerInfo[]> {
-  return containersWithLabels(['dev.gantry.managed=true', `dev.gantry.node=${node}`, ...(instanceId ? [`dev.gantry.instance=${instanceId}`] : [])]);
+/** The app containers Gantry runs for one node (optionally one instance): pod sandboxes are left out (podSandboxes). */
+export async function gantryContainers(node: string, instanceId?: string): Promise<Docker.ContainerInfo[]> {
+  const all = await containersWithLabels(['dev.gantry.managed=true', `dev.gantry.node=${node}`, ...(instanceId ? [`dev.gantry.instance=${instanceId}`] : [])]);
+  return all.filter((c) => c.Labels['dev.gantry.sandbox'] !== 'true');
+}
+
+/** The pod sandboxes (pause containers) of one node (optionally one instance). */
+export function podSandboxes(node: string, instanceId?: string): Promise<Docker.ContainerInfo[]> {
+  return containersWithLabels(['dev.gantry.managed=true', 'dev.gantry.sandbox=true', `dev.gantry.node=${node}`, ...(instanceId ? [`dev.gantry.instance=${instanceId}`] : [])]);
 }
 
 /**

@@ -5,7 +5,7 @@ import { EventLog } from '../../state/events.ts';
 import { connectRedis } from '../../state/connection.ts';
 import { ensureClusterSecret } from '../../state/cluster-secret.ts';
 import { AgentWorld, container, httpGet, instanceRecord } from '../helpers/agent-fixtures.ts';
-import { docker, dockerTest, gantryContainers, removeContainersWithLabels, startEngineProxy, TEST_IMAGE } from '../helpers/docker.ts';
+import { docker, dockerTest, gantryContainers, podSandboxes, removeContainersWithLabels, startEngineProxy, TEST_IMAGE } from '../helpers/docker.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 /**
@@ -138,7 +138,13 @@ dockerAgentTest('3 containers answer HTTP on their published host ports, with li
     assert.equal(info.Name, `/gantry-${w.node}-${r.id}-main`);
     assert.equal(info.HostConfig.NanoCpus, 250_000_000);
     assert.equal(info.HostConfig.Memory, 32 * Mi);
-    assert.deepEqual(info.HostConfig.PortBindings, { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: String(s.ports[0]!.hostPort) }] });
+    // A pod: the ports are published once, on its sandbox (the pause container), whose network the container joins.
+    const [sandbox, ...more] = await podSandboxes(w.node, r.id);
+    assert.equal(more.length, 0, 'one sandbox per pod');
+    const pause = await docker.getContainer(sandbox!.Id).inspect();
+    assert.deepEqual(pause.HostConfig.PortBindings, { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: String(s.ports[0]!.hostPort) }] });
+    assert.equal(info.HostConfig.NetworkMode, `container:${sandbox!.Id}`);
+    assert.equal(s.podIP, pause.NetworkSettings.Networks.bridge?.IPAddress, 'status.podIP is the sandbox address');
     const labels = info.Config.Labels;
     assert.deepEqual(
       [labels['dev.gantry.managed'], labels['dev.gantry.node'], labels['dev.gantry.namespace'], labels['dev.gantry.deployment'], labels['dev.gantry.instance'], labels['dev.gantry.uid'], labels['dev.gantry.revision'], labels['dev.gantry.container']],
@@ -154,6 +160,7 @@ dockerAgentTest('3 containers answer HTTP on their published host ports, with li
   await w.unbind(first!);
   await w.nudge(first!.id, 'stop');
   await waitFor(async () => (await gantryContainers(w.node, first!.id)).length === 0, { what: 'container removed' });
+  await waitFor(async () => (await podSandboxes(w.node, first!.id)).length === 0, { what: 'sandbox removed' });
   await waitFor(async () => (await w.status(first!.id)) === undefined, { what: 'status removed' });
 });
 
