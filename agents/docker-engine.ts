@@ -36,8 +36,22 @@ export async function probeEngine(docker: Docker, timeoutMs = 2_000): Promise<En
 export async function bridgeGateway(docker: Docker, timeoutMs = 2_000): Promise<string | undefined> {
   const networks = await docker.listNetworks({ filters: { name: ['bridge'] }, abortSignal: AbortSignal.timeout(timeoutMs) });
   // The name filter matches substrings ("my-bridge"): the default network is the one named exactly.
-  const gateways = (networks.find((n) => n.Name === 'bridge')?.IPAM?.Config ?? []).map((c) => c.Gateway).filter((g): g is string => !!g);
+  const config = networks.find((n) => n.Name === 'bridge')?.IPAM?.Config ?? [];
+  // Some engines (a dockerd that found docker0 already configured) list the subnet without its
+  // gateway: the bridge then has the subnet's first address, as Docker assigns it.
+  const gateways = config.map((c) => c.Gateway || firstHost(c.Subnet)).filter((g): g is string => !!g);
   return gateways.find((g) => !g.includes(':')) ?? gateways[0];
+}
+
+/** The first host address of an IPv4 subnet (`172.17.0.0/16` -> `172.17.0.1`); undefined for anything else. */
+export function firstHost(subnet: string | undefined): string | undefined {
+  const m = /^(\d+)\.(\d+)\.(\d+)\.(\d+)\/(\d+)$/.exec(subnet ?? '');
+  if (!m) return undefined;
+  const bits = Number(m[5]);
+  if (bits > 30) return undefined;
+  const n = m.slice(1, 5).reduce((a, o) => a * 256 + Number(o), 0);
+  const host = (n - (n % 2 ** (32 - bits))) + 1;
+  return [24, 16, 8, 0].map((s) => Math.floor(host / 2 ** s) % 256).join('.');
 }
 
 /** A container this node's agent manages, as the engine lists it. */

@@ -44,7 +44,17 @@ export class PodSetup {
   /** A container adopted in the sandbox publishes nothing itself: its ports are the sandbox's for its containerPorts. */
   adoptedPorts(c: Run, found: PortStatus[]): PortStatus[] {
     if (!this.sandbox || c.runtime !== this.sandboxRuntime || found.length > 0) return found;
-    return this.sandbox.ports.filter((p) => c.spec.ports.some((d) => d.containerPort === p.containerPort && (d.protocol ?? 'TCP') === (p.protocol ?? 'TCP')));
+    return this.sandboxPorts(c);
+  }
+
+  /** A container's declared ports as the sandbox publishes them, named as the container names them. */
+  private sandboxPorts(c: Run): PortStatus[] {
+    return c.spec.ports.flatMap((d) => {
+      const p = this.sandbox!.ports.find((x) => x.containerPort === d.containerPort && (x.protocol ?? 'TCP') === (d.protocol ?? 'TCP'));
+      if (!p) return [];
+      const { name: _name, ...rest } = p;
+      return [{ ...(d.name ? { name: d.name } : {}), ...rest }];
+    });
   }
 
   /**
@@ -66,6 +76,8 @@ export class PodSetup {
       if (!this.sandbox) {
         await this.allocate(mates, false);
         this.sandbox = await rt.ensureSandbox(this.pod, uniquePorts(mates.flatMap((r) => r.ports)));
+        // One network: a containerPort two containers declare is one port of the pod, published once.
+        for (const r of mates) r.ports = this.sandboxPorts(r);
       }
       return this.sandbox;
     }

@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../../cli/redis-server.ts';
 import { ServiceProxy } from '../../agents/service-proxy.ts';
+import { firstHost } from '../../agents/docker-engine.ts';
 import { connectRedis } from '../../state/connection.ts';
 import { createKeys, objectKey, type Keys } from '../../state/keys.ts';
 import { ServiceStore } from '../../state/service-store.ts';
@@ -195,7 +196,8 @@ dockerTest('a container reaches a Service at the <NAME>_SERVICE_HOST of its env 
     }
   });
   const bridge = await docker.getNetwork('bridge').inspect();
-  const gateway = (bridge.IPAM?.Config ?? []).map((c: { Gateway?: string }) => c.Gateway).find((g?: string) => g && !g.includes(':')) as string | undefined;
+  // As the agent reads it: the listed gateway, or the subnet's first address where the engine lists none.
+  const gateway = (bridge.IPAM?.Config ?? []).map((c: { Gateway?: string; Subnet?: string }) => c.Gateway || firstHost(c.Subnet)).find((g?: string) => g && !g.includes(':')) as string | undefined;
   assert.ok(gateway, 'the bridge network has an IPv4 gateway');
   // Each agent's lines prefixed with its node, to tell which one holds the gateway.
   const agents = new Map<string, Awaited<ReturnType<AgentWorld['startAgent']>>>();
