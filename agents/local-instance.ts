@@ -238,7 +238,9 @@ export class LocalInstance {
         // An adopted container was resolved by the agent before: resolve again; Redis away must not fail the probe.
         const spec = this.resolved.get(c.spec.name) ?? (await this.resolveSpec(c, this.setup.sandbox, { quiet: true }).catch(() => c.spec));
         const env = containerEnv(spec, c.ports, this.startEnv(c, spec));
-        return c.runtime.exec({ pod: this.pod, proc: c.proc, container: spec, env }, command, timeoutMs);
+        // Adopted: the volumes were prepared by the agent before; their paths are needed again (rewriting is harmless).
+        if (spec.volumeMounts?.length && this.setup.prepared.length === 0) await this.setup.volumes(() => {}).catch(() => {});
+        return c.runtime.exec({ pod: this.pod, proc: c.proc, container: spec, env, volumes: this.setup.prepared }, command, timeoutMs);
       },
     };
   }

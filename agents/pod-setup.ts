@@ -25,6 +25,8 @@ export interface PodHost {
 export class PodSetup {
   /** The pod's sandbox while it exists. */
   sandbox?: PodSandbox;
+  /** The volumes as last prepared (for execs beside processes). */
+  prepared: PreparedVolume[] = [];
   /** The runtime whose sandbox it is (Docker): its containers join it. */
   readonly sandboxRuntime?: ContainerRuntime;
 
@@ -117,6 +119,7 @@ export class PodSetup {
     });
     if ('error' in r) throw new StartError('CreateContainerConfigError', r.error);
     for (const w of r.warnings) warn(w);
+    this.prepared = r.volumes;
     return r.volumes;
   }
 

@@ -37,8 +37,14 @@ export class ProcessRuntime implements ContainerRuntime {
   }
 
   /** Beside the process, in its dir and with its env: a process has no inside to exec into. */
-  exec(target: ExecTarget, command: string[], timeoutMs: number): Promise<{ ok: boolean; detail?: string }> {
-    return execCheck(command, { cwd: target.pod.dir, env: target.env, timeoutMs });
+  async exec(target: ExecTarget, command: string[], timeoutMs: number): Promise<{ ok: boolean; detail?: string }> {
+    let volumes: Record<string, string>;
+    try {
+      volumes = processVolumeEnv(target.container, target.volumes);
+    } catch (err) {
+      return { ok: false, detail: `exec ${command.join(' ')}: ${err instanceof Error ? err.message : String(err)}` };
+    }
+    return execCheck(command, { cwd: target.pod.dir, env: { ...volumes, ...target.env }, timeoutMs });
   }
 
   /** The pid, group and start time a later agent adopts it by; kept after it ended (its exit file tells how). */

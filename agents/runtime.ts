@@ -90,6 +90,8 @@ export interface ExecTarget {
   /** The resolved spec and what the process got as env (a process's exec runs beside it, with its env). */
   container: ContainerSpec;
   env: Record<string, string>;
+  /** The pod's volumes as last prepared (a process's exec gets their GANTRY_VOLUME_* too). */
+  volumes: PreparedVolume[];
 }
 
 export interface SavedRunInput {
