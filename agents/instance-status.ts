@@ -57,6 +57,8 @@ export interface StatusInput {
   problem?: { reason: string; message: string };
   transient?: 'Pending' | 'Starting';
   containers: ContainerRun[];
+  /** Running, but not as the manifest asks (an emptyDir over its sizeLimit). */
+  notice?: { reason: string; message: string };
   /** Init containers, and how many of them completed. */
   inits?: ContainerRun[];
   initsDone?: number;
@@ -162,6 +164,7 @@ function phaseOf(i: StatusInput): { phase: InstancePhase; reason?: string; messa
     // Running all the same, but not as the manifest asks: the status must say so, or nobody would know.
     const unlimited = i.containers.find((c) => c.proc?.limitsNotEnforced);
     if (unlimited) return { phase: 'Running', reason: 'LimitsNotEnforced', message: `LimitsNotEnforced: container ${unlimited.spec.name}: ${unlimited.proc!.limitsNotEnforced}` };
+    if (i.notice) return { phase: 'Running', ...i.notice };
     return { phase: 'Running' };
   }
   const failed = i.containers.find((c) => c.exitCode !== 0 || c.exitReason);

@@ -63,6 +63,8 @@ export class LocalInstance {
   private readonly resolved = new Map<string, ContainerSpec>();
   private readonly pod: PodRef;
   private readonly setup: PodSetup;
+  /** Running, but not as asked (an emptyDir over its sizeLimit): said in the status. */
+  private notice?: { reason: string; message: string };
 
   private constructor(
     readonly record: InstanceRecord,
@@ -113,6 +115,9 @@ export class LocalInstance {
     if (opts.recheck) {
       await Promise.all([...this.inits, ...this.containers].map((c) => c.proc?.recheck?.()));
       if (await this.setup.sandboxLost()) this.restartForNewSandbox();
+      const notice = await this.setup.sizeLimitNotice();
+      if (notice && notice.message !== this.notice?.message) this.event('Warning', notice.reason, notice.message);
+      this.notice = notice;
     }
     const now = Date.now();
     const due = this.problem ? [] : this.runnable().filter((c) => !c.stopping && c.nextStartAt !== undefined && c.nextStartAt <= now);
@@ -455,6 +460,7 @@ export class LocalInstance {
       containers: this.containers,
       inits: this.inits,
       initsDone: this.initsDone,
+      ...(this.notice ? { notice: this.notice } : {}),
     });
   }
 }

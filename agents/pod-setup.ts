@@ -4,7 +4,7 @@ import type { ContainerRuntime, PodRef, PodSandbox } from './runtime.ts';
 import type { ConfigKind, ConfigVersionRecord } from '../state/records/config.ts';
 import type { ContainerRun } from './instance-status.ts';
 import { podPortEnv } from './pod-network.ts';
-import { preparePodVolumes, removePodVolumes, type PreparedVolume } from './pod-volumes.ts';
+import { emptyDirOverLimit, preparePodVolumes, removePodVolumes, type PreparedVolume } from './pod-volumes.ts';
 import { allocateHostPorts } from './process-driver.ts';
 
 type Run = ContainerRun & { runtime: ContainerRuntime };
@@ -121,6 +121,17 @@ export class PodSetup {
     for (const w of r.warnings) warn(w);
     this.prepared = r.volumes;
     return r.volumes;
+  }
+
+  /**
+   * emptyDirs over their sizeLimit, as a status notice (the kubelet would evict the pod; Gantry
+   * reports it, since nothing would replace an evicted instance): undefined when all are within.
+   */
+  async sizeLimitNotice(): Promise<{ reason: string; message: string } | undefined> {
+    const over = await emptyDirOverLimit(this.prepared).catch(() => []);
+    if (over.length === 0) return undefined;
+    const what = over.map((o) => `emptyDir ${o.name} uses ${o.usedBytes} bytes of its sizeLimit ${o.limitBytes}`).join('; ');
+    return { reason: 'EmptyDirSizeLimitExceeded', message: `EmptyDirSizeLimitExceeded: ${what}` };
   }
 
   /** True once when the sandbox is found dead (its containers must start again in a new one). */

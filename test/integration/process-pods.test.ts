@@ -144,3 +144,19 @@ test('a failing postStart kills the container, which restarts by policy (PostSta
     await w.cleanup();
   }
 });
+
+test('an emptyDir over its sizeLimit is reported in the status and by one Warning event', async () => {
+  const w = await AgentWorld.create();
+  try {
+    await w.startAgent({ resyncMs: 300 });
+    const fill = sh('main', 'head -c 300000 /dev/zero > "$GANTRY_VOLUME_SCRATCH/fill"; exec sleep 3600', { volumeMounts: [{ name: 'scratch', mountPath: '/scratch' }] });
+    const r = instanceRecord(w.node, { containers: [fill], volumes: [{ name: 'scratch', emptyDir: { sizeLimitBytes: 64 * 1024 } }] });
+    await w.bind(r);
+    await w.nudge(r.id);
+    const s = await statusWhere(w, r.id, 'EmptyDirSizeLimitExceeded', (x) => x.reason === 'EmptyDirSizeLimitExceeded');
+    assert.equal(s.phase, 'Running');
+    assert.match(s.message ?? '', /emptyDir scratch uses \d+ bytes of its sizeLimit 65536/);
+  } finally {
+    await w.cleanup();
+  }
+});
