@@ -84,7 +84,7 @@ export function nodeName(value: string): string {
   return value;
 }
 
-export function outputFormat(value: string): 'table' | 'json' | 'yaml' {
-  if (value !== 'table' && value !== 'json' && value !== 'yaml') throw new InvalidArgumentError(`expected table, json or yaml, got ${JSON.stringify(value)}`);
+export function outputFormat(value: string): 'table' | 'wide' | 'json' | 'yaml' {
+  if (value !== 'table' && value !== 'wide' && value !== 'json' && value !== 'yaml') throw new InvalidArgumentError(`expected table, wide, json or yaml, got ${JSON.stringify(value)}`);
   return value;
 }

@@ -1,7 +1,8 @@
 import type { ConfigView } from '../reconciler/api/config-views.ts';
 import { stringify } from 'yaml';
 import { formatCpu, formatMemory } from '../reconciler/manifests/quantity.ts';
-import type { DeploymentView, InstanceView, NodeView } from '../reconciler/api/views.ts';
+import type { DeploymentView, NodeView } from '../reconciler/api/views.ts';
+import { renderInstances, type InstanceItem } from './instance-format.ts';
 import type { ServiceView } from '../reconciler/services/service-views.ts';
 import { renderServices } from './service-format.ts';
 import { age, table } from './table.ts';
@@ -9,7 +10,8 @@ import { shortSha } from '../lib/short-sha.ts';
 
 /** Renders API items for `gantry get` as an aligned table, JSON or YAML. */
 
-export function render(kind: 'nodes' | 'deployments' | 'instances' | 'services' | 'configmaps' | 'secrets', items: unknown[], format: 'table' | 'json' | 'yaml'): string {
+/** `wide` adds columns where a kind has more to say (instances: each container); elsewhere it is the table. */
+export function render(kind: 'nodes' | 'deployments' | 'instances' | 'services' | 'configmaps' | 'secrets', items: unknown[], format: 'table' | 'wide' | 'json' | 'yaml'): string {
   if (format === 'json') return JSON.stringify({ items }, null, 2);
   if (format === 'yaml') return stringify({ items }).trimEnd();
   if (items.length === 0) return `No ${kind} found.`;
@@ -52,18 +54,5 @@ export function render(kind: 'nodes' | 'deployments' | 'instances' | 'services' 
       ]),
     );
   }
-  return table(
-    ['NAMESPACE', 'ID', 'NODE', 'PHASE', 'PID', 'PORTS', 'RESTARTS', 'AGE', 'REASON'],
-    (items as InstanceView[]).map((i) => [
-      i.namespace,
-      i.id,
-      i.node ?? '<none>',
-      i.phase,
-      i.pid === null ? '-' : String(i.pid),
-      i.ports.map((p) => `${p.hostIP ?? i.hostIP ?? ''}:${p.hostPort}->${p.containerPort}${p.protocol === 'UDP' ? '/UDP' : ''}`).join(',') || '-',
-      String(i.restarts),
-      age(i.createdAt),
-      i.phase === 'Running' ? '' : (i.message ?? i.reason ?? ''),
-    ]),
-  );
+  return renderInstances(items as InstanceItem[], format === 'wide');
 }

@@ -6,6 +6,7 @@ import { validateDirectory } from '../reconciler/manifests/index.ts';
 import { ApiError, DEFAULT_API, callApi, streamApi } from './api-client.ts';
 import { byteSize, cpuMilli, durationMs, labels, memoryBytes, nodeName, nonNegativeInt, outputFormat, port, positiveInt } from './args.ts';
 import { render } from './format.ts';
+import { describeInstance, type InstanceItem } from './instance-format.ts';
 import { table } from './table.ts';
 import { addGitHostingOptions, runAgent, runReconciler } from './serve.ts';
 import { EXIT_CHANGES, EXIT_NO_CHANGES, registerPlanCommand } from './plan.ts';
@@ -24,6 +25,7 @@ import { DEFAULT_ADOPTION_WAIT_MS } from '../reconciler/reconciler.ts';
 import { DEFAULT_COMMIT_LIMITS, DEFAULT_MAX_FILE_BYTES } from '../reconciler/git/tree-reader.ts';
 import { DEFAULT_FETCH_LIMITS } from '../reconciler/git/pack-guard.ts';
 import { DEFAULT_ADOPTION_WINDOW_MS } from '../agents/epoch-watch.ts';
+import { DEFAULT_POD_NETWORK_RANGE } from '../agents/pod-netns-plan.ts';
 
 /**
  * `gantry`: exit codes are 0 success, 1 failure, 2 usage error (bad command or argument, with a
@@ -152,6 +154,8 @@ program
   .addOption(new Option('--stop-after-disconnect <duration>', 'stop this node\'s instances after this long without Redis (default: keep them running)').argParser(durationMs))
   .addOption(new Option('--adoption-window <duration>', 'after Redis lost its data: how long instances keep running without a record, claimed for adoption').argParser(durationMs).default(DEFAULT_ADOPTION_WINDOW_MS, `${DEFAULT_ADOPTION_WINDOW_MS / 1000}s`))
   .option('--no-docker', 'do not offer the Docker runtime even when an engine answers')
+  .option('--pod-network-namespaces', 'give each process pod its own network namespace (containerPort honoured, siblings on localhost, ports relayed by the agent); root on Linux only')
+  .addOption(new Option('--pod-network-range <cidr>', 'with --pod-network-namespaces: private IPv4 range the pods\' /30 subnets come from').default(DEFAULT_POD_NETWORK_RANGE))
   .addOption(new Option('--logs-port <port>', 'port of the agent\'s log endpoint on --address (0: any free port)').argParser(port).default(0))
   .addOption(new Option('--parent-pid <pid>').hideHelp())
   .action(async function (this: Command, o) {
@@ -189,7 +193,7 @@ program
   .description('list nodes, deployments, instances, services, configmaps or secrets (values masked)')
   .argument('<kind>', 'nodes | deployments | instances | services | configmaps | secrets')
   .option('-n, --namespace <ns>', 'only this namespace')
-  .addOption(new Option('-o, --output <format>', 'table | json | yaml').argParser(outputFormat).default('table'))
+  .addOption(new Option('-o, --output <format>', 'table | wide | json | yaml (wide: instances with each container)').argParser(outputFormat).default('table'))
   .addOption(apiOption())
   .action(async (kind: string, o) => {
     const k = ({ node: 'nodes', nodes: 'nodes', no: 'nodes', deployment: 'deployments', deployments: 'deployments', deploy: 'deployments', instance: 'instances', instances: 'instances', inst: 'instances', service: 'services', services: 'services', svc: 'services', configmap: 'configmaps', configmaps: 'configmaps', cm: 'configmaps', secret: 'secrets', secrets: 'secrets' } as const)[kind as 'nodes'];
@@ -197,6 +201,20 @@ program
     const q = o.namespace && k !== 'nodes' ? `?namespace=${encodeURIComponent(o.namespace)}` : '';
     const { items } = await callApi<{ items: unknown[] }>(o.api, `/api/v1/${k}${q}`);
     console.log(render(k, items, o.output));
+  });
+
+program
+  .command('describe')
+  .description('show one instance in detail: status, init containers and containers (state, reason, ready, restarts, last termination)')
+  .argument('<kind>', 'instance')
+  .argument('<id>', 'instance id (gantry get instances)')
+  .addOption(apiOption())
+  .action(async (kind: string, id: string, o) => {
+    if (!['instance', 'instances', 'inst'].includes(kind)) throw new CommanderError(EXIT_USAGE, 'gantry.usage', `error: unknown kind ${JSON.stringify(kind)}: expected instance`);
+    const { items } = await callApi<{ items: InstanceItem[] }>(o.api, '/api/v1/instances');
+    const found = items.find((i) => i.id === id);
+    if (!found) throw new Error(`instance ${JSON.stringify(id)} not found (gantry get instances lists them)`);
+    console.log(describeInstance(found));
   });
 
 registerRolloutCommand(program, apiOption);

@@ -1,6 +1,8 @@
 import type { Store } from '../../state/store.ts';
 import { isNodeReady } from '../../state/records/node.ts';
 import type { Condition } from '../../state/records/status.ts';
+import type { ContainerStatus } from '../../state/records/instance.ts';
+import { instanceStatusWord } from '../../state/records/instance-display.ts';
 
 /** The shapes the API returns (and the CLI prints): flat, stable, no secrets. */
 
@@ -107,6 +109,13 @@ export interface InstanceView {
   hostIP: string | null;
   /** protocol only for UDP, hostIP only when the port names one (as the status records them). */
   ports: { name?: string; containerPort: number; hostPort: number; protocol?: 'TCP' | 'UDP'; hostIP?: string }[];
+  /** The pod's own IP where it has one (a Docker pod's sandbox); null: the node's (hostIP). */
+  podIP: string | null;
+  /** kubectl's STATUS word: Running, Init:1/2, CrashLoopBackOff... */
+  status: string;
+  /** Per container, as the agent reported them (empty until it has). */
+  containers: ContainerStatus[];
+  initContainers: ContainerStatus[];
   createdAt: number;
   startedAt: number | null;
 }
@@ -134,6 +143,10 @@ export async function describeInstances(store: Store, filter: { namespace?: stri
         restarts: live?.restarts ?? 0,
         hostIP: live?.hostIP ?? null,
         ports: live?.ports ?? [],
+        podIP: live?.podIP ?? null,
+        status: live ? instanceStatusWord(live, r) : r.node ? 'ContainerCreating' : 'Pending',
+        containers: live?.containers ?? [],
+        initContainers: live?.initContainers ?? [],
         createdAt: r.createdAt,
         startedAt: live?.startedAt ?? null,
       };

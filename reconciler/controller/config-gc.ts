@@ -17,8 +17,9 @@ export async function pruneConfigVersions(store: Store): Promise<number> {
   const keep = new Set<string>((await store.configs.readApplied()).map((c) => `${c.namespace}/${c.kind}/${c.name}@${c.version}`));
   deployments.forEach((d, i) => {
     // Pull secrets are referenced versions too (configRefs holds them): a revision's instances pull with them.
-    for (const r of d.configRefs ?? referencedVersions(d.namespace, d.template.containers, d.template.imagePullSecrets, d.template.volumes)) keep.add(r);
-    for (const rev of rollouts[i]?.revisions ?? []) for (const r of referencedVersions(d.namespace, rev.template.containers, rev.template.imagePullSecrets, rev.template.volumes)) keep.add(r);
+    const refs = (t: typeof d.template) => referencedVersions(d.namespace, [...t.containers, ...(t.initContainers ?? [])], t.imagePullSecrets, t.volumes);
+    for (const r of d.configRefs ?? refs(d.template)) keep.add(r);
+    for (const rev of rollouts[i]?.revisions ?? []) for (const r of refs(rev.template)) keep.add(r);
   });
   return store.configs.prune(keep, stored);
 }

@@ -63,6 +63,8 @@ export function newInstanceRecord(d: DeploymentRecord, action: Extract<PlanActio
     terminationGracePeriodSeconds: t.terminationGracePeriodSeconds,
     // Only when set: records of templates without pull secrets stay as they were.
     ...(t.imagePullSecrets ? { imagePullSecrets: t.imagePullSecrets } : {}),
+    ...(t.volumes ? { volumes: t.volumes } : {}),
+    ...(t.initContainers ? { initContainers: t.initContainers } : {}),
     createdAt: now,
   };
 }

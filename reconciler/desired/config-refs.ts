@@ -91,6 +91,8 @@ export function toEnvSpecs(c: ContainerObject, namespace: string, configs: Confi
 
 /** Kubernetes' default permission bits of a volume's files: 0644. */
 const DEFAULT_FILE_MODE = 0o644;
+/** A secret volume's files are 0400 unless the manifest says otherwise (Gantry's choice: Kubernetes uses 0644 here too). */
+const DEFAULT_SECRET_FILE_MODE = 0o400;
 
 /**
  * spec.volumes as records hold them (VolumeSpec). A configMap or secret volume names the object's
@@ -102,7 +104,7 @@ export function toVolumeSpecs(volumes: readonly Volume[] | undefined, namespace:
   const config = (kind: ConfigKind, name: string, src: Omit<ConfigMapVolumeSource, 'name'>): ConfigVolumeSpec => {
     const v = configs.get(configKey(namespace, kind, name));
     const items = src.items?.map((i) => ({ key: i.key, path: i.path, ...(i.mode !== undefined ? { mode: i.mode } : {}) }));
-    return { name, ...(v ? { version: v.version } : {}), ...(items ? { items } : {}), defaultMode: src.defaultMode ?? DEFAULT_FILE_MODE, ...(src.optional ? { optional: true as const } : {}) };
+    return { name, ...(v ? { version: v.version } : {}), ...(items ? { items } : {}), defaultMode: src.defaultMode ?? (kind === 'Secret' ? DEFAULT_SECRET_FILE_MODE : DEFAULT_FILE_MODE), ...(src.optional ? { optional: true as const } : {}) };
   };
   const out: VolumeSpec[] = [];
   for (const v of volumes ?? []) {

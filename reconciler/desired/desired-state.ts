@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { CanaryStep as ManifestCanaryStep } from '../../schemas/generated/index.ts';
 import { DEFAULT_MAX_SURGE, DEFAULT_MAX_UNAVAILABLE } from '../manifests/normalize.ts';
-import { resolveResources } from '../manifests/resources.ts';
+import { podRequests, resolveResources } from '../manifests/resources.ts';
 import { resolveProbes } from '../manifests/probes.ts';
+import { resolveLifecycle } from '../manifests/lifecycle.ts';
 import { canonicalJson, templateHash } from '../manifests/template-hash.ts';
-import type { DeploymentObject, LoadedManifest, ServiceObject, ServicePortObject, StrategyObject } from '../manifests/types.ts';
+import type { ContainerObject, DeploymentObject, LoadedManifest, ServiceObject, ServicePortObject, StrategyObject } from '../manifests/types.ts';
 import type { ContainerSpec } from '../../state/records/instance.ts';
 import { referencedVersions, type ConfigVersionRecord } from '../../state/records/config.ts';
 import { configVersionsOf, toEnvSpecs, toMountSpecs, toPullSecrets, toVolumeSpecs, type ConfigVersions } from './config-refs.ts';
@@ -39,8 +40,10 @@ export function specHash(spec: unknown): string {
 export function toDeploymentRecord(d: DeploymentObject, commit: string, file: string, line: number, previous?: DeploymentRecord, configs: ConfigVersions = new Map()): DeploymentRecord {
   const spec = d.spec;
   const t = spec.template;
-  const resourcesOf = (name: string) => resolveResources(t.spec.containers.find((c) => c.name === name)?.resources);
-  const containers: ContainerSpec[] = t.spec.containers.map((c) => ({
+  // resourceFieldRef may name any container of the pod, init containers included.
+  const everyContainer = [...t.spec.containers, ...(t.spec.initContainers ?? [])];
+  const resourcesOf = (name: string) => resolveResources(everyContainer.find((c) => c.name === name)?.resources);
+  const toSpec = (c: ContainerObject): ContainerSpec => ({
     name: c.name,
     // Not schema defaults (they would change every template hash): what a record means by "unset".
     ...(c.image !== undefined ? { image: c.image, imagePullPolicy: c.imagePullPolicy ?? 'IfNotPresent' } : {}),
@@ -55,7 +58,12 @@ export function toDeploymentRecord(d: DeploymentObject, commit: string, file: st
     ...resolveProbes(c),
     // Only when written, as `volumes`: records and hashes of containers without mounts stay as they were.
     ...(c.volumeMounts?.length ? { volumeMounts: toMountSpecs(c.volumeMounts) } : {}),
-  }));
+    // Only when written too (the loader rejects hooks on init containers).
+    ...resolveLifecycle(c),
+  });
+  const containers = t.spec.containers.map(toSpec);
+  // Absent when none, so records and hashes of templates without them stay as they were.
+  const initContainers = (t.spec.initContainers ?? []).map(toSpec);
   // The ConfigMap and Secret versions the containers use, and the pull secrets' (see
   // referencedVersions for why), are part of the template: a change of content rolls the deployment
   // (and a rollback returns to the content its revision had). Without any, the hashes are what they
@@ -63,7 +71,7 @@ export function toDeploymentRecord(d: DeploymentObject, commit: string, file: st
   const imagePullSecrets = toPullSecrets(t.spec.imagePullSecrets, d.metadata.namespace, configs);
   // Mounted ConfigMaps and Secrets count as env's do: their content change rolls the pod.
   const volumes = toVolumeSpecs(t.spec.volumes, d.metadata.namespace, configs, resourcesOf);
-  const configRefs = referencedVersions(d.metadata.namespace, containers, imagePullSecrets, volumes);
+  const configRefs = referencedVersions(d.metadata.namespace, [...containers, ...initContainers], imagePullSecrets, volumes);
   const hashOfSpec = configRefs.length > 0 ? specHash({ spec, configs: configRefs }) : specHash(spec);
   const hashOfTemplate = configRefs.length > 0 ? specHash({ template: templateHash(d), configs: configRefs }).slice(0, 10) : templateHash(d);
   const generation = !previous ? 1 : previous.specHash === hashOfSpec ? previous.generation : previous.generation + 1;
@@ -91,14 +99,16 @@ export function toDeploymentRecord(d: DeploymentObject, commit: string, file: st
       // Only when written: records of templates without annotations stay as they were.
       ...(Object.keys(t.metadata.annotations).length > 0 ? { annotations: t.metadata.annotations } : {}),
       containers,
-      cpuMilli: containers.reduce((s, c) => s + c.cpuMilli, 0),
-      memoryBytes: containers.reduce((s, c) => s + c.memoryBytes, 0),
+      // Kubernetes' effective request: the containers' sum, or the largest init container's if more.
+      ...podRequests(containers, initContainers),
       nodeSelector: t.spec.nodeSelector,
       restartPolicy: t.spec.restartPolicy,
-      runtime: containers.some((c) => c.image) ? 'docker' : 'process',
+      // One runtime per pod: an image anywhere (an init container's too) makes it Docker.
+      runtime: [...containers, ...initContainers].some((c) => c.image) ? 'docker' : 'process',
       terminationGracePeriodSeconds: t.spec.terminationGracePeriodSeconds,
       ...(imagePullSecrets.length > 0 ? { imagePullSecrets } : {}),
       ...(volumes.length > 0 ? { volumes } : {}),
+      ...(initContainers.length > 0 ? { initContainers } : {}),
     },
     labels: d.metadata.labels,
     annotations: d.metadata.annotations,

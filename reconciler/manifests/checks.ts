@@ -3,10 +3,13 @@
  * fields, uniqueness within lists, and quantities that must parse. They run on what the user wrote (before
  * defaults) so pointers refer to it.
  */
-import type { Deployment, IntOrPercent, Service } from '../../schemas/generated/index.ts';
+import type { Container, Deployment, IntOrPercent, Service } from '../../schemas/generated/index.ts';
 import { isIP } from 'node:net';
 import { escapePointerToken } from './pointer.ts';
 import { checkProbes } from './probes.ts';
+import { checkLifecycle, lifecycleWarnings, type LifecycleWarning } from './lifecycle.ts';
+import { checkInitContainer, podContainers, type PodContainer } from './init-containers.ts';
+import { DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS } from './normalize.ts';
 import { checkResources } from './resources.ts';
 import { MAX_PAUSE_SECONDS } from './limits.ts';
 import type { ManifestIssue } from './manifest-issue.ts';
@@ -51,19 +54,24 @@ function checkUnique<T>(
   });
 }
 
+/**
+ * Containers and init containers alike (podContainers): names unique across both lists, ports,
+ * probes (not on init containers: init-containers.ts), hooks and resources.
+ */
 function checkContainers(d: Deployment, issues: ManifestIssue[]): void {
-  const base = '/spec/template/spec/containers';
-  const containers = d.spec.template.spec.containers;
+  const pod = d.spec.template.spec;
+  const all = podContainers(pod);
+  const grace = pod.terminationGracePeriodSeconds ?? DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS;
   checkUnique(
-    containers,
-    (c) => c.name,
-    (i) => `${base}/${i}/name`,
-    (name, first) => `duplicate container name "${name}", also used by ${base}/${first}`,
+    all,
+    (x) => x.container.name,
+    (i) => `${all[i]!.pointer}/name`,
+    (name, first) => `duplicate container name "${name}", also used by ${all[first]!.pointer}`,
     issues,
   );
-  containers.forEach((c, i) => {
+  for (const { container: c, pointer: base, init } of all) {
     const ports = c.ports ?? [];
-    const portsBase = `${base}/${i}/ports`;
+    const portsBase = `${base}/ports`;
     checkUnique(
       ports,
       (p) => p.name,
@@ -82,33 +90,35 @@ function checkContainers(d: Deployment, issues: ManifestIssue[]): void {
     ports.forEach((p, j) => {
       if (p.hostIP !== undefined && isIP(p.hostIP) === 0) issues.push(invalid(`${portsBase}/${j}/hostIP`, 'must be an IPv4 or IPv6 address'));
     });
-    issues.push(...checkProbes(c, `${base}/${i}`));
+    if (init) issues.push(...checkInitContainer(c, base));
+    else issues.push(...checkProbes(c, base), ...checkLifecycle(c, base, grace));
     // The schema checks the shape; parsing, the maxima, mixed forms and request <= limit are here.
-    issues.push(...checkResources(c.resources, `${base}/${i}/resources`));
-  });
-  checkHostPorts(d, issues);
+    issues.push(...checkResources(c.resources, `${base}/resources`));
+  }
+  checkHostPorts(all.filter((x) => !x.init), issues);
+  // Init containers run one at a time, so each is checked alone, as the API server does.
+  for (const x of all) if (x.init) checkHostPorts([x], issues);
 }
 
 const UNSPECIFIED = new Set(['0.0.0.0', '::']);
 
 /**
- * A hostPort once per protocol and address in the whole pod, as Kubernetes validates it: the
- * second could never bind. An absent hostIP (the node's address) and an unspecified one (all
- * addresses) overlap with every other; two different explicit addresses do not.
+ * A hostPort once per protocol and address among containers that run at once, as Kubernetes
+ * validates it: the second could never bind. An absent hostIP (the node's address) and an
+ * unspecified one (all addresses) overlap with every other; two different explicit addresses do not.
  */
-function checkHostPorts(d: Deployment, issues: ManifestIssue[]): void {
-  const base = '/spec/template/spec/containers';
+function checkHostPorts(containers: readonly PodContainer<Container>[], issues: ManifestIssue[]): void {
   const seen: { hostPort: number; protocol: string; hostIP?: string; pointer: string }[] = [];
-  d.spec.template.spec.containers.forEach((c, i) =>
+  for (const { container: c, pointer: base } of containers) {
     (c.ports ?? []).forEach((p, j) => {
       if (!p.hostPort) return;
-      const here = { hostPort: p.hostPort, protocol: p.protocol ?? 'TCP', hostIP: p.hostIP, pointer: `${base}/${i}/ports/${j}` };
+      const here = { hostPort: p.hostPort, protocol: p.protocol ?? 'TCP', hostIP: p.hostIP, pointer: `${base}/ports/${j}` };
       const overlaps = (a?: string, b?: string) => a === b || a === undefined || b === undefined || UNSPECIFIED.has(a) || UNSPECIFIED.has(b);
       const earlier = seen.find((s) => s.hostPort === here.hostPort && s.protocol === here.protocol && overlaps(s.hostIP, here.hostIP));
       if (earlier) issues.push(invalid(`${here.pointer}/hostPort`, `duplicate hostPort ${here.hostPort}/${here.protocol}, also used by ${earlier.pointer}: both could not bind it`));
       seen.push(here);
-    }),
-  );
+    });
+  }
 }
 
 /** Seconds of a schema-valid duration ("30s", "5m", "1h"); digits beyond 2^53 only make it larger. */
@@ -157,6 +167,11 @@ export function checkDeployment(d: Deployment): ManifestIssue[] {
   checkContainers(d, issues);
   checkStrategy(d, issues);
   return issues;
+}
+
+/** Warnings about a valid Deployment: lifecycle handlers Gantry accepts and does not run (tcpSocket). */
+export function deploymentWarnings(d: Deployment): LifecycleWarning[] {
+  return podContainers(d.spec.template.spec).flatMap(({ container, pointer, init }) => (init ? [] : lifecycleWarnings(container, pointer)));
 }
 
 /**

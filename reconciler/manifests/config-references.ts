@@ -7,6 +7,7 @@
 import type { Deployment } from '../../schemas/generated/index.ts';
 import type { ManifestIssue } from './manifest-issue.ts';
 import type { DeploymentObject, ManifestObject } from './types.ts';
+import { podContainers } from './init-containers.ts';
 
 export interface MissingReference {
   pointer: string;
@@ -24,9 +25,9 @@ function keysOf(o: ManifestObject | undefined): Set<string> | undefined {
 export function missingReferences(d: DeploymentObject, configs: ReadonlyMap<string, ManifestObject>): MissingReference[] {
   const ns = d.metadata.namespace;
   const out: MissingReference[] = [];
-  const containers = d.spec.template.spec.containers;
-  containers.forEach((c, i) => {
-    const base = `/spec/template/spec/containers/${i}`;
+  // Init containers refer to ConfigMaps and Secrets as containers do, and may name each other in resourceFieldRef.
+  const all = podContainers(d.spec.template.spec);
+  for (const { container: c, pointer: base } of all) {
     c.env.forEach((e, j) => {
       const from = e.valueFrom;
       if (!from) return;
@@ -39,7 +40,7 @@ export function missingReferences(d: DeploymentObject, configs: ReadonlyMap<stri
         else if (!keys.has(ref.key)) out.push({ pointer: `${at}/${field}/key`, message: `${kind} ${ns}/${ref.name} has no key ${JSON.stringify(ref.key)} (its keys: ${[...keys].sort().join(', ') || 'none'})` });
       }
       const container = from.resourceFieldRef?.containerName;
-      if (container !== undefined && !containers.some((x) => x.name === container)) {
+      if (container !== undefined && !all.some((x) => x.container.name === container)) {
         out.push({ pointer: `${at}/resourceFieldRef/containerName`, message: `no container "${container}" in this pod` });
       }
     });
@@ -50,15 +51,14 @@ export function missingReferences(d: DeploymentObject, configs: ReadonlyMap<stri
         if (!configs.has(`${ns}/${kind}/${ref.name}`)) out.push({ pointer: `${base}/envFrom/${j}/${field}/name`, message: `${kind} ${ns}/${ref.name} is not defined in this commit (mark the reference optional: true if it may be missing)` });
       }
     });
-  });
+  }
   return out;
 }
 
 /** What the schema leaves open: an env var has `value` or `valueFrom`, an envFrom one source. */
 export function checkEnvSources(d: Deployment): ManifestIssue[] {
   const issues: ManifestIssue[] = [];
-  d.spec.template.spec.containers.forEach((c, i) => {
-    const base = `/spec/template/spec/containers/${i}`;
+  for (const { container: c, pointer: base } of podContainers(d.spec.template.spec)) {
     (c.env ?? []).forEach((e, j) => {
       if (e.valueFrom && e.value !== undefined && e.value !== '') issues.push({ code: 'INVALID_VALUE', pointer: `${base}/env/${j}`, message: 'may have value or valueFrom, not both' });
     });
@@ -66,6 +66,6 @@ export function checkEnvSources(d: Deployment): ManifestIssue[] {
       const sources = [f.configMapRef, f.secretRef].filter((x) => x !== undefined).length;
       if (sources !== 1) issues.push({ code: 'INVALID_VALUE', pointer: `${base}/envFrom/${j}`, message: 'must have exactly one of configMapRef and secretRef' });
     });
-  });
+  }
   return issues;
 }

@@ -12,6 +12,7 @@ import type { ConfigMapObject, ContainerObject, DeploymentObject, NamespaceObjec
 
 export const DEFAULT_MAX_SURGE = '25%';
 export const DEFAULT_MAX_UNAVAILABLE = '25%';
+export const DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS = 10;
 
 function metadataOf<M extends { namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> }>(m: M) {
   return { ...m, namespace: m.namespace ?? DEFAULT_NAMESPACE, labels: m.labels ?? {}, annotations: m.annotations ?? {} };
@@ -63,6 +64,8 @@ export function normalizeDeployment(input: Deployment): DeploymentObject {
   const d = structuredClone(input);
   const { template } = d.spec;
   const [first, ...rest] = template.spec.containers;
+  // `initContainers: []` means none, as in Kubernetes: dropped, so it hashes as a template without them.
+  const { initContainers, ...podSpec } = template.spec;
   return {
     ...d,
     metadata: {
@@ -85,11 +88,12 @@ export function normalizeDeployment(input: Deployment): DeploymentObject {
         ...template,
         metadata: { ...template.metadata, annotations: template.metadata.annotations ?? {} },
         spec: {
-          ...template.spec,
+          ...podSpec,
+          ...(initContainers?.length ? { initContainers: initContainers.map(normalizeContainer) } : {}),
           containers: [normalizeContainer(first), ...rest.map(normalizeContainer)],
           nodeSelector: template.spec.nodeSelector ?? {},
           restartPolicy: template.spec.restartPolicy ?? 'Always',
-          terminationGracePeriodSeconds: template.spec.terminationGracePeriodSeconds ?? 10,
+          terminationGracePeriodSeconds: template.spec.terminationGracePeriodSeconds ?? DEFAULT_TERMINATION_GRACE_PERIOD_SECONDS,
         },
       },
     },

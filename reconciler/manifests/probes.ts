@@ -34,8 +34,8 @@ export function resolveProbe(c: Container, p: Probe): ProbeSpec {
   };
 }
 
-/** Defaults (HTTP, the node's address, no headers) are left out of the record: see ProbeSpec. */
-function resolveHttpGet(c: Container, h: HTTPGetAction): HttpGetProbe {
+/** Defaults (HTTP, the node's address, no headers) are left out of the record: see ProbeSpec. Lifecycle hooks' httpGet is the same action. */
+export function resolveHttpGet(c: Container, h: HTTPGetAction): HttpGetProbe {
   return {
     path: withSlash(h.path ?? '/'),
     port: resolvePort(c, h.port),

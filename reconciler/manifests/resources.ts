@@ -101,3 +101,14 @@ export function checkResources(r: Resources | undefined, base: string): Manifest
   }
   return issues;
 }
+
+/**
+ * What the scheduler reserves for a pod, as Kubernetes computes its effective request: init
+ * containers run one at a time before the containers, so for cpu and memory each it is the larger
+ * of the containers' sum and the largest init container's request. Without init containers, the sum.
+ */
+export function podRequests(containers: readonly ResolvedResources[], initContainers: readonly ResolvedResources[] = []): { cpuMilli: number; memoryBytes: number } {
+  const sum = (field: 'cpuMilli' | 'memoryBytes') => containers.reduce((s, c) => s + c[field], 0);
+  const largest = (field: 'cpuMilli' | 'memoryBytes') => initContainers.reduce((m, c) => Math.max(m, c[field]), 0);
+  return { cpuMilli: Math.max(sum('cpuMilli'), largest('cpuMilli')), memoryBytes: Math.max(sum('memoryBytes'), largest('memoryBytes')) };
+}

@@ -55,6 +55,8 @@ export interface ContainerObject extends Container {
 
 export interface PodSpecObject extends PodSpec {
   containers: [ContainerObject, ...ContainerObject[]];
+  /** Absent when none (an empty list too): templates without them hash as they did before they existed. */
+  initContainers?: ContainerObject[];
   nodeSelector: Record<string, string>;
   restartPolicy: RestartPolicy;
   terminationGracePeriodSeconds: number;

@@ -12,7 +12,8 @@ import serviceSchema from '../../schemas/service.schema.json' with { type: 'json
 import namespaceSchema from '../../schemas/namespace.schema.json' with { type: 'json' };
 import configMapSchema from '../../schemas/configmap.schema.json' with { type: 'json' };
 import secretSchema from '../../schemas/secret.schema.json' with { type: 'json' };
-import { checkDeployment, checkService, serviceWarnings } from './checks.ts';
+import { checkDeployment, checkService, deploymentWarnings, serviceWarnings } from './checks.ts';
+import { isInitRestartPolicy, sidecarIssues } from './init-containers.ts';
 import { checkConfigData } from './config-checks.ts';
 import { checkEnvSources } from './config-references.ts';
 import { normalizeConfigMap, normalizeDeployment, normalizeNamespace, normalizeSecret, normalizeService } from './normalize.ts';
@@ -245,16 +246,21 @@ export function validateManifest(doc: unknown): ValidationResult {
   }
   // Kubernetes' fields that Gantry does not honour are dropped with a warning; unknown ones are errors.
   const fields = walkFields(doc, `${API_VERSIONS[kind]}/${kind}`, schemas[kind]);
-  for (const f of fields.ignored) warnings.push({ code: 'IGNORED_FIELD', pointer: f.pointer, message: f.message, at: { pointer: f.pointer, key: true } });
+  // An init container's restartPolicy is dropped by the walker, but not ignorable: an error, not a warning (init-containers.ts).
+  const sidecars = kind === 'Deployment' ? sidecarIssues(doc) : [];
+  for (const f of fields.ignored) {
+    if (kind === 'Deployment' && isInitRestartPolicy(f.pointer)) continue;
+    warnings.push({ code: 'IGNORED_FIELD', pointer: f.pointer, message: f.message, at: { pointer: f.pointer, key: true } });
+  }
   // Validated as the Kubernetes apiVersion, so the alias and the real one are one and the same object.
   const candidate = { ...fields.doc, apiVersion: API_VERSIONS[kind] };
 
   const validate = validators[kind];
   if (!validate(candidate)) {
     const issues = (validate.errors ?? []).map(toIssue).filter((i): i is ManifestIssue => i !== undefined);
-    return { issues: [...fields.unknown, ...issues], warnings };
+    return { issues: [...fields.unknown, ...sidecars, ...issues], warnings };
   }
-  if (fields.unknown.length > 0) return { issues: fields.unknown, warnings };
+  if (fields.unknown.length > 0) return { issues: [...fields.unknown, ...sidecars], warnings };
   if (kind === 'Namespace') return { object: normalizeNamespace(candidate as unknown as Namespace), issues: [], warnings };
   if (kind === 'ConfigMap' || kind === 'Secret') {
     const configIssues = checkConfigData(candidate);
@@ -270,6 +276,7 @@ export function validateManifest(doc: unknown): ValidationResult {
     return { object: normalizeService(service), issues: [], warnings };
   }
   const deployment = candidate as unknown as Deployment;
-  const issues = [...checkDeployment(deployment), ...checkEnvSources(deployment)];
+  const issues = [...sidecars, ...checkDeployment(deployment), ...checkEnvSources(deployment)];
+  warnings.push(...deploymentWarnings(deployment));
   return issues.length > 0 ? { issues, warnings } : { object: normalizeDeployment(deployment), issues: [], warnings };
 }

@@ -18,6 +18,7 @@ import type { ValidationResult, ValidationWarning } from './validator.ts';
 import { readOctalModes, type LocatedDocument, type SourceFile } from './file-modes.ts';
 import { parseMemory } from './quantity.ts';
 import { MAX_MEMORY_BYTES } from './limits.ts';
+import { podContainers } from './init-containers.ts';
 
 const POD = '/spec/template/spec';
 /** The kinds Gantry implements: the properties of $defs/volume besides `name`. */
@@ -137,7 +138,8 @@ function checkVolumeList(d: DeploymentObject, raw: unknown, found: Found): Map<s
       issues.push(invalid(base, `must have exactly one kind, not ${[...kinds, ...others].join(' and ')}`, { pointer: `${base}/${extra}`, key: true }));
     } else if (others.length > 0) unsupported.set(v.name, others);
     else if (kinds.length === 0) v.emptyDir = {};
-    checkKind(v, base, pod.containers, found);
+    // A downwardAPI file may name an init container's resources too, as env's resourceFieldRef may.
+    checkKind(v, base, [...pod.containers, ...(pod.initContainers ?? [])], found);
   });
   return unsupported;
 }
@@ -146,32 +148,33 @@ function checkVolumeList(d: DeploymentObject, raw: unknown, found: Found): Map<s
 function checkMounts(d: DeploymentObject, raw: unknown, unsupported: Map<string, string[]>, issues: ManifestIssue[]): void {
   const pod = d.spec.template.spec;
   const declared = (pod.volumes ?? []).map((v) => v.name);
-  pod.containers.forEach((c, i) => {
+  // Init containers mount the pod's volumes as containers do (often to fill an emptyDir for them).
+  for (const { container: c, pointer, list, index } of podContainers(pod)) {
     const paths = new Map<string, number>();
     const mounted = new Map<string, number>();
     (c.volumeMounts ?? []).forEach((m, j) => {
-      const base = `${POD}/containers/${i}/volumeMounts/${j}`;
+      const base = `${pointer}/volumeMounts/${j}`;
       const kinds = unsupported.get(m.name);
       if (!declared.includes(m.name)) issues.push(invalid(`${base}/name`, `no volume "${m.name}" in ${POD.slice(1).replaceAll('/', '.')}.volumes (${declared.length > 0 ? `it has ${declared.join(', ')}` : 'it has none'})`));
       else if (kinds) issues.push(invalid(`${base}/name`, `volume ${m.name} is of a kind Gantry does not support (${kinds.join(', ')})`));
       if (!m.mountPath.startsWith('/')) issues.push(invalid(`${base}/mountPath`, 'must be an absolute path'));
       const clean = posix.normalize(m.mountPath).replace(/(.)\/$/, '$1');
       const earlier = paths.get(clean);
-      if (earlier !== undefined) issues.push(invalid(`${base}/mountPath`, `duplicate mountPath "${m.mountPath}" in container "${c.name}", also used by ${POD}/containers/${i}/volumeMounts/${earlier}`));
+      if (earlier !== undefined) issues.push(invalid(`${base}/mountPath`, `duplicate mountPath "${m.mountPath}" in container "${c.name}", also used by ${pointer}/volumeMounts/${earlier}`));
       else paths.set(clean, j);
       const problem = m.subPath ? relativePathProblem(m.subPath) : undefined;
       if (problem) issues.push(invalid(`${base}/subPath`, problem));
       // Dropped, it would mount the volume's root instead of the expanded path.
-      if (dig(raw, 'spec', 'template', 'spec', 'containers', i, 'volumeMounts', j, 'subPathExpr') !== undefined) {
+      if (dig(raw, 'spec', 'template', 'spec', list, index, 'volumeMounts', j, 'subPathExpr') !== undefined) {
         issues.push(invalid(`${base}/subPathExpr`, 'is not supported by Gantry (the volume would be mounted whole): use subPath', { pointer: `${base}/subPathExpr`, key: true }));
       }
       // A process has no mounts: it gets each volume as one path, $GANTRY_VOLUME_<NAME>, so one mount per volume.
       const again = mounted.get(m.name);
       if (c.image === undefined && again !== undefined) {
-        issues.push(invalid(`${base}/name`, `volume ${m.name} is already mounted by ${POD}/containers/${i}/volumeMounts/${again}: a container without an image gets each volume as one path ($GANTRY_VOLUME_*), so it can mount a volume once`));
+        issues.push(invalid(`${base}/name`, `volume ${m.name} is already mounted by ${pointer}/volumeMounts/${again}: a container without an image gets each volume as one path ($GANTRY_VOLUME_*), so it can mount a volume once`));
       } else if (again === undefined) mounted.set(m.name, j);
     });
-  });
+  }
 }
 
 /**
@@ -183,7 +186,7 @@ export function checkVolumes(result: ValidationResult, doc: LocatedDocument, fil
   const d = result.object;
   if (d?.kind !== 'Deployment') return result;
   const pod = d.spec.template.spec;
-  if (!pod.volumes?.length && !pod.containers.some((c) => c.volumeMounts?.length)) return result;
+  if (!pod.volumes?.length && !podContainers(pod).some(({ container: c }) => c.volumeMounts?.length)) return result;
   const found: Found = { issues: [], warnings: [...result.warnings], octal: new Set(readOctalModes(d, doc, files)) };
   const unsupported = checkVolumeList(d, doc.data, found);
   checkMounts(d, doc.data, unsupported, found.issues);

@@ -37,7 +37,7 @@ export type ProbePort = number | string;
  */
 export type VolumeFilePath = string;
 /**
- * Permission bits of a file, 0 to 0777: decimal (420) or an octal literal (0644 or 0o644; 0644 is read as octal, as Kubernetes' YAML does). Default 0644 (420).
+ * Permission bits of a file, 0 to 0777: decimal (420) or an octal literal (0644 or 0o644; 0644 is read as octal, as Kubernetes' YAML does). Default 0644 (420); a secret volume's defaultMode defaults to 0400 (256).
  */
 export type FileMode = number;
 
@@ -265,6 +265,12 @@ export interface PodSpec {
    */
   imagePullSecrets?: LocalObjectReference[];
   /**
+   * Containers run one after another, each to completion (exit 0), before `containers` start (at most 64), as in Kubernetes: the shape of a container, without probes or lifecycle hooks (an error, as the API server says). Names are unique across initContainers and containers. restartPolicy: Always (a Kubernetes 1.28 sidecar) is not supported.
+   *
+   * @maxItems 64
+   */
+  initContainers?: Container[];
+  /**
    * Volumes the containers can mount (volumeMounts), at most 256: emptyDir, configMap, secret, hostPath and downwardAPI. Other kinds Kubernetes defines (persistentVolumeClaim, projected, nfs...) are ignored with a warning, and a volumeMount naming such a volume is an error.
    *
    * @maxItems 256
@@ -340,6 +346,7 @@ export interface Container {
    * @maxItems 256
    */
   volumeMounts?: VolumeMount[];
+  lifecycle?: Lifecycle;
 }
 /**
  * One environment variable: a literal `value`, or `valueFrom` a ConfigMap's or Secret's key, a field of the pod, or a resource of a container.
@@ -570,6 +577,36 @@ export interface VolumeMount {
    * A relative path inside the volume to mount instead of its root, without '..'.
    */
   subPath?: string;
+}
+/**
+ * Hooks the agent runs in a container (not an init container): postStart right after it started (it counts as started once the hook succeeded; a failing hook kills it, and restartPolicy decides what follows), preStop before it is asked to stop (SIGTERM), within terminationGracePeriodSeconds.
+ */
+export interface Lifecycle {
+  postStart?: LifecycleHandler;
+  preStop?: LifecycleHandler;
+}
+/**
+ * Exactly one of exec, httpGet or sleep. tcpSocket is accepted as Kubernetes accepts it, and ignored with a warning: the kubelet never runs it.
+ */
+export interface LifecycleHandler {
+  /**
+   * A command run in the container; the hook fails unless it exits 0.
+   */
+  exec?: {
+    command: CommandLine;
+  };
+  httpGet?: HTTPGetAction;
+  sleep?: SleepAction;
+  tcpSocket?: TCPSocketAction;
+}
+/**
+ * Waits (Kubernetes 1.29), at most terminationGracePeriodSeconds.
+ */
+export interface SleepAction {
+  /**
+   * Seconds to wait (at most 3600).
+   */
+  seconds: number;
 }
 /**
  * A Secret of the deployment's namespace, by name.

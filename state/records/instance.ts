@@ -172,7 +172,7 @@ export interface InstanceTemplate {
   /** The pod template's annotations (what fieldRef metadata.annotations['k'] reads); absent: none. */
   annotations?: Record<string, string>;
   containers: ContainerSpec[];
-  /** Sum of the containers' requests: what the scheduler reserves on the node. */
+  /** The effective request, as Kubernetes computes it: max(sum of the containers', largest init container's), per resource; what the scheduler reserves on the node. */
   cpuMilli: number;
   memoryBytes: number;
   nodeSelector: Record<string, string>;

@@ -113,3 +113,57 @@ test('generations carry over while the spec is unchanged and move when it change
   assert.equal(scaled.generation, 2);
   assert.equal(scaled.templateHash, first[0]!.templateHash, 'replicas are outside the template');
 });
+
+test('a template with an init container and a preStop hook: the record byte for byte (new fields last, only when written)', () => {
+  const d = desired(`apiVersion: apps/v1
+kind: Deployment
+metadata: { name: web }
+spec:
+  template:
+    metadata: { labels: { app: web } }
+    spec:
+      terminationGracePeriodSeconds: 30
+      initContainers:
+        - name: migrate
+          image: registry.example.com/web:1
+          command: [./migrate, --up]
+          resources: { requests: { cpu: "1", memory: 256Mi } }
+      containers:
+        - name: server
+          image: registry.example.com/web:1
+          ports: [{ name: http, containerPort: 8080 }]
+          resources: { requests: { cpu: 250m, memory: 128Mi } }
+          lifecycle:
+            preStop: { httpGet: { port: http, path: /drain } }
+`).deployments[0]!;
+  assert.equal(
+    JSON.stringify(d.template),
+    JSON.stringify({
+      labels: { app: 'web' },
+      containers: [
+        {
+          name: 'server',
+          image: 'registry.example.com/web:1',
+          imagePullPolicy: 'IfNotPresent',
+          command: [],
+          args: [],
+          env: [],
+          ports: [{ name: 'http', containerPort: 8080 }],
+          cpuMilli: 250,
+          memoryBytes: 128 * 2 ** 20,
+          limits: {},
+          lifecycle: { preStop: { httpGet: { path: '/drain', port: 8080 } } },
+        },
+      ],
+      // The effective request: the init container's 1 cpu and 256Mi are more than the containers' sum.
+      cpuMilli: 1000,
+      memoryBytes: 256 * 2 ** 20,
+      nodeSelector: {},
+      restartPolicy: 'Always',
+      runtime: 'docker',
+      terminationGracePeriodSeconds: 30,
+      initContainers: [{ name: 'migrate', image: 'registry.example.com/web:1', imagePullPolicy: 'IfNotPresent', command: ['./migrate', '--up'], args: [], env: [], ports: [], cpuMilli: 1000, memoryBytes: 256 * 2 ** 20, limits: {} }],
+    }),
+  );
+  assert.equal(d.templateHash, 'ba848d2685');
+});

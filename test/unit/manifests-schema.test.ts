@@ -42,8 +42,11 @@ function at(value: unknown, pointer: string): unknown {
 }
 
 test('normalize applies every default the schemas declare', () => {
+  // An init container, so that the container defaults are checked under initContainers too.
+  const withInit = minimalDeployment();
+  Object.assign(withInit.spec.template.spec, { initContainers: [{ name: 'init', command: ['x'] }] });
   const cases: [Schema, object][] = [
-    [deploymentSchema, minimalDeployment()],
+    [deploymentSchema, withInit],
     [namespaceSchema, minimalNamespace()],
   ];
   for (const [schema, doc] of cases) {
