@@ -111,7 +111,7 @@ test('sync of an invalid commit exits 1 with file:line errors', async () => {
 test('validate: exit 0 on examples-repo, 1 with file:line on errors', async () => {
   const ok = await runGantry(['validate', 'examples-repo']);
   assert.equal(ok.code, 0, ok.stderr);
-  assert.equal(ok.stdout.trim(), 'valid: 1 Namespace, 1 ConfigMap, 2 Deployments, 1 Service');
+  assert.equal(ok.stdout.trim(), 'valid: 1 Namespace, 2 ConfigMaps, 3 Deployments, 2 Services');
   const dir = join(dataDir, 'bad');
   mkdirSync(join(dir, 'apps'), { recursive: true });
   writeFileSync(join(dir, 'apps', 'web.yaml'), web(1).replace('replicas: 1', 'replicaz: 1'));

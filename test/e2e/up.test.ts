@@ -48,6 +48,14 @@ test('gantry up brings up examples-repo answering HTTP, and Ctrl-C leaves no pro
     assert.equal(svc, '8000');
     const viaService = await waitFor(() => httpGet(8000), { what: 'answer through the service' });
     assert.match(viaService, /^hello from shop\.web-[0-9a-f]{10}-\d \(Gantry says hi\)/);
+    // The catalog pod: an init container seeded the shared volume, the renderer sidecar rendered the
+    // ConfigMap file into it after reaching the server over the pod's ports, the server serves it.
+    assert.match(up.output(), /shop\/catalog: 1\/1 ready/);
+    const catalog = await waitFor(async () => {
+      const body = await httpGet(8001);
+      return body?.startsWith('catalog (server ok)') ? body : undefined;
+    }, { what: 'the catalog page through its service' });
+    assert.equal(catalog.trim(), 'catalog (server ok): kettle, teapot, mugs');
     // The admin token up made: owner-only files, accepted by the API, found by the CLI from the
     // project folder and from inside .gantry/repo (where the README's walkthrough commits).
     for (const f of ['admin-token', 'api-tokens']) assert.equal(statSync(join(dataDir, f)).mode & 0o777, 0o600, `${f} is 0600`);
@@ -85,8 +93,9 @@ test('gantry up brings up examples-repo answering HTTP, and Ctrl-C leaves no pro
     }
     const res = await apiFetch(`http://127.0.0.1:${port}/api/v1/instances`, { token });
     const { items } = (await res.json()) as { items: InstanceView[] };
-    const pids = items.map((i) => i.pid!).filter(Boolean);
-    assert.equal(pids.length, 4); // web x3 + worker
+    // Every container's process: web x3, worker, and the catalog pod's server and renderer.
+    const pids = items.flatMap((i) => i.containers.map((c) => c.pid!)).filter(Boolean);
+    assert.equal(pids.length, 6);
     // Redis, the reconciler and both agents carry the data dir on their command lines.
     const system = processesMentioning(dataDir);
     assert.ok(system.length >= 4, `expected redis, reconciler and 2 agents, found ${system.length}`);
