@@ -181,6 +181,8 @@ export class DockerDriver {
 
   /** A stray or leftover: stopped as gently as its labels say its instance wanted, then removed. */
   removeManaged(c: ManagedContainer): Promise<void> {
+    // A sandbox's pause process ignores SIGTERM and holds no work: no grace to wait out.
+    if (c.labels[LABELS.sandbox] === 'true') return this.remove(c.id);
     const grace = Number(c.labels[LABELS.grace]);
     return this.stopAndRemove(c.id, Number.isFinite(grace) ? grace : 10);
   }
