@@ -81,6 +81,8 @@ export class PodSetup {
         // One network: a containerPort two containers declare is one port of the pod, published once.
         for (const r of mates) r.ports = this.sandboxPorts(r);
       }
+      // A container first started in an adopted sandbox: its ports are the sandbox's.
+      if (c.ports.length === 0) c.ports = this.sandboxPorts(c);
       return this.sandbox;
     }
     await this.allocate(mates.filter((r) => r.ports.length === 0 && r.spec.ports.length > 0), false);

@@ -16,7 +16,7 @@ import { age, table } from './table.ts';
 export type InstanceItem = Omit<InstanceView, 'containers' | 'initContainers' | 'podIP' | 'status'> & { containers?: ContainerStatus[]; initContainers?: ContainerStatus[]; podIP?: string | null; status?: string };
 
 function displayStatus(i: InstanceItem): DisplayStatus {
-  return { phase: i.phase, ready: i.ready, ...(i.containers ? { containers: i.containers } : {}), ...(i.initContainers ? { initContainers: i.initContainers } : {}) };
+  return { phase: i.phase, ready: i.ready, ...(i.containers ? { containers: i.containers } : {}), ...(i.initContainers?.length ? { initContainers: i.initContainers } : {}) };
 }
 
 const portsText = (i: InstanceItem) => i.ports.map((p) => `${p.hostIP ?? i.hostIP ?? ''}:${p.hostPort}->${p.containerPort}${p.protocol === 'UDP' ? '/UDP' : ''}`).join(',') || '-';

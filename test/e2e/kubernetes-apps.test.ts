@@ -14,7 +14,7 @@ import type { ServiceView } from '../../reconciler/services/service-views.ts';
 import type { SourceStatus } from '../../state/records/status.ts';
 import { apiFetch } from '../helpers/api-auth.ts';
 import { startCluster, type TestCluster } from '../helpers/cluster.ts';
-import { docker, dockerTest, dockerUnavailable, gantryContainers, removeContainersWithLabels } from '../helpers/docker.ts';
+import { docker, dockerTest, dockerUnavailable, gantryContainers, podSandboxes, removeContainersWithLabels } from '../helpers/docker.ts';
 import { runGantry } from '../helpers/gantry-process.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -447,7 +447,11 @@ describe('the Docker folder on two agents with an engine', () => {
         assert.deepEqual(i.ports, [{ name, containerPort, hostPort: i.ports[0]!.hostPort }], `${i.id} ports`);
         const [c] = await gantryContainers(i.node!, i.id);
         assert.ok(c, `a container for ${i.id}`);
-        const info = await docker.getContainer(c.Id).inspect();
+        // The pod's ports are published once, on its sandbox, whose network the container joins.
+        const [sandbox] = await podSandboxes(i.node!, i.id);
+        assert.ok(sandbox, `a sandbox for ${i.id}`);
+        assert.equal((await docker.getContainer(c.Id).inspect()).HostConfig.NetworkMode, `container:${sandbox.Id}`);
+        const info = await docker.getContainer(sandbox.Id).inspect();
         assert.deepEqual(Object.keys(info.Config.ExposedPorts ?? {}), [`${containerPort}/tcp`]);
         assert.deepEqual(info.HostConfig.PortBindings, { [`${containerPort}/tcp`]: [{ HostIp: DOCKER_NODES[i.node!], HostPort: String(i.ports[0]!.hostPort) }] });
         assert.deepEqual(info.NetworkSettings.Ports[`${containerPort}/tcp`]?.map((p) => p.HostPort), [String(i.ports[0]!.hostPort)]);

@@ -4,7 +4,7 @@ import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server } from 'node:net';
 import type { ContainerSpec, InstanceStatus, PortStatus } from '../../state/records/instance.ts';
 import { AgentWorld, container, instanceRecord } from '../helpers/agent-fixtures.ts';
-import { docker, dockerTest, gantryContainers, removeContainersWithLabels, TEST_IMAGE } from '../helpers/docker.ts';
+import { docker, dockerTest, gantryContainers, removeContainersWithLabels, TEST_IMAGE, podSandboxes } from '../helpers/docker.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 /**
@@ -185,7 +185,9 @@ dockerTest('Docker: a UDP containerPort is published as udp (docker inspect), an
     const dns = portOf(s, 'dns');
     assert.equal(dns.protocol, 'UDP');
     const [c] = await gantryContainers(w.node, r.id);
-    const info = await docker.getContainer(c!.Id).inspect();
+    // Published on the pod's sandbox, whose network the container joins.
+    const [sandbox] = await podSandboxes(w.node, r.id);
+    const info = await docker.getContainer(sandbox!.Id).inspect();
     assert.deepEqual(info.HostConfig.PortBindings['5353/udp'], [{ HostIp: ADDRESS, HostPort: String(dns.hostPort) }]);
     assert.deepEqual(Object.keys(info.Config.ExposedPorts ?? {}).sort(), ['5353/udp', '8080/tcp']);
     assert.equal(info.NetworkSettings.Ports['5353/udp']?.[0]?.HostPort, String(dns.hostPort));
