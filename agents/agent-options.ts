@@ -44,6 +44,14 @@ export interface AgentOptions {
    * it is a tmpfs); pod-volumes.ts.
    */
   memoryRoot?: string;
+  /**
+   * Each pod of the process runtime gets its own network namespace (containerPort honoured inside,
+   * siblings on localhost, ports published by relays in the agent): namespaced-process-runtime.ts.
+   * Root on Linux only; elsewhere startAgent throws. Default false: processes share the host's network.
+   */
+  podNetworkNamespaces?: boolean;
+  /** With podNetworkNamespaces: the private IPv4 range the pods' /30s come from (default 10.213.0.0/16). */
+  podNetworkRange?: string;
   log?: (line: string) => void;
 }
 

@@ -20,6 +20,7 @@ import { LocalInstance, type InstanceHost } from './local-instance.ts';
 import { agentScope } from './docker-labels.ts';
 import { DockerRuntime } from './docker-runtime.ts';
 import { ProcessRuntime } from './process-runtime.ts';
+import { NamespacedProcessRuntime } from './namespaced-process-runtime.ts';
 import { DEFAULT_LOG_MAX_BYTES, rotateInstanceLogs } from './log-file.ts';
 import { startLogServer, type LogServer } from './log-server.ts';
 import { NodeDocker, ownerFromLabels } from './node-docker.ts';
@@ -95,6 +96,8 @@ class NodeAgent {
   private epochCheck?: Promise<void>;
   /** Whether the claims of the current adoption window are published. */
   private claimsOut = false;
+  /** The process runtime with a network namespace per pod (--pod-network-namespaces), when on. */
+  private readonly netns?: NamespacedProcessRuntime;
 
   constructor(private readonly opts: AgentOptions) {
     this.keys = createKeys(opts.prefix ?? DEFAULT_PREFIX);
@@ -102,6 +105,10 @@ class NodeAgent {
     this.keys.node(this.node); // validates the name before anything touches Redis or disk
     this.address = opts.address ?? '127.0.0.1';
     this.log = opts.log ?? (() => {});
+    // Before any connection exists: a host that cannot make namespaces fails the start with one line.
+    if (opts.podNetworkNamespaces) {
+      this.netns = new NamespacedProcessRuntime({ adoptPollMs: opts.adoptPollMs ?? 500, address: this.address, scope: agentScope(opts.dataDir, this.keys.prefix), range: opts.podNetworkRange, log: this.log });
+    }
     this.redis = connectRedis(opts.redisUrl, `gantry-agent-${this.node}`);
     // BullMQ blocks on its connection; commands of the agent must not queue behind it.
     this.workerRedis = connectRedis(opts.redisUrl, `gantry-agent-${this.node}-worker`);
@@ -110,7 +117,7 @@ class NodeAgent {
       { enabled: opts.docker !== false, node: this.node, address: this.address, dataDir: opts.dataDir, prefix: this.keys.prefix, logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES },
       this.log,
     );
-    const processRuntime = new ProcessRuntime({ adoptPollMs: opts.adoptPollMs ?? 500 });
+    const processRuntime = this.netns ?? new ProcessRuntime({ adoptPollMs: opts.adoptPollMs ?? 500 });
     const dockerRuntime = new DockerRuntime(
       () => this.docker.driverOrReason(),
       ({ record }) => (record.imagePullSecrets?.length ? { namespace: record.namespace, refs: record.imagePullSecrets, read: (name, version) => this.store.configs.readVersion(record.namespace, 'Secret', name, version) } : undefined),
@@ -408,6 +415,8 @@ class NodeAgent {
         this.handle(id, { recheck: true, seen: seen ? (seen.get(id) ?? []) : undefined, procs: procs.get(id) ?? [] }).catch((err) => this.log(`handling ${id} failed: ${err}`)),
       ),
     );
+    // Pod namespaces nothing here claims (their instance went while no agent ran): after the handlers, which adopt theirs.
+    await this.netns?.removeStrays(new Set([...assigned, ...this.instances.keys()])).catch((err) => this.log(`removing stray network namespaces failed: ${err}`));
     const maxBytes = this.opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
     for (const id of listInstanceIds(this.opts.dataDir, this.node)) {
       for (const file of rotateInstanceLogs(instanceDir(this.opts.dataDir, this.node, id), maxBytes)) {
@@ -445,6 +454,8 @@ class NodeAgent {
     if (opts.stopInstances) await this.stopAllInstances();
     else for (const local of this.instances.values()) local.release();
     this.instances.clear();
+    // Published ports of namespaced pods pause until the next agent opens them again.
+    this.netns?.close();
     this.docker.close();
     await Promise.allSettled([this.redis.quit(), this.workerRedis.quit()]);
     this.log(`agent ${this.node} stopped`);
@@ -473,6 +484,7 @@ class NodeAgent {
     );
     // Containers of this node that no local instance knew (a previous agent's, strays).
     await this.docker.removeAll();
+    await this.netns?.removeStrays(new Set()).catch((err) => this.log(`removing network namespaces failed: ${err}`));
   }
 }
 

@@ -112,6 +112,12 @@ export interface SpawnOptions {
    * /sys/fs/cgroup). One the agent cannot write runs the process without limits, and says so.
    */
   cgroupRoot?: string;
+  /**
+   * A command that enters a namespace and execs the rest (`nsenter --net=<file> --`), put before the
+   * wrapper shell. Since it execs, the pid spawned becomes the wrapper's, which adoption, stops and
+   * the stray sweep go by.
+   */
+  enter?: string[];
 }
 
 /** Starts one container; resolves once the process exists, rejects when it could not be spawned. */
@@ -126,7 +132,8 @@ export async function spawnContainer(opts: SpawnOptions): Promise<ContainerProce
   const logFd = openSync(logPath(dir, container.name), 'a');
   let child;
   try {
-    child = spawn('/bin/sh', [...argv, ...container.command, ...container.args], {
+    const [file, ...pre] = [...(opts.enter ?? []), '/bin/sh'];
+    child = spawn(file!, [...pre, ...argv, ...container.command, ...container.args], {
       cwd: dir,
       env: { ...containerEnv(container, opts.ports, opts.identity), GANTRY_EXIT_FILE: exitFile },
       detached: true,

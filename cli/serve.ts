@@ -149,6 +149,7 @@ export async function runAgent(o: {
   node: string; cpu: number; memory: number; labels: Record<string, string>; maxInstances?: number; address: string; redis: string;
   prefix: string; dataDir: string; heartbeat: number; stopInstancesOnExit?: boolean; parentPid?: string;
   docker: boolean; logsPort: number; restartBackoff?: number; restartBackoffMax?: number; stopAfterDisconnect?: number; adoptionWindow?: number;
+  podNetworkNamespaces?: boolean; podNetworkRange?: string;
 }): Promise<void> {
   const log = createLogger(`agent/${o.node}`);
   const handle = await startAgent({
@@ -168,6 +169,8 @@ export async function runAgent(o: {
     restartBackoffMaxMs: o.restartBackoffMax,
     stopAfterDisconnectMs: o.stopAfterDisconnect,
     adoptionWindowMs: o.adoptionWindow,
+    podNetworkNamespaces: !!o.podNetworkNamespaces,
+    podNetworkRange: o.podNetworkRange,
     log,
   });
   onShutdown(async () => {
