@@ -18,6 +18,7 @@ import { KeyedMutex } from './keyed-mutex.ts';
 import type { AgentHandle, AgentOptions } from './agent-options.ts';
 import { LocalInstance, type InstanceHost } from './local-instance.ts';
 import { agentScope } from './docker-labels.ts';
+import { removeStrayPodMemory } from './pod-volumes.ts';
 import { DockerRuntime } from './docker-runtime.ts';
 import { ProcessRuntime } from './process-runtime.ts';
 import { NamespacedProcessRuntime } from './namespaced-process-runtime.ts';
@@ -127,7 +128,8 @@ class NodeAgent {
       address: this.address,
       poke: (id) => this.inBackground(this.handle(id)),
       runtimeFor: (spec) => (spec.image ? dockerRuntime : processRuntime),
-      volumes: { scope: agentScope(opts.dataDir, this.keys.prefix), ...(opts.memoryRoot !== undefined ? { memoryRoot: opts.memoryRoot } : {}) },
+      // Per node too: agents of one installation share a host (gantry up runs two) and sweep their own only.
+      volumes: { scope: agentScope(opts.dataDir, `${this.keys.prefix}\0${this.node}`), ...(opts.memoryRoot !== undefined ? { memoryRoot: opts.memoryRoot } : {}) },
       event: (ev) => void this.store.events.record(ev).catch((err) => this.log(`recording an event failed: ${err}`)),
       // Containers reach the proxy at their network's gateway, processes at the agent's address.
       serviceEnv: (ns, own, runtime) => serviceEnv(this.proxy.services(), ns, serviceHost(runtime, this.address, this.docker.gateway), own),
@@ -415,6 +417,9 @@ class NodeAgent {
         this.handle(id, { recheck: true, seen: seen ? (seen.get(id) ?? []) : undefined, procs: procs.get(id) ?? [] }).catch((err) => this.log(`handling ${id} failed: ${err}`)),
       ),
     );
+    // Secret files and Memory emptyDirs of pods this agent no longer runs (their dir went without a stop).
+    const uids = new Set([...this.instances.values()].map((i) => i.uid));
+    for (const uid of removeStrayPodMemory({ ...this.host.volumes, keep: uids })) this.log(`removed the memory volumes of a pod no longer here (uid ${uid})`);
     // Pod namespaces nothing here claims (their instance went while no agent ran): after the handlers, which adopt theirs.
     await this.netns?.removeStrays(new Set([...assigned, ...this.instances.keys()])).catch((err) => this.log(`removing stray network namespaces failed: ${err}`));
     const maxBytes = this.opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;

@@ -1,5 +1,5 @@
 import type Docker from 'dockerode';
-import { chmodSync, lstatSync, mkdirSync, rmSync } from 'node:fs';
+import { chmodSync, lstatSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ConfigKind, ConfigVersionRecord, EnvFromSpec } from '../state/records/config.ts';
 import type { ConfigVolumeSpec, ContainerSpec, DownwardAPIFileSpec, InstanceRecord, MountSpec, VolumeSpec } from '../state/records/instance.ts';
@@ -381,6 +381,26 @@ export async function emptyDirOverLimit(prepared: readonly PreparedVolume[]): Pr
  * never between container restarts (emptyDir content lives as long as the pod). Safe to repeat.
  * `gantry-<scope>` stays: another agent of the installation on this host may be creating in it.
  */
+/**
+ * The memory-backed parts of pods this agent no longer runs (their instance dir went while no agent
+ * watched it, or a crash came between): every `<memoryRoot>/gantry-<scope>/<uid>` whose uid is not
+ * in `keep`. The scope is this agent's own, so agents sharing a host never sweep each other's.
+ */
+export function removeStrayPodMemory(o: { memoryRoot?: string | null; scope: string; keep: Set<string> }): string[] {
+  const memoryRoot = memoryRootOf(o.memoryRoot);
+  if (!memoryRoot || !SEGMENT.test(o.scope)) return [];
+  const root = join(memoryRoot, `gantry-${o.scope}`);
+  let entries: string[];
+  try {
+    entries = readdirSync(root);
+  } catch {
+    return [];
+  }
+  const stray = entries.filter((uid) => SEGMENT.test(uid) && !o.keep.has(uid));
+  for (const uid of stray) rmSync(join(root, uid), { recursive: true, force: true });
+  return stray;
+}
+
 export function removePodVolumes(o: { dir: string; memoryRoot?: string | null; scope: string; uid: string }): void {
   const memoryRoot = memoryRootOf(o.memoryRoot);
   if (memoryRoot && SEGMENT.test(o.scope) && SEGMENT.test(o.uid)) rmSync(podMemoryDir(memoryRoot, o.scope, o.uid), { recursive: true, force: true });

@@ -1,8 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { agentScope } from '../../agents/docker-labels.ts';
 import { ConfigStore } from '../../state/config-store.ts';
 import { configVersion, type ConfigVersionRecord } from '../../state/records/config.ts';
 import type { ContainerSpec, InstanceRecord, InstanceStatus } from '../../state/records/instance.ts';
@@ -158,5 +159,32 @@ test('an emptyDir over its sizeLimit is reported in the status and by one Warnin
     assert.match(s.message ?? '', /emptyDir scratch uses \d+ bytes of its sizeLimit 65536/);
   } finally {
     await w.cleanup();
+  }
+});
+
+test('memory volumes of a pod that is gone without a stop are swept at resync; a running pod keeps its own', async () => {
+  const w = await AgentWorld.create();
+  const memoryRoot = mkdtempSync(join(tmpdir(), 'gantry-memroot-'));
+  try {
+    await new ConfigStore(w.redis, w.keys).writeVersions([SECRET]);
+    await w.startAgent({ resyncMs: 300, memoryRoot });
+    const r = instanceRecord(w.node, {
+      containers: [sh('main', 'exec sleep 3600', { volumeMounts: [{ name: 'secret', mountPath: '/s' }] })],
+      volumes: [{ name: 'secret', secret: { name: 'web-secret', version: SECRET.version, defaultMode: 0o400 } }],
+    });
+    await w.bind(r);
+    await w.nudge(r.id);
+    await statusWhere(w, r.id, 'Running', (x) => x.phase === 'Running');
+    const scope = agentScope(w.dataDir, `${w.keys.prefix}\0${w.node}`);
+    const own = join(memoryRoot, `gantry-${scope}`, r.uid);
+    assert.equal(readFileSync(join(own, 'secret', 'password'), 'utf8'), SECRET_VALUE, 'the secret file is on the memory root');
+    // A leftover of a pod this agent does not run (its dir removed while no agent watched).
+    const stray = join(memoryRoot, `gantry-${scope}`, 'a-gone-uid');
+    mkdirSync(join(stray, 'secret'), { recursive: true });
+    await waitFor(async () => !existsSync(stray), { what: 'the stray memory dir swept' });
+    assert.ok(existsSync(own), 'the running pod keeps its own');
+  } finally {
+    await w.cleanup();
+    rmSync(memoryRoot, { recursive: true, force: true });
   }
 });
