@@ -11,7 +11,9 @@ import { backoffMs, instanceStatus, type ContainerRun } from './instance-status.
 import { PodSetup } from './pod-setup.ts';
 import { ContainerProbes, type ProbeTarget, type Unhealthy } from './probe-runner.ts';
 import { containerEnv } from './process-driver.ts';
-import { nextBackoffStep, restartDelayMs, type BackoffConfig } from './restart-backoff.ts';
+import type { BackoffConfig } from './restart-backoff.ts';
+import { afterExit } from './restart-policy.ts';
+import type { StartSlots } from './start-slots.ts';
 
 /**
  * One instance (a pod) as run on this node: its init containers, run one after another to
@@ -38,6 +40,8 @@ export interface InstanceHost {
   readConfig(namespace: string, kind: ConfigKind, name: string, version: string): Promise<ConfigVersionRecord | undefined>;
   /** Where memory-backed volumes (secrets, emptyDir medium Memory) go, and the installation scope that isolates them. */
   volumes: { memoryRoot?: string; scope: string };
+  /** The node's start slots (`--concurrency`); absent: no limit. */
+  startSlots?: StartSlots;
 }
 
 export type ReportStatus = (status: InstanceStatus) => Promise<void>;
@@ -158,21 +162,27 @@ export class LocalInstance {
       const why = c.runtime.unavailable();
       if (why) throw new StartError('RuntimeUnavailable', `container ${c.spec.name}${c.spec.image ? ` has image ${c.spec.image}` : ''}: ${why}`);
       mkdirSync(this.dir, { recursive: true });
-      // The pod's network and ports, then its volumes (config files at their versions, the downward API's podIP).
-      const sandbox = await this.setup.network(c);
-      const volumes = await this.setup.volumes((w) => this.event('Warning', w.reason, w.message));
-      // Resolved at every start, as the kubelet does: the service variables may have changed.
-      const spec = await this.resolveSpec(c, sandbox);
+      const report = (ev: { type: 'Normal' | 'Warning'; reason: string; message: string }) => this.event(ev.type, ev.reason, ev.message);
+      // The image first, outside of a start slot: a pull that takes minutes must not hold up other pods.
+      await c.runtime.prepare?.(this.pod, c.spec, report);
       const restarts = countsAsRestart ? c.restarts + 1 : c.restarts;
-      const proc = await c.runtime.start({
-        pod: this.pod,
-        container: spec,
-        ports: c.ports,
-        identity: this.startEnv(c, spec),
-        restarts,
-        volumes,
-        ...(sandbox ? { sandbox } : {}),
-        report: (ev) => this.event(ev.type, ev.reason, ev.message),
+      const slot = <T>(fn: () => Promise<T>) => (this.host.startSlots ? this.host.startSlots.run(fn) : fn());
+      const proc = await slot(async () => {
+        // The pod's network and ports, then its volumes (config files at their versions, the downward API's podIP).
+        const sandbox = await this.setup.network(c);
+        const volumes = await this.setup.volumes((w) => this.event('Warning', w.reason, w.message));
+        // Resolved at every start, as the kubelet does: the service variables may have changed.
+        const spec = await this.resolveSpec(c, sandbox);
+        return c.runtime.start({
+          pod: this.pod,
+          container: spec,
+          ports: c.ports,
+          identity: this.startEnv(c, spec),
+          restarts,
+          volumes,
+          ...(sandbox ? { sandbox } : {}),
+          report,
+        });
       });
       Object.assign(c, { restarts, ran: true, waiting: undefined, startedAt: Date.now() });
       c.saved = c.runtime.saved({ ...c, name: c.spec.name, proc });
@@ -325,37 +335,16 @@ export class LocalInstance {
     c.exitReason = exit.reason;
     c.finishedAt = exit.finishedAt;
     const init = this.isInit(c);
-    if (init && exit.exitCode === 0 && c.startError === undefined && !exit.reason) {
-      // Completed: the next init container (or the containers) may start now.
-      c.nextStartAt = undefined;
-      this.initsDone = Math.max(this.initsDone, this.inits.indexOf(c) + 1);
-      return;
-    }
-    if (!this.wantsRestart(exit.exitCode, c.startError, init)) {
-      c.nextStartAt = undefined;
-      return;
-    }
-    c.backoffStep = nextBackoffStep(c.backoffStep, c.startedAt, exit.finishedAt, this.host.backoff);
-    c.restartDelayMs = restartDelayMs(c.backoffStep - 1, this.host.backoff);
-    // From the exit, not from now: a container that died long before an agent restart goes again at once.
-    c.nextStartAt = exit.finishedAt + c.restartDelayMs;
-    if (c.restartDelayMs > 0) {
+    const next = afterExit(this.record.restartPolicy, { init, ...exit, startError: c.startError, startedAt: c.startedAt, backoffStep: c.backoffStep }, this.host.backoff);
+    c.nextStartAt = next.kind === 'restart' ? next.at : undefined;
+    // Completed: the next init container (or the containers) may start now.
+    if (next.kind === 'completed') this.initsDone = Math.max(this.initsDone, this.inits.indexOf(c) + 1);
+    if (next.kind !== 'restart') return;
+    c.backoffStep = next.backoffStep;
+    c.restartDelayMs = next.delayMs;
+    if (next.delayMs > 0) {
       const code = exit.exitCode === undefined ? 'unknown' : String(exit.exitCode);
-      this.event('Warning', 'BackOff', `back-off ${c.restartDelayMs / 1000}s restarting failed ${init ? 'init container' : 'container'} ${c.spec.name} (exit code ${code}${exit.reason ? `, ${exit.reason}` : ''}, ${c.restarts} restarts)`);
-    }
-  }
-
-  /** Init containers are retried on failure unless the policy is Never (Always acts as OnFailure for them, as in Kubernetes). */
-  private wantsRestart(exitCode: number | undefined, startError: string | undefined, init: boolean): boolean {
-    const policy = init && this.record.restartPolicy === 'Always' ? 'OnFailure' : this.record.restartPolicy;
-    switch (policy) {
-      case 'Always':
-        return true;
-      case 'OnFailure':
-        // Not knowing how it ended, or not starting at all, counts as a failure.
-        return startError !== undefined || exitCode !== 0;
-      case 'Never':
-        return false;
+      this.event('Warning', 'BackOff', `back-off ${next.delayMs / 1000}s restarting failed ${init ? 'init container' : 'container'} ${c.spec.name} (exit code ${code}${exit.reason ? `, ${exit.reason}` : ''}, ${c.restarts} restarts)`);
     }
   }
 
