@@ -1,3 +1,4 @@
+import { uniquePorts } from './pod-network.ts';
 import { readlinkSync } from 'node:fs';
 import type { ContainerSpec, PortStatus } from '../state/records/instance.ts';
 import { StartError } from './container-runtime.ts';
@@ -238,15 +239,4 @@ function inOtherNetns(net: string): boolean {
   } catch {
     return false; // the process is gone: run beside it, as for the host's network
   }
-}
-
-/** One relay per published port: containers of a pod share its network, so a port is the pod's. */
-function uniquePorts(ports: PortStatus[]): PortStatus[] {
-  const seen = new Set<string>();
-  return ports.filter((p) => {
-    const key = `${p.containerPort}/${p.protocol ?? 'TCP'}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
 }

@@ -22,3 +22,14 @@ export function podPortEnv(ports: PortStatus[], podHost: string): Record<string,
   }
   return env;
 }
+
+/** One port per containerPort and protocol: the containers of a pod share one network, so a port is the pod's (the first declaration wins). */
+export function uniquePorts(ports: PortStatus[]): PortStatus[] {
+  const seen = new Set<string>();
+  return ports.filter((p) => {
+    const key = `${p.containerPort}/${p.protocol ?? 'TCP'}`;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}

@@ -3,7 +3,7 @@ import { StartError } from './container-runtime.ts';
 import type { ContainerRuntime, PodRef, PodSandbox } from './runtime.ts';
 import type { ConfigKind, ConfigVersionRecord } from '../state/records/config.ts';
 import type { ContainerRun } from './instance-status.ts';
-import { podPortEnv } from './pod-network.ts';
+import { podPortEnv, uniquePorts } from './pod-network.ts';
 import { emptyDirOverLimit, preparePodVolumes, removePodVolumes, type PreparedVolume } from './pod-volumes.ts';
 import { allocateHostPorts } from './process-driver.ts';
 
@@ -152,15 +152,4 @@ export class PodSetup {
     this.sandbox = undefined;
     removePodVolumes({ dir: this.pod.dir, ...(this.host.volumes.memoryRoot !== undefined ? { memoryRoot: this.host.volumes.memoryRoot } : {}), scope: this.host.volumes.scope, uid: this.pod.record.uid });
   }
-}
-
-/** One binding per containerPort and protocol: containers of a pod share one network, so a port is the pod's. */
-function uniquePorts(ports: PortStatus[]): PortStatus[] {
-  const seen = new Set<string>();
-  return ports.filter((p) => {
-    const key = `${p.containerPort}/${p.protocol ?? 'TCP'}`;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
 }

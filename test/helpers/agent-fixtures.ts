@@ -7,12 +7,14 @@ import type { Redis } from 'ioredis';
 import { startAgent, type AgentHandle, type AgentOptions } from '../../agents/agent.ts';
 import { listInstanceIds, readInstanceState } from '../../agents/instance-dir.ts';
 import { stopProcessGroup } from '../../agents/process-driver.ts';
+import { configVersion, type ConfigVersionRecord } from '../../state/records/config.ts';
 import type { ContainerSpec, InstanceRecord, InstanceStatus } from '../../state/records/instance.ts';
 import type { NodeRecord } from '../../state/records/node.ts';
 import { connectRedis } from '../../state/connection.ts';
 import { createKeys, type Keys } from '../../state/keys.ts';
 import { nodeQueueName } from '../../state/queues.ts';
 import { freshPrefix, testRedis } from './redis.ts';
+import { waitFor } from './wait.ts';
 
 /** A tiny HTTP server on $PORT that answers every request with its GANTRY_INSTANCE_ID. */
 export const ECHO_SERVER_JS =
@@ -134,6 +136,14 @@ export class AgentWorld {
     await this.queue.add(kind, { instanceId: id }, { jobId: `${kind}.${id}.${++this.nudges}`, removeOnComplete: true, removeOnFail: true });
   }
 
+  /** Waits until the instance's status satisfies `ok`, and returns it. */
+  async statusWhere(id: string, what: string, ok: (s: InstanceStatus) => boolean, timeoutMs = 30_000): Promise<InstanceStatus> {
+    return waitFor(async () => {
+      const s = await this.status(id);
+      return s && ok(s) ? s : undefined;
+    }, { what: `${id}: ${what}`, timeoutMs });
+  }
+
   async status(id: string): Promise<InstanceStatus | undefined> {
     const raw = await this.redis.get(this.keys.instanceStatus(id));
     return raw ? (JSON.parse(raw) as InstanceStatus) : undefined;
@@ -199,4 +209,10 @@ export function processGroupsOf(instanceId: string): Set<number> {
     }
   }
   return groups;
+}
+
+/** A ConfigMap or Secret version as the reconciler writes it (ConfigStore.writeVersions), in namespace default. */
+export function configVersionRecord(kind: 'ConfigMap' | 'Secret', name: string, data: Record<string, string>): ConfigVersionRecord {
+  const content = { kind, data };
+  return { ...content, namespace: 'default', name, version: configVersion(content), commit: '0'.repeat(40) };
 }

@@ -4,9 +4,8 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigStore } from '../../state/config-store.ts';
-import { configVersion, type ConfigVersionRecord } from '../../state/records/config.ts';
-import type { ContainerSpec, InstanceRecord, InstanceStatus } from '../../state/records/instance.ts';
-import { AgentWorld, container, httpGet, instanceRecord } from '../helpers/agent-fixtures.ts';
+import type { ContainerSpec, InstanceRecord } from '../../state/records/instance.ts';
+import { AgentWorld, configVersionRecord, container, httpGet, instanceRecord } from '../helpers/agent-fixtures.ts';
 import { docker, dockerTest, gantryContainers, podSandboxes, removeContainersWithLabels, TEST_IMAGE } from '../helpers/docker.ts';
 import { waitFor } from '../helpers/wait.ts';
 
@@ -18,12 +17,8 @@ import { waitFor } from '../helpers/wait.ts';
  */
 
 const SECRET_VALUE = 's3cr3t-never-printed';
-function version(kind: 'ConfigMap' | 'Secret', name: string, data: Record<string, string>): ConfigVersionRecord {
-  const content = { kind, data };
-  return { ...content, namespace: 'default', name, version: configVersion(content), commit: '0'.repeat(40) };
-}
-const CONFIG = version('ConfigMap', 'web-config', { greeting: 'hello from a configMap file' });
-const SECRET = version('Secret', 'web-secret', { password: Buffer.from(SECRET_VALUE).toString('base64') });
+const CONFIG = configVersionRecord('ConfigMap', 'web-config', { greeting: 'hello from a configMap file' });
+const SECRET = configVersionRecord('Secret', 'web-secret', { password: Buffer.from(SECRET_VALUE).toString('base64') });
 
 const box = (name: string, script: string, over: Partial<ContainerSpec> = {}): ContainerSpec =>
   container({ name, image: TEST_IMAGE, imagePullPolicy: 'IfNotPresent', command: ['sh', '-c', script], ...over });
@@ -90,13 +85,6 @@ function podTest(name: string, body: (w: AgentWorld, orderDir: string) => Promis
   });
 }
 
-async function statusWhere(w: AgentWorld, id: string, what: string, ok: (s: InstanceStatus) => boolean, timeoutMs = 30_000): Promise<InstanceStatus> {
-  return waitFor(async () => {
-    const s = await w.status(id);
-    return s && ok(s) ? s : undefined;
-  }, { what: `${id}: ${what}`, timeoutMs });
-}
-
 async function execIn(containerId: string, cmd: string[]): Promise<string> {
   const exec = await docker.getContainer(containerId).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
   const stream = await exec.start({ hijack: true, stdin: false });
@@ -120,7 +108,7 @@ podTest('a pod: init container, sidecar over localhost into a shared emptyDir, c
   await w.bind(r);
   await w.nudge(r.id);
 
-  const s = await statusWhere(w, r.id, 'Running with both containers', (x) => x.phase === 'Running' && x.containers.every((c) => c.running));
+  const s = await w.statusWhere(r.id, 'Running with both containers', (x) => x.phase === 'Running' && x.containers.every((c) => c.running));
   assert.equal(s.initContainers?.[0]?.state, 'Terminated');
   assert.equal(s.initContainers?.[0]?.reason, 'Completed');
   assert.deepEqual(s.containers.map((c) => [c.name, c.state, c.ready]), [['server', 'Running', true], ['sidecar', 'Running', true]]);
@@ -146,7 +134,7 @@ podTest('a pod: init container, sidecar over localhost into a shared emptyDir, c
   agent = await w.startAgent();
   await w.nudge(r.id);
   await waitFor(async () => w.logs.some((l) => l.includes(`adopted ${r.id}`)), { what: 'adopted' });
-  const again = await statusWhere(w, r.id, 'Running after adoption', (x) => x.phase === 'Running' && x.updatedAt > s.updatedAt);
+  const again = await w.statusWhere(r.id, 'Running after adoption', (x) => x.phase === 'Running' && x.updatedAt > s.updatedAt);
   assert.equal(again.restarts, 0);
   assert.deepEqual((await gantryContainers(w.node, r.id)).map((c) => c.Id).sort(), ids);
   assert.deepEqual((await podSandboxes(w.node, r.id)).map((c) => c.Id), [sandbox!.Id]);
@@ -169,10 +157,10 @@ podTest('an init container that fails keeps the app from starting: Init:Error wi
     await w.bind(r);
     await w.nudge(r.id);
   }
-  const n = await statusWhere(w, never.id, 'Init:Error', (x) => x.reason === 'Init:Error');
+  const n = await w.statusWhere(never.id, 'Init:Error', (x) => x.reason === 'Init:Error');
   assert.equal(n.phase, 'Failed');
   assert.equal(n.initContainers?.[0]?.exitCode, 3);
-  const a = await statusWhere(w, always.id, 'Init:CrashLoopBackOff', (x) => x.reason === 'Init:CrashLoopBackOff');
+  const a = await w.statusWhere(always.id, 'Init:CrashLoopBackOff', (x) => x.reason === 'Init:CrashLoopBackOff');
   assert.equal(a.phase, 'Pending');
   assert.ok((a.initContainers?.[0]?.restarts ?? 0) >= 1);
   for (const r of [never, always]) {

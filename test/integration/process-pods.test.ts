@@ -5,9 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { agentScope } from '../../agents/docker-labels.ts';
 import { ConfigStore } from '../../state/config-store.ts';
-import { configVersion, type ConfigVersionRecord } from '../../state/records/config.ts';
-import type { ContainerSpec, InstanceRecord, InstanceStatus } from '../../state/records/instance.ts';
-import { AgentWorld, container, instanceRecord, pidAlive } from '../helpers/agent-fixtures.ts';
+import type { ContainerSpec, InstanceRecord } from '../../state/records/instance.ts';
+import { AgentWorld, configVersionRecord, container, instanceRecord, pidAlive } from '../helpers/agent-fixtures.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 /**
@@ -18,12 +17,8 @@ import { waitFor } from '../helpers/wait.ts';
  */
 
 const SECRET_VALUE = 'proc-s3cr3t-never-printed';
-function version(kind: 'ConfigMap' | 'Secret', name: string, data: Record<string, string>): ConfigVersionRecord {
-  const content = { kind, data };
-  return { ...content, namespace: 'default', name, version: configVersion(content), commit: '0'.repeat(40) };
-}
-const CONFIG = version('ConfigMap', 'web-config', { greeting: 'hello from a configMap file' });
-const SECRET = version('Secret', 'web-secret', { password: Buffer.from(SECRET_VALUE).toString('base64') });
+const CONFIG = configVersionRecord('ConfigMap', 'web-config', { greeting: 'hello from a configMap file' });
+const SECRET = configVersionRecord('Secret', 'web-secret', { password: Buffer.from(SECRET_VALUE).toString('base64') });
 
 const node = (name: string, js: string, over: Partial<ContainerSpec> = {}): ContainerSpec => container({ name, command: [process.execPath, '-e', js], ports: [], ...over });
 const sh = (name: string, script: string, over: Partial<ContainerSpec> = {}): ContainerSpec => container({ name, command: ['sh', '-c', script], ports: [], ...over });
@@ -73,13 +68,6 @@ function podRecord(nodeName: string, orderDir: string, over: Partial<InstanceRec
   });
 }
 
-async function statusWhere(w: AgentWorld, id: string, what: string, ok: (s: InstanceStatus) => boolean, timeoutMs = 20_000): Promise<InstanceStatus> {
-  return waitFor(async () => {
-    const s = await w.status(id);
-    return s && ok(s) ? s : undefined;
-  }, { what: `${id}: ${what}`, timeoutMs });
-}
-
 async function fetchText(port: number, path: string): Promise<string | undefined> {
   try {
     const res = await fetch(`http://127.0.0.1:${port}${path}`);
@@ -98,7 +86,7 @@ test('a process pod: init container, sibling ports from the env, shared emptyDir
     const r = podRecord(w.node, orderDir);
     await w.bind(r);
     await w.nudge(r.id);
-    const s = await statusWhere(w, r.id, 'Running', (x) => x.phase === 'Running' && x.containers.every((c) => c.running));
+    const s = await w.statusWhere(r.id, 'Running', (x) => x.phase === 'Running' && x.containers.every((c) => c.running));
     assert.deepEqual(s.initContainers?.map((c) => [c.name, c.state, c.reason, c.exitCode]), [['prep', 'Terminated', 'Completed', 0]]);
     const port = s.ports.find((p) => p.containerPort === 8080)!.hostPort;
 
@@ -114,7 +102,7 @@ test('a process pod: init container, sibling ports from the env, shared emptyDir
     agent = await w.startAgent();
     await w.nudge(r.id);
     await waitFor(async () => w.logs.some((l) => l.includes(`adopted ${r.id}`)), { what: 'adopted' });
-    const again = await statusWhere(w, r.id, 'Running after adoption', (x) => x.phase === 'Running' && x.updatedAt > s.updatedAt);
+    const again = await w.statusWhere(r.id, 'Running after adoption', (x) => x.phase === 'Running' && x.updatedAt > s.updatedAt);
     assert.deepEqual(again.containers.map((c) => c.pid), pids);
     assert.equal(again.restarts, 0);
 
@@ -136,7 +124,7 @@ test('a failing postStart kills the container, which restarts by policy (PostSta
     const r = instanceRecord(w.node, { containers: [container({ lifecycle: { postStart: { exec: { command: ['sh', '-c', 'exit 7'] } } } })] });
     await w.bind(r);
     await w.nudge(r.id);
-    const s = await statusWhere(w, r.id, 'CrashLoopBackOff after the hook', (x) => x.reason === 'CrashLoopBackOff');
+    const s = await w.statusWhere(r.id, 'CrashLoopBackOff after the hook', (x) => x.reason === 'CrashLoopBackOff');
     assert.deepEqual([s.containers[0]?.state, s.containers[0]?.reason], ['Waiting', 'CrashLoopBackOff']);
     // The run before (restarted at once) ended the same way.
     assert.equal(s.containers[0]?.lastTermination?.reason, 'PostStartHookError');
@@ -154,7 +142,7 @@ test('an emptyDir over its sizeLimit is reported in the status and by one Warnin
     const r = instanceRecord(w.node, { containers: [fill], volumes: [{ name: 'scratch', emptyDir: { sizeLimitBytes: 64 * 1024 } }] });
     await w.bind(r);
     await w.nudge(r.id);
-    const s = await statusWhere(w, r.id, 'EmptyDirSizeLimitExceeded', (x) => x.reason === 'EmptyDirSizeLimitExceeded');
+    const s = await w.statusWhere(r.id, 'EmptyDirSizeLimitExceeded', (x) => x.reason === 'EmptyDirSizeLimitExceeded');
     assert.equal(s.phase, 'Running');
     assert.match(s.message ?? '', /emptyDir scratch uses \d+ bytes of its sizeLimit 65536/);
   } finally {
@@ -174,7 +162,7 @@ test('memory volumes of a pod that is gone without a stop are swept at resync; a
     });
     await w.bind(r);
     await w.nudge(r.id);
-    await statusWhere(w, r.id, 'Running', (x) => x.phase === 'Running');
+    await w.statusWhere(r.id, 'Running', (x) => x.phase === 'Running');
     const scope = agentScope(w.dataDir, `${w.keys.prefix}\0${w.node}`);
     const own = join(memoryRoot, `gantry-${scope}`, r.uid);
     assert.equal(readFileSync(join(own, 'secret', 'password'), 'utf8'), SECRET_VALUE, 'the secret file is on the memory root');
