@@ -13,7 +13,6 @@ import { ContainerProbes, type ProbeTarget, type Unhealthy } from './probe-runne
 import { containerEnv } from './process-driver.ts';
 import type { BackoffConfig } from './restart-backoff.ts';
 import { afterExit } from './restart-policy.ts';
-import type { StartSlots } from './start-slots.ts';
 
 /**
  * One instance (a pod) as run on this node: its init containers, run one after another to
@@ -40,8 +39,6 @@ export interface InstanceHost {
   readConfig(namespace: string, kind: ConfigKind, name: string, version: string): Promise<ConfigVersionRecord | undefined>;
   /** Where memory-backed volumes (secrets, emptyDir medium Memory) go, and the installation scope that isolates them. */
   volumes: { memoryRoot?: string; scope: string };
-  /** The node's start slots (`--concurrency`); absent: no limit. */
-  startSlots?: StartSlots;
 }
 
 export type ReportStatus = (status: InstanceStatus) => Promise<void>;
@@ -162,27 +159,21 @@ export class LocalInstance {
       const why = c.runtime.unavailable();
       if (why) throw new StartError('RuntimeUnavailable', `container ${c.spec.name}${c.spec.image ? ` has image ${c.spec.image}` : ''}: ${why}`);
       mkdirSync(this.dir, { recursive: true });
-      const report = (ev: { type: 'Normal' | 'Warning'; reason: string; message: string }) => this.event(ev.type, ev.reason, ev.message);
-      // The image first, outside of a start slot: a pull that takes minutes must not hold up other pods.
-      await c.runtime.prepare?.(this.pod, c.spec, report);
+      // The pod's network and ports, then its volumes (config files at their versions, the downward API's podIP).
+      const sandbox = await this.setup.network(c);
+      const volumes = await this.setup.volumes((w) => this.event('Warning', w.reason, w.message));
+      // Resolved at every start, as the kubelet does: the service variables may have changed.
+      const spec = await this.resolveSpec(c, sandbox);
       const restarts = countsAsRestart ? c.restarts + 1 : c.restarts;
-      const slot = <T>(fn: () => Promise<T>) => (this.host.startSlots ? this.host.startSlots.run(fn) : fn());
-      const proc = await slot(async () => {
-        // The pod's network and ports, then its volumes (config files at their versions, the downward API's podIP).
-        const sandbox = await this.setup.network(c);
-        const volumes = await this.setup.volumes((w) => this.event('Warning', w.reason, w.message));
-        // Resolved at every start, as the kubelet does: the service variables may have changed.
-        const spec = await this.resolveSpec(c, sandbox);
-        return c.runtime.start({
-          pod: this.pod,
-          container: spec,
-          ports: c.ports,
-          identity: this.startEnv(c, spec),
-          restarts,
-          volumes,
-          ...(sandbox ? { sandbox } : {}),
-          report,
-        });
+      const proc = await c.runtime.start({
+        pod: this.pod,
+        container: spec,
+        ports: c.ports,
+        identity: this.startEnv(c, spec),
+        restarts,
+        volumes,
+        ...(sandbox ? { sandbox } : {}),
+        report: (ev) => this.event(ev.type, ev.reason, ev.message),
       });
       Object.assign(c, { restarts, ran: true, waiting: undefined, startedAt: Date.now() });
       c.saved = c.runtime.saved({ ...c, name: c.spec.name, proc });
