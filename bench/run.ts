@@ -23,6 +23,7 @@ const dockerStart: Benchmark = {
 };
 
 const ALL: Benchmark[] = [parseValidate, planner, scheduler, commitToServing, rollout20, webhookToServing, dockerStart, serviceProxy];
+ALL.push((await import('./incremental-sync.ts')).incrementalSync); // issue 14: one-file commits over 10,000 deployments
 
 // Lets benchmarks force a GC before memory and timing measurements (`node --expose-gc`, from inside).
 setFlagsFromString('--expose-gc');

@@ -154,6 +154,8 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
 
   const resync = async () => {
     await epoch.check();
+    // Desired records deleted or changed behind Gantry's back, found by their checksums in Redis.
+    await safe('drift', sync.repairDrift());
     // Deployments in Git, plus any that only instances still name (pruned, not yet drained).
     const keysToSync = new Set(await store.deploymentKeys());
     for (const i of await store.readAllInstances()) keysToSync.add(objectKey(i.record.namespace, i.record.deployment));

@@ -18,6 +18,8 @@ export function agentAclRules(node: string, prefix = 'gantry'): string[] {
     // wants write access to every key a script declares.
     `${prefix}:instance:*`,
     k.nodes,
+    // Bumped on registration, so that schedulers re-read node records (a counter: no record in it).
+    k.nodesVersion,
     k.nodeHeartbeat(node),
     `${prefix}:instance-status:*`,
     k.events,

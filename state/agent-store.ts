@@ -46,8 +46,9 @@ export class AgentStore {
 
   /**
    * Writes this node's record (built from the one stored, so that an operator's cordon is kept),
-   * joins `nodes` and heartbeats, in one transaction that is retried when a cordon raced it; then
-   * announces the node so that pending instances are retried.
+   * joins `nodes` and bumps the node-set version (schedulers' node caches re-read the records), in
+   * one transaction that is retried when a cordon raced it; then heartbeats and announces the node
+   * so that pending instances are retried.
    */
   async register(build: (existing: NodeRecord | undefined) => NodeRecord): Promise<void> {
     const nodeKey = this.keys.node(this.node);
@@ -58,6 +59,7 @@ export class AgentStore {
         .multi()
         .set(nodeKey, JSON.stringify({ ...record, registeredAt: this.clock.toServer(record.registeredAt) }))
         .sadd(this.keys.nodes, this.node)
+        .incr(this.keys.nodesVersion)
         .exec();
       if (done) break; // null: someone (a cordon) wrote the record meanwhile; read it again
     }

@@ -11,6 +11,9 @@
  *   deployment:<ns>:<name>          string  JSON DeploymentRecord (manifest + commit + templateHash)
  *   services                        set     "<ns>/<name>" of every desired service
  *   service:<ns>:<name>             string  JSON ServiceRecord (selector, ports, commit)
+ *   desired-checksums               hash    what the tracked branch's sync wrote: "v|h|e|s <key> [<field>]" -> sha1
+ *                                           of the value (or "1"), plus "@token" and "@count"; the resync's
+ *                                           drift check (state/desired-store.ts, lua/desired-drift-1.lua)
  * Services (reconciler/services/, agents/service-proxy.ts):
  *   endpoints:<ns>:<name>           string  JSON EndpointsRecord: ready endpoints, ports to listen on,
  *                                           canary split, conditions; written by the endpoints controller
@@ -22,6 +25,10 @@
  *   instances                       set     every instance id
  *   instance:<id>                   string  JSON InstanceRecord (spec, node once bound)
  *   deployment-instances:<ns>:<name> set    instance ids owned by that deployment
+ *   deployment-nodes:<ns>:<name>    hash    node -> how many of that deployment's instances are bound there
+ *                                           (the scheduler's spread), kept by the bind/adopt/delete Lua scripts
+ *   deployment-nodes-built          string  "1" once every deployment-nodes hash was built from the records
+ *                                           (data written before they existed; see PlacementStore)
  *   pending-instances               set     instance ids not bound to a node yet
  *   instance-status:<id>            string  JSON InstanceStatus, written only by the node's agent
  * Nodes (registered by agents):
@@ -30,6 +37,8 @@
  *   node-heartbeat:<name>           string  last heartbeat, ms since epoch
  *   node-alloc:<name>               hash    cpuMilli, memoryBytes, instances: what is bound there
  *   node-instances:<name>           set     instance ids bound to that node
+ *   nodes-version                   counter bumped after any node record or the `nodes` set changed
+ *                                           (register, cordon): the scheduler's node cache re-reads them then
  *   node-lifecycle                  hash    name -> JSON NodeLifecycle (Ready/NotReady/Evicted), by the reconciler
  *   node-claims:<name>              hash    instance id -> JSON InstanceRecord an agent still runs after Redis
  *                                           lost its data (TTL a few minutes): adopted by the deployment controller
@@ -123,6 +132,8 @@ export function createKeys(prefix: string = DEFAULT_PREFIX) {
     },
     deploymentInstances: (ns: string, name: string) =>
       k('deployment-instances', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
+    deploymentNodes: (ns: string, name: string) => k('deployment-nodes', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
+    deploymentNodesBuilt: k('deployment-nodes-built'),
 
     instances: k('instances'),
     instance: (id: string) => k('instance', assertKeyPart(id, 'instance id')),
@@ -134,6 +145,7 @@ export function createKeys(prefix: string = DEFAULT_PREFIX) {
     nodeHeartbeat: (name: string) => k('node-heartbeat', assertKeyPart(name, 'node name')),
     nodeAlloc: (name: string) => k('node-alloc', assertKeyPart(name, 'node name')),
     nodeInstances: (name: string) => k('node-instances', assertKeyPart(name, 'node name')),
+    nodesVersion: k('nodes-version'),
     nodeLifecycle: k('node-lifecycle'),
     nodeClaims: (name: string) => k('node-claims', assertKeyPart(name, 'node name')),
     drainingNodes: k('draining-nodes'),
@@ -158,6 +170,8 @@ export function createKeys(prefix: string = DEFAULT_PREFIX) {
       k('config', assertKeyPart(ns, 'namespace'), kind === 'Secret' ? 'secret' : 'configmap', assertKeyPart(name)),
 
     services: k('services'),
+    /** Checksums of the tracked branch's desired state, for the resync's drift check (desired-store.ts). */
+    desiredChecksums: k('desired-checksums'),
     service: (ns: string, name: string) => k('service', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
     endpoints: (ns: string, name: string) => k('endpoints', assertKeyPart(ns, 'namespace'), assertKeyPart(name)),
     serviceNodeStatus: (node: string) => k('service-node-status', assertKeyPart(node, 'node name')),

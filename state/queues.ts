@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { JobsOptions } from 'bullmq';
 import { assertKeyPart } from './keys.ts';
 
@@ -7,7 +8,8 @@ import { assertKeyPart } from './keys.ts';
  * what Redis records, so job ids are deterministic per instance and uid, and a lost, repeated or
  * reordered job cannot cause drift.
  *
- *   schedule        ScheduleJob   bind.<instance>.<uid>        reconciler -> scheduler
+ *   schedule        ScheduleJob   bind.<instance>.<uid>        reconciler -> scheduler (one instance)
+ *                                 bind.<hash of ids and uids>  (a batch: what one reconcile created, a resync's pending)
  *   node-<name>     NodeJob       start|stop.<instance>.<uid>  reconciler/scheduler -> that node's agent
  *   reconcile       ReconcileJob  reconcile.<ns>.<name>        one per deployment (reconciler)
  */
@@ -20,9 +22,14 @@ export function nodeQueueName(node: string): string {
   return `node-${assertKeyPart(node, 'node name')}`;
 }
 
+/** One instance, or a batch of them (placed together: BullMQ's cost per job is paid once per batch). */
 export interface ScheduleJob {
-  instanceId: string;
+  instanceId?: string;
+  instanceIds?: string[];
 }
+
+/** Instances per schedule job at most (the scheduler's batch, DEFAULT_BATCH_SIZE). */
+export const SCHEDULE_BATCH = 256;
 export interface NodeJob {
   instanceId: string;
 }
@@ -39,6 +46,12 @@ export const JOB_OPTIONS: JobsOptions = {
 
 export function scheduleJobId(instanceId: string, uid: string): string {
   return `bind.${instanceId}.${uid}`;
+}
+/** The same instances (and uids) give the same id, so a repeated batch is a no-op while it waits. */
+export function scheduleBatchJobId(records: readonly { id: string; uid: string }[]): string {
+  const h = createHash('sha256');
+  for (const r of records) h.update(`${r.id}.${r.uid}\n`);
+  return `bind.${h.digest('hex').slice(0, 32)}`;
 }
 export function nodeJobId(action: 'start' | 'stop', instanceId: string, uid: string): string {
   return `${action}.${instanceId}.${uid}`;

@@ -75,8 +75,8 @@ export class RecoveryStore {
 
   /**
    * Adopts instances that agents still run (adopt-instance Lua), in one pipeline: each record
-   * (with `node` and the claimed uid) is created already bound, indexed and booked on its node, and
-   * the node's claim dropped. True for each record created.
+   * (with `node` and the claimed uid) is created already bound, indexed and booked on its node (and
+   * in its deployment's per-node count), and the node's claim dropped. True for each record created.
    */
   async adoptInstances(records: InstanceRecord[]): Promise<boolean[]> {
     if (records.length === 0) return [];
@@ -84,7 +84,7 @@ export class RecoveryStore {
     const pipe = this.redis.pipeline() as unknown as { adoptInstance(...args: (string | number)[]): void; exec(): Promise<[Error | null, unknown][] | null> };
     for (const r of records) {
       if (!r.node) throw new TypeError(`adopting ${r.id}: the record names no node`);
-      pipe.adoptInstance(k.instance(r.id), k.instances, k.deploymentInstances(r.namespace, r.deployment), k.nodeInstances(r.node), k.nodeAlloc(r.node), k.nodeClaims(r.node), r.id, JSON.stringify(r), r.cpuMilli, r.memoryBytes);
+      pipe.adoptInstance(k.instance(r.id), k.instances, k.deploymentInstances(r.namespace, r.deployment), k.nodeInstances(r.node), k.nodeAlloc(r.node), k.nodeClaims(r.node), k.deploymentNodes(r.namespace, r.deployment), r.id, JSON.stringify(r), r.cpuMilli, r.memoryBytes, r.node);
     }
     const res = (await pipe.exec()) ?? [];
     return records.map((_, i) => {

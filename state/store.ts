@@ -8,15 +8,17 @@ import { PreviewStore } from './preview-store.ts';
 import { RecoveryStore } from './recovery-store.ts';
 import { ownerOf, type DeploymentRecord, type NamespaceRecord } from './records/deployment.ts';
 import type { ActualInstance, InstanceRecord, InstanceStatus } from './records/instance.ts';
-import { DEFAULT_MAX_INSTANCES, type NodeAllocation, type NodeLifecycle, type NodeRecord } from './records/node.ts';
+import type { NodeAllocation, NodeLifecycle, NodeRecord } from './records/node.ts';
 import type { PreviewRecord } from './records/preview.ts';
 import type { RolloutState } from './records/rollout.ts';
 import type { ServiceRecord } from './records/service.ts';
 import type { DeploymentStatus, SourceStatus } from './records/status.ts';
 import { scripts, type GantryScripts } from './scripts.ts';
+import { PlacementStore } from './placement-store.ts';
 import { ServerClock } from './server-clock.ts';
 import { queueOwnedServices, ServiceStore } from './service-store.ts';
 import { ConfigStore } from './config-store.ts';
+import { DesiredStore } from './desired-store.ts';
 import type { ConfigVersionRecord } from './records/config.ts';
 
 /** An instance as read from Redis, with the exact stored string for compare-and-swap updates. */
@@ -69,8 +71,12 @@ export class Store {
   readonly previews: PreviewStore;
   /** After Redis lost its data: the cluster epoch, and adopting what agents still run. */
   readonly recovery: RecoveryStore;
+  /** The tracked branch's desired state, written incrementally with checksums (desired-store.ts). */
+  readonly desired: DesiredStore;
   /** Redis's clock: the one every cross-machine time is judged on (synced by the node checks). */
   readonly clock: ServerClock;
+  /** The scheduler's batched reads and binds, and the per-node counts it spreads by. */
+  readonly placement: PlacementStore;
 
   constructor(
     private readonly redis: Redis,
@@ -82,7 +88,9 @@ export class Store {
     this.configs = new ConfigStore(redis, keys);
     this.previews = new PreviewStore(redis, keys);
     this.recovery = new RecoveryStore(redis, keys, () => this.nodeNames());
+    this.desired = new DesiredStore(redis, keys, this.scripts);
     this.clock = new ServerClock(redis);
+    this.placement = new PlacementStore(redis, keys, this.scripts);
   }
 
   /** The credential of log requests to agents (created on first use; see cluster-secret.ts). */
@@ -204,21 +212,6 @@ export class Store {
     return this.redis.smembers(this.keys.nodeInstances(node));
   }
 
-  /**
-   * How many instances of a deployment (other than `exceptId`) are bound to each node: what the
-   * scheduler spreads by. One SMEMBERS and one MGET of the records, no statuses.
-   */
-  async siblingsPerNode(ns: string, name: string, exceptId: string): Promise<Map<string, number>> {
-    const perNode = new Map<string, number>();
-    const siblings = (await this.redis.smembers(this.keys.deploymentInstances(ns, name))).filter((s) => s !== exceptId);
-    if (siblings.length === 0) return perNode;
-    for (const raw of await this.redis.mget(siblings.map((id) => this.keys.instance(id)))) {
-      const node = parseStored<InstanceRecord>(raw)?.node;
-      if (node) perNode.set(node, (perNode.get(node) ?? 0) + 1);
-    }
-    return perNode;
-  }
-
   async createInstance(record: InstanceRecord): Promise<boolean> {
     const k = this.keys;
     const created = await this.scripts.createInstance(
@@ -254,23 +247,23 @@ export class Store {
    * -5 the node has its maxInstances already.
    */
   async bindInstance(inst: StoredInstance, node: string, next: InstanceRecord): Promise<number> {
-    const k = this.keys;
-    const r = inst.record;
-    return this.scripts.bindInstance([k.instance(r.id), k.node(node), k.nodeAlloc(node), k.nodeInstances(node), k.pendingInstances], inst.raw, JSON.stringify(next), r.id, r.cpuMilli, r.memoryBytes, DEFAULT_MAX_INSTANCES);
+    const [res] = await this.placement.bindInstances([{ inst, node, next }]);
+    return res!.code;
   }
 
-  /** Deletes the record (if unchanged since read) and releases its node resources. */
+  /** Deletes the record (if unchanged since read) and releases its node resources and per-node count. */
   async deleteInstance(inst: StoredInstance): Promise<boolean> {
     const k = this.keys;
     const r = inst.record;
     const node = r.node;
     const res = await this.scripts.deleteInstance(
-      [k.instance(r.id), k.instances, k.deploymentInstances(r.namespace, r.deployment), k.pendingInstances, node ? k.nodeAlloc(node) : k.pendingInstances, node ? k.nodeInstances(node) : k.pendingInstances],
+      [k.instance(r.id), k.instances, k.deploymentInstances(r.namespace, r.deployment), k.pendingInstances, node ? k.nodeAlloc(node) : k.pendingInstances, node ? k.nodeInstances(node) : k.pendingInstances, k.deploymentNodes(r.namespace, r.deployment)],
       inst.raw,
       r.id,
       r.cpuMilli,
       r.memoryBytes,
       node ? '1' : '0',
+      node ?? '',
     );
     return res === 1;
   }
@@ -314,7 +307,11 @@ export class Store {
       const next = change(record);
       const json = JSON.stringify(next);
       if (json === raw) return { record, changed: false };
-      if ((await this.scripts.compareAndSet(key, raw, json)) === 1) return { record: next, changed: true };
+      if ((await this.scripts.compareAndSet(key, raw, json)) === 1) {
+        // After the write: the schedulers' node caches re-read the records (a cordon).
+        await this.placement.bumpNodesVersion();
+        return { record: next, changed: true };
+      }
     }
     throw new TransientError('CONFLICT', `node ${name} kept changing; try again`);
   }

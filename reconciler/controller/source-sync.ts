@@ -3,24 +3,32 @@ import { WaitingError } from '../../lib/errors/index.ts';
 import { TokenBucket } from '../../lib/token-bucket.ts';
 import { GitSourceError } from '../git/errors.ts';
 import type { GitSource } from '../git/source.ts';
-import { loadManifests } from '../manifests/index.ts';
-import { buildDesiredState, diffDesired, type DesiredState, type DesiredDiff } from '../desired/desired-state.ts';
+import { loadManifests, type LoadResult } from '../manifests/index.ts';
+import { ManifestCache } from '../manifests/manifest-cache.ts';
+import { buildDesiredState, type DesiredState, type DesiredDiff } from '../desired/desired-state.ts';
 import { diffObjects } from '../desired/object-diff.ts';
 import { immutableChanges } from '../desired/config-refs.ts';
 import { MAIN_OWNER, ownerOf, type DeploymentRecord } from '../../state/records/deployment.ts';
-import { objectKey } from '../../state/keys.ts';
 import { firstErrors, joinErrors, type SourceStatus } from '../../state/records/status.ts';
 import type { Store } from '../../state/store.ts';
 import { shortSha as short } from '../../lib/short-sha.ts';
 import type { HeadDiff } from '../../state/records/preview.ts';
+import { DesiredWriter } from './desired-writer.ts';
 
 /**
  * Turns the branch's newest commit into desired state in Redis, whole or not at all.
  *
- * A commit whose manifests all validate replaces the desired state in one MULTI (namespaces,
- * deployments, source status). A commit with any error applies nothing: its errors go to the source
- * status and an event, and the last good commit keeps running. Syncs are serialized; a sync asked
- * for while one runs is run once more afterwards, so the newest commit is never missed.
+ * A commit whose manifests all validate makes the desired state its own in one MULTI (namespaces,
+ * deployments, services, config versions, source status). A commit with any error applies nothing:
+ * its errors go to the source status and an event, and the last good commit keeps running. Syncs
+ * are serialized; a sync asked for while one runs is run once more afterwards, so the newest
+ * commit is never missed.
+ *
+ * Each commit costs what it changed: blobs the ManifestCache holds the parse of are neither read
+ * nor parsed nor validated again, the checks across files look at the changed documents against an
+ * index of the others (all of them, when that cannot be trusted), records of unchanged objects are reused, only records that differ from what is stored are written
+ * (DesiredWriter, with their checksums) and only deployments whose record was written or removed
+ * are enqueued. repairDrift(), run by the periodic resync, rewrites what changed behind Gantry's back.
  *
  * It owns only the records of the tracked branch (owner 'main'): preview environments of pull
  * requests keep theirs beside them (owner 'pr-<N>'), and a sync never replaces or prunes those.
@@ -28,7 +36,8 @@ import type { HeadDiff } from '../../state/records/preview.ts';
 
 export type SyncResult =
   | { outcome: 'unchanged'; commit: string }
-  | { outcome: 'applied'; commit: string; diff: DesiredDiff }
+  /** written / removed: desired records of every kind; enqueued: deployments whose record was one of them. */
+  | { outcome: 'applied'; commit: string; diff: DesiredDiff; written: number; removed: number; enqueued: number }
   /** errors: the first MAX_REPORTED_ERRORS (state/records/status.ts); errorCount: all of them. */
   | { outcome: 'rejected'; commit: string; errors: string[]; errorCount: number }
   | { outcome: 'failed'; error: string };
@@ -48,14 +57,46 @@ export interface SourceSyncDeps {
   /** Called with every deployment key whose desired state may have changed. */
   enqueue: (key: string) => void;
   log?: (line: string) => void;
+  /** The parse cache of the branch's files (default: a new one); tests and benchmarks count parses with it. */
+  manifestCache?: ManifestCache;
 }
 
+type Loaded = { commit: string; message: string; loaded: LoadResult } | { commit: string; tooLarge: string };
+
 export class SourceSync {
-  private readonly syncs = new CoalescedRunner(() => this.syncOnce());
+  private readonly syncs = new CoalescedRunner(() => this.exclusive(() => this.syncOnce()));
   private readonly refFetches: TokenBucket;
+  private readonly manifests: ManifestCache;
+  private readonly writer: DesiredWriter;
+  /** Syncs and drift repairs run one at a time: both use the manifest cache and the writer. */
+  private tail: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly deps: SourceSyncDeps) {
     this.refFetches = new TokenBucket(deps.refFetchLimit?.burst ?? 5, deps.refFetchLimit?.perMinute ?? 5);
+    this.manifests = deps.manifestCache ?? new ManifestCache();
+    this.writer = new DesiredWriter(deps.store);
+  }
+
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const run = this.tail.then(fn, fn);
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
+  /**
+   * The files of `commit`, loaded. With `cache`, blobs it holds are listed without being read and
+   * are not parsed again. Past a limit of the commit as a whole (files, bytes, depth) the commit is
+   * rejected like invalid manifests (`tooLarge`).
+   */
+  private async load(commit: string, cache?: ManifestCache): Promise<Loaded> {
+    let files;
+    try {
+      files = await this.deps.source.read(commit, cache ? { reuse: (path, oid) => cache.sizeOf(path, oid) } : {});
+    } catch (err) {
+      if (err instanceof GitSourceError && err.code === 'COMMIT_TOO_LARGE') return { commit: typeof err.data.commit === 'string' ? err.data.commit : commit, tooLarge: err.message };
+      throw err;
+    }
+    return { commit: files.commit, message: files.message, loaded: loadManifests(files.files, { maxFileBytes: this.deps.maxFileBytes, maxReplicas: this.deps.maxReplicas, cache }) };
   }
 
   /**
@@ -72,18 +113,10 @@ export class SourceSync {
    * not become a status, an event or an API answer of that size.
    */
   async preview(ref?: string, current?: DeploymentRecord[]): Promise<{ commit: string; desired?: DesiredState; errors: string[]; errorCount: number; warnings: string[]; warningCount: number }> {
-    const commit = ref ?? (await this.deps.source.resolve());
-    let files;
-    try {
-      files = await this.deps.source.read(commit);
-    } catch (err) {
-      // Past a limit of the commit as a whole (files, bytes, depth): rejected like invalid manifests.
-      if (err instanceof GitSourceError && err.code === 'COMMIT_TOO_LARGE') {
-        return { commit: typeof err.data.commit === 'string' ? err.data.commit : commit, errors: [err.message], errorCount: 1, warnings: [], warningCount: 0 };
-      }
-      throw err;
-    }
-    const loaded = loadManifests(files.files, { maxFileBytes: this.deps.maxFileBytes, maxReplicas: this.deps.maxReplicas });
+    const read = await this.load(ref ?? (await this.deps.source.resolve()));
+    if ('tooLarge' in read) return { commit: read.commit, errors: [read.tooLarge], errorCount: 1, warnings: [], warningCount: 0 };
+    const { loaded } = read;
+    const files = { commit: read.commit, message: read.message };
     const { errors: warnings, errorCount: warningCount } = firstErrors(loaded.warnings.map((w) => w.toString()));
     if (loaded.errors.length > 0) return { commit: files.commit, ...firstErrors(loaded.errors.map((e) => e.toString())), warnings, warningCount };
     const desired = buildDesiredState(loaded.objects, files.commit, current ?? (await this.mainDeployments()));
@@ -170,37 +203,73 @@ export class SourceSync {
       return { outcome: 'unchanged', commit };
     }
 
-    const current = await this.mainDeployments();
-    const preview = await this.preview(commit, current);
     const base: SourceStatus = { ...prev, source: source.describe(), branch: this.deps.branch, lastAttemptedCommit: commit, lastAttemptedAt: now, lastFetchError: undefined };
-    if (!preview.desired) {
-      const { errors, errorCount } = preview;
+    const reject = async (found: { errors: string[]; errorCount: number }): Promise<SyncResult> => {
+      const { errors, errorCount } = found;
       await store.writeSourceStatus({ ...base, rejectedCommit: commit, errors, errorCount, lastError: `${errorCount} error(s): ${errors[0]}` });
       await store.events.record({ type: 'Warning', reason: 'CommitRejected', object: 'source', message: `commit ${short(commit)} rejected, keeping ${short(prev.lastAppliedCommit)}: ${errorCount} error(s): ${joinErrors(errors, errorCount)}` });
       log?.(`source: commit ${short(commit)} rejected (${errorCount} error(s)), keeping ${short(prev.lastAppliedCommit)}:\n  ${joinErrors(errors, errorCount, '\n  ')}`);
+      // Every deployment's status says that the branch's head was rejected.
       for (const key of await store.deploymentKeys()) this.deps.enqueue(key);
       return { outcome: 'rejected', commit, errors, errorCount };
-    }
+    };
 
-    const desired = preview.desired;
-    const diff = diffDesired(current, desired);
+    const read = await this.load(commit, this.manifests);
+    if ('tooLarge' in read) return reject({ errors: [read.tooLarge], errorCount: 1 });
+    const { loaded } = read;
+    if (loaded.errors.length > 0) return reject(firstErrors(loaded.errors.map((e) => e.toString())));
+    const plan = await this.writer.plan(loaded.objects, commit, read.message, { changes: loaded.changes });
+    if (plan.immutable.length > 0) return reject(firstErrors(plan.immutable));
+
+    const { errors: warnings, errorCount: warningCount } = firstErrors(loaded.warnings.map((w) => w.toString()));
+    const diff = plan.build.diff;
     const status: SourceStatus = {
       ...base, lastAppliedCommit: commit, lastAppliedAt: now, rejectedCommit: undefined, errors: undefined, errorCount: undefined, lastError: undefined,
-      warnings: preview.warningCount > 0 ? preview.warnings : undefined, warningCount: preview.warningCount > 0 ? preview.warningCount : undefined,
+      warnings: warningCount > 0 ? warnings : undefined, warningCount: warningCount > 0 ? warningCount : undefined,
     };
-    const [namespacesBefore, servicesBefore] = await Promise.all([store.readNamespaces(), store.services.readServices()]);
-    await store.writeOwnedState(MAIN_OWNER, { namespaces: namespacesBefore, deployments: current, services: servicesBefore }, desired, { sourceStatus: status });
+    const result = await this.writer.write(plan, status);
 
     await store.events.record({ type: 'Normal', reason: 'CommitApplied', object: 'source', message: `commit ${short(commit)} applied: ${diff.summary}` });
-    log?.(`source: commit ${short(commit)} applied: ${diff.summary}`);
-    if (preview.warningCount > 0) {
+    log?.(`source: commit ${short(commit)} applied: ${diff.summary} (${result.written.length} record(s) written, ${result.removed.length} removed, ${plan.build.rebuilt} object(s) built, ${this.manifests.last.parsed} file(s) parsed)`);
+    if (warningCount > 0) {
       // Said once per applied commit: what was listed but not applied (ignored kinds and fields).
-      const text = joinErrors(preview.warnings.slice(0, 10), preview.warningCount);
-      await store.events.record({ type: 'Warning', reason: 'ManifestWarnings', object: 'source', message: `commit ${short(commit)}: ${preview.warningCount} warning(s): ${text}` });
-      log?.(`source: commit ${short(commit)}: ${preview.warningCount} warning(s):\n  ${joinErrors(preview.warnings, preview.warningCount, '\n  ')}`);
+      const text = joinErrors(warnings.slice(0, 10), warningCount);
+      await store.events.record({ type: 'Warning', reason: 'ManifestWarnings', object: 'source', message: `commit ${short(commit)}: ${warningCount} warning(s): ${text}` });
+      log?.(`source: commit ${short(commit)}: ${warningCount} warning(s):\n  ${joinErrors(warnings, warningCount, '\n  ')}`);
     }
-    const keys = new Set([...current, ...desired.deployments].map((d) => objectKey(d.namespace, d.name)));
-    for (const key of keys) this.deps.enqueue(key);
-    return { outcome: 'applied', commit, diff };
+    // Only what the commit changed: an unchanged deployment has nothing new to converge to.
+    for (const key of result.deployments) this.deps.enqueue(key);
+    return { outcome: 'applied', commit, diff, written: result.written.length, removed: result.removed.length, enqueued: result.deployments.length };
+  }
+
+  /**
+   * The periodic resync's repair of desired state: records of the applied commit that were deleted
+   * or changed behind Gantry's back (found by their checksums, inside Redis) are written again, and
+   * their deployments enqueued. Costs one pass of a Lua script over the checksums when nothing
+   * drifted; ids of what it rewrote otherwise.
+   */
+  repairDrift(): Promise<string[]> {
+    return this.exclusive(async () => {
+      const { store, log } = this.deps;
+      const commit = (await store.readSourceStatus())?.lastAppliedCommit;
+      if (!commit) return [];
+      const result = await this.writer.repair(commit, async () => {
+        const read = await this.load(commit, this.manifests);
+        if ('tooLarge' in read || read.loaded.errors.length > 0) {
+          log?.(`source: desired state drifted, but commit ${short(commit)} no longer loads (${'tooLarge' in read ? read.tooLarge : read.loaded.errors[0]!.toString()}); the next commit rewrites it`);
+          return undefined;
+        }
+        return { objects: read.loaded.objects, message: read.message, changes: read.loaded.changes };
+      });
+      if (!result) return [];
+      const repaired = [...result.written, ...result.removed];
+      if (repaired.length > 0) {
+        const list = joinErrors(repaired.slice(0, 10), repaired.length);
+        await store.events.record({ type: 'Warning', reason: 'DesiredStateRepaired', object: 'source', message: `desired state of commit ${short(commit)} had drifted in Redis: rewrote ${repaired.length} record(s): ${list}` });
+        log?.(`source: desired state drifted: rewrote ${repaired.length} record(s) of commit ${short(commit)}: ${list}`);
+      }
+      for (const key of result.deployments) this.deps.enqueue(key);
+      return repaired;
+    });
   }
 }

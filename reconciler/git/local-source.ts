@@ -71,6 +71,7 @@ export class LocalGitSource implements GitSource {
       subPath: this.subPath,
       maxFileBytes: opts.maxFileBytes ?? this.maxFileBytes,
       limits: { ...this.limits, ...opts.limits },
+      reuse: opts.reuse,
     });
   }
 

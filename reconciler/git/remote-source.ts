@@ -107,6 +107,7 @@ export class RemoteGitSource implements GitSource {
         subPath: this.subPath,
         maxFileBytes: opts.maxFileBytes ?? this.maxFileBytes,
         limits: { ...this.limits, ...opts.limits },
+        reuse: opts.reuse,
       }),
     );
   }

@@ -48,6 +48,13 @@ export interface CommitFile {
   content: Uint8Array;
   /** Real blob size in bytes. */
   size: number;
+  /** The blob's object id: the same id is the same content, whatever commit it is read from. */
+  oid: string;
+  /**
+   * Listed without being read (empty content), because the reader's `reuse` said the caller
+   * already holds what it made of this blob at this path (see ReadOptions.reuse).
+   */
+  reused?: true;
 }
 
 export interface CommitFiles {
@@ -73,6 +80,13 @@ export interface FetchRefOptions {
 export interface ReadOptions {
   maxFileBytes?: number;
   limits?: Partial<CommitLimits>;
+  /**
+   * Asked for every manifest blob before it is read: the size of that blob when the caller already
+   * holds what it made of it at that path (a parse cache keyed by blob id), undefined to read it.
+   * A reused blob is listed with empty content (`reused: true`) and counts towards the limits with
+   * that size, so a commit is judged the same whether its blobs are read or reused.
+   */
+  reuse?: (path: string, oid: string) => number | undefined;
 }
 
 export interface GitSource {

@@ -8,7 +8,7 @@ import { posix } from 'node:path';
 import { readBlob, readCommit, readTree, type TreeEntry } from 'isomorphic-git';
 import { GitSourceError, errorCode, errorMessage } from './errors.ts';
 import { ObjectSizes } from './object-size.ts';
-import type { CommitFiles, CommitLimits } from './source-types.ts';
+import type { CommitFiles, CommitLimits, ReadOptions } from './source-types.ts';
 
 export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
 
@@ -25,6 +25,7 @@ export const DEFAULT_COMMIT_LIMITS: Readonly<CommitLimits> = Object.freeze({
 });
 
 const MANIFEST_EXTENSIONS = ['.yaml', '.yml', '.json'];
+const EMPTY = new Uint8Array(0);
 
 /** Git tree modes of regular files; symlinks (120000) and submodules (160000) are skipped. */
 const REGULAR_FILE_MODES = new Set(['100644', '100755']);
@@ -60,6 +61,8 @@ export interface ReadCommitOptions {
   maxFileBytes: number;
   /** Defaults: DEFAULT_COMMIT_LIMITS. */
   limits?: Partial<CommitLimits>;
+  /** See ReadOptions.reuse: blobs the caller holds the parse of are listed, not read. */
+  reuse?: ReadOptions['reuse'];
 }
 
 function mib(bytes: number): string {
@@ -140,12 +143,23 @@ async function readWithin(opts: ReadCommitOptions, limits: CommitLimits, cache: 
         if (files.length >= limits.maxFiles) {
           throw tooLarge('maxFiles', `more than ${limits.maxFiles} manifest files${where} (the limit per commit)`);
         }
+        // A blob whose parse the caller holds (same path, same oid) is not read at all: a commit
+        // that changes one file of thousands reads one blob. Its size counts as a read one's would.
+        const known = opts.reuse?.(path, entry.oid);
+        if (known !== undefined) {
+          if (known <= maxFileBytes) totalBytes += known;
+          if (totalBytes > limits.maxTotalBytes) {
+            throw tooLarge('maxTotalBytes', `manifest files${where} add up to more than ${mib(limits.maxTotalBytes)} (the limit per commit), at ${path}`, { path });
+          }
+          files.push({ path, content: EMPTY, size: known, oid: entry.oid, reused: true });
+          continue;
+        }
         // readBlob inflates the whole object, so its size comes first, from the object store: an
         // oversized blob is never inflated, only listed with its size, so the loader can say
         // FILE_TOO_LARGE however far it would inflate.
         const size = await sizes.sizeOf(entry.oid);
         if (size !== undefined && size > maxFileBytes) {
-          files.push({ path, content: new Uint8Array(0), size });
+          files.push({ path, content: new Uint8Array(0), size, oid: entry.oid });
           continue;
         }
         const { blob } = await readBlob({ fs, gitdir, oid: entry.oid, cache });
@@ -154,7 +168,7 @@ async function readWithin(opts: ReadCommitOptions, limits: CommitLimits, cache: 
         if (totalBytes > limits.maxTotalBytes) {
           throw tooLarge('maxTotalBytes', `manifest files${where} add up to more than ${mib(limits.maxTotalBytes)} (the limit per commit), at ${path}`, { path });
         }
-        files.push({ path, content: over ? new Uint8Array(0) : blob, size: blob.byteLength });
+        files.push({ path, content: over ? new Uint8Array(0) : blob, size: blob.byteLength, oid: entry.oid });
       }
     }
   };

@@ -23,13 +23,8 @@ const DOCUMENT = '\x02';
 const SCALAR = '\x1f';
 const FLOW_END = '\x18';
 
-/**
- * Where the text nests flow collections, or block sequences on one line, more than `limit` deep;
- * undefined when it does not (most files: fewer than `limit` of the characters that could open a
- * level at all are not even lexed). What this lets through the parser handles cheaply, and
- * depthProblem measures exactly.
- */
-export function deepNestingAt(text: string, limit: number): NestingProblem | undefined {
+/** Whether the text has more than `limit` of the characters that could open a level (most files do not). */
+export function mayNestDeeperThan(text: string, limit: number): boolean {
   let openers = 0;
   let indicators = 0;
   for (let i = 0; i < text.length; i++) {
@@ -37,39 +32,67 @@ export function deepNestingAt(text: string, limit: number): NestingProblem | und
     if (c === 0x5b || c === 0x7b) openers++;
     else if (c === 0x2d || c === 0x3f) indicators++;
   }
-  if (openers <= limit && indicators <= limit) return undefined;
-  // The lexer is iterative and tells indicators from scalars (quoted, block, plain) exactly.
-  let offset = 0;
-  let flow = 0;
-  let run = 0;
-  let inRun = true;
-  let scalarNext = false;
-  for (const token of new Lexer().lex(text)) {
-    if (token === DOCUMENT || token === FLOW_END) continue;
+  return openers > limit || indicators > limit;
+}
+
+/**
+ * Follows the lexer's tokens (yaml's Lexer: iterative, and it tells indicators from scalars,
+ * quoted, block or plain, exactly) and says where flow collections, or block sequences on one
+ * line, first nest more than `limit` deep. Fed the very tokens the parser gets, so the text is
+ * lexed once, and the parse is stopped there, before its cost grows with the nesting.
+ */
+export class NestingWatch {
+  private offset = 0;
+  private flow = 0;
+  private run = 0;
+  private inRun = true;
+  private scalarNext = false;
+
+  constructor(private readonly limit: number) {}
+
+  feed(token: string): NestingProblem | undefined {
+    const { limit } = this;
+    if (token === DOCUMENT || token === FLOW_END) return undefined;
     if (token === SCALAR) {
-      scalarNext = true;
-      continue;
+      this.scalarNext = true;
+      return undefined;
     }
-    const at = offset;
-    offset += token.length;
-    if (scalarNext) {
-      scalarNext = false;
-      inRun = false;
-      continue;
+    const at = this.offset;
+    this.offset += token.length;
+    if (this.scalarNext) {
+      this.scalarNext = false;
+      this.inRun = false;
+      return undefined;
     }
     if (token === '[' || token === '{') {
-      if (++flow > limit) return { offset: at, message: deeper(limit) };
-      inRun = false;
+      if (++this.flow > limit) return { offset: at, message: deeper(limit) };
+      this.inRun = false;
     } else if (token === ']' || token === '}') {
-      flow = Math.max(0, flow - 1);
+      this.flow = Math.max(0, this.flow - 1);
     } else if (token === '\n' || token === '\r\n' || token === '---') {
-      inRun = true;
-      run = 0;
-    } else if (inRun && (token === '-' || token === '?')) {
-      if (++run > limit) return { offset: at, message: deeper(limit) };
-    } else if (!(inRun && (token[0] === ' ' || token[0] === '\t' || token[0] === '&' || token[0] === '!' || token === ':'))) {
-      inRun = false;
+      this.inRun = true;
+      this.run = 0;
+    } else if (this.inRun && (token === '-' || token === '?')) {
+      if (++this.run > limit) return { offset: at, message: deeper(limit) };
+    } else if (!(this.inRun && (token[0] === ' ' || token[0] === '\t' || token[0] === '&' || token[0] === '!' || token === ':'))) {
+      this.inRun = false;
     }
+    return undefined;
+  }
+}
+
+/**
+ * Where the text nests flow collections, or block sequences on one line, more than `limit` deep;
+ * undefined when it does not (most files: fewer than `limit` of the characters that could open a
+ * level at all are not even lexed). What this lets through the parser handles cheaply, and
+ * depthProblem measures exactly.
+ */
+export function deepNestingAt(text: string, limit: number): NestingProblem | undefined {
+  if (!mayNestDeeperThan(text, limit)) return undefined;
+  const watch = new NestingWatch(limit);
+  for (const token of new Lexer().lex(text)) {
+    const problem = watch.feed(token);
+    if (problem) return problem;
   }
   return undefined;
 }
@@ -82,6 +105,32 @@ function children(node: unknown): unknown[] {
 
 function startOf(node: unknown): number {
   return (node as { range?: [number, number, number] } | null)?.range?.[0] ?? 0;
+}
+
+/**
+ * depthProblem for a document without aliases: its nodes form a tree, so a plain walk in the same
+ * order (keys and values of each pair, items of each sequence, depth first) finds the same first
+ * collection past `max`, without remembering the height of every node.
+ */
+export function treeDepthProblem(root: unknown, max: number): NestingProblem | undefined {
+  const stack: [unknown, number][] = [[root, 1]];
+  while (stack.length > 0) {
+    const [node, depth] = stack.pop()!;
+    if (isMap(node)) {
+      if (depth > max) return { offset: startOf(node), message: deeper(max) };
+      for (let i = node.items.length - 1; i >= 0; i--) {
+        const pair = node.items[i]!;
+        stack.push([pair.value, depth + 1], [pair.key, depth + 1]);
+      }
+    } else if (isSeq(node)) {
+      if (depth > max) return { offset: startOf(node), message: deeper(max) };
+      for (let i = node.items.length - 1; i >= 0; i--) {
+        const item = node.items[i];
+        stack.push([isPair(item) ? item.value : item, depth + 1]);
+      }
+    }
+  }
+  return undefined;
 }
 
 /** Where the document nests collections more than `max` deep (an alias counts as what it stands for). */

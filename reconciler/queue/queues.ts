@@ -1,6 +1,6 @@
 import { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { JOB_OPTIONS, QUEUE_SCHEDULE, nodeJobId, nodeQueueName, scheduleJobId, type NodeJob, type ScheduleJob } from '../../state/queues.ts';
+import { JOB_OPTIONS, QUEUE_SCHEDULE, SCHEDULE_BATCH, nodeJobId, nodeQueueName, scheduleBatchJobId, scheduleJobId, type NodeJob, type ScheduleJob } from '../../state/queues.ts';
 import { type Keys } from '../../state/keys.ts';
 
 /**
@@ -29,10 +29,20 @@ export class Queues {
     await this.schedule.add('bind', { instanceId }, { ...JOB_OPTIONS, jobId: scheduleJobId(instanceId, uid) });
   }
 
-  /** Many placements in one round trip (the resync's retry of every pending instance). */
+  /**
+   * Many placements in one round trip (a scale-up, the resync's retry of every pending instance):
+   * one job per SCHEDULE_BATCH instances, which the scheduler places as one batch. Sorted by id, so
+   * that the same pending set makes the same jobs and siblings share one.
+   */
   async enqueueSchedules(records: { id: string; uid: string }[]): Promise<void> {
     if (records.length === 0) return;
-    await this.schedule.addBulk(records.map((r) => ({ name: 'bind', data: { instanceId: r.id }, opts: { ...JOB_OPTIONS, jobId: scheduleJobId(r.id, r.uid) } })));
+    const sorted = [...records].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    const jobs = [];
+    for (let k = 0; k < sorted.length; k += SCHEDULE_BATCH) {
+      const chunk = sorted.slice(k, k + SCHEDULE_BATCH);
+      jobs.push({ name: 'bind', data: { instanceIds: chunk.map((r) => r.id) }, opts: { ...JOB_OPTIONS, jobId: chunk.length === 1 ? scheduleJobId(chunk[0]!.id, chunk[0]!.uid) : scheduleBatchJobId(chunk) } });
+    }
+    await this.schedule.addBulk(jobs);
   }
 
   async enqueueNode(node: string, action: 'start' | 'stop', instanceId: string, uid: string): Promise<void> {

@@ -1,27 +1,27 @@
 import { Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { InstanceRecord } from '../../state/records/instance.ts';
 import { connectRedis } from '../../state/connection.ts';
-import { QUEUE_SCHEDULE } from '../../state/queues.ts';
+import { QUEUE_SCHEDULE, SCHEDULE_BATCH } from '../../state/queues.ts';
 import { type Keys } from '../../state/keys.ts';
 import type { Queues } from '../queue/queues.ts';
 import type { ScheduleJob } from '../../state/queues.ts';
-import type { Store, StoredNode } from '../../state/store.ts';
-import { selectNode, type NodeCandidate } from './select-node.ts';
-import { requestedHostPorts, type HostPortUse } from './host-ports.ts';
-import { DEFAULT_NODE_READY_MS, isNodeReady } from '../../state/records/node.ts';
-import { instanceGroup } from '../../state/records/instance.ts';
+import type { Store } from '../../state/store.ts';
+import { DEFAULT_NODE_READY_MS } from '../../state/records/node.ts';
+import { NodeCache } from './node-cache.ts';
+import { placeBatch, type ScheduleOutcome } from './place-batch.ts';
+
+export type { ScheduleOutcome } from './place-batch.ts';
 
 /**
  * The scheduler: a BullMQ worker that places pending instances on nodes.
  *
- * A job only names an instance; the handler re-reads it and does nothing if it is bound or gone.
- * Binding goes through the bind-instance Lua script, which re-checks capacity inside Redis, so
- * several schedulers (or a stale node snapshot here) can never over-commit a node: a lost race
- * just moves on to the next-ranked node. hostPorts are not in that script: placements of instances
- * that ask for any are serialized in this process and read what is bound to each node fresh, and an
- * agent that still finds its port taken (another scheduler, an instance still stopping) reports
- * HostPortInUse and retries.
+ * A job names instances (a batch of them, or one); the handler re-reads them and leaves alone
+ * those bound or gone. Placements run in batches, one batch at a time in this process: what the
+ * jobs in flight ask for while a batch runs becomes the next batch (up to `batchSize` instances),
+ * so a burst of jobs costs a few round trips per batch, not per instance (place-batch.ts). Each
+ * batch sees every placement before it (spread, and hostPorts, which the bind script does not
+ * check), and binds through the bind-instances Lua script, which re-checks capacity inside Redis,
+ * so several schedulers (or a stale node cache here, node-cache.ts) can never over-commit a node.
  */
 
 export interface SchedulerOptions {
@@ -31,35 +31,52 @@ export interface SchedulerOptions {
   keys: Keys;
   /** A node whose last heartbeat is older than this is not ready. */
   nodeReadyMs?: number;
+  /** Jobs taken at once: their instances are placed together. */
   concurrency?: number;
-  /** How long a node snapshot may be reused between placements. */
+  /**
+   * How long heartbeats and allocations read in bulk may be reused between batches (default 1 s:
+   * a dead node is seen NotReady that much after its timeout; allocations between re-reads follow
+   * the bind script's answers, and a stale one never over-commits a node).
+   */
   snapshotMs?: number;
+  /** Most instances placed (and bound in one script call) per batch. */
+  batchSize?: number;
   log?: (line: string) => void;
 }
 
-export type ScheduleOutcome = 'bound' | 'pending' | 'gone';
+interface Request {
+  ids: string[];
+  resolve: (outcomes: ScheduleOutcome[]) => void;
+  reject: (err: unknown) => void;
+}
+
+/** A schedule job's instances (Queues.enqueueSchedules) are one batch. */
+export const DEFAULT_BATCH_SIZE = SCHEDULE_BATCH;
 
 export class Scheduler {
   private worker?: Worker<ScheduleJob>;
   private workerConnection?: Redis;
-  private snapshot?: { at: number; nodes: StoredNode[] };
-  private readonly chains = new Map<string, Promise<void>>();
-  /** The tail of the placements of instances with hostPorts: one at a time, each seeing the last one bound. */
-  private hostPortTail: Promise<unknown> = Promise.resolve();
+  private readonly cache: NodeCache;
   private readonly nodeReadyMs: number;
-  private readonly snapshotMs: number;
+  private readonly batchSize: number;
+  private readonly waiting: Request[] = [];
+  private draining = false;
+  /** Per-node counts built for data from before they existed, once per process (see PlacementStore). */
+  private prepared?: Promise<void>;
 
   constructor(private readonly opts: SchedulerOptions) {
     this.nodeReadyMs = opts.nodeReadyMs ?? DEFAULT_NODE_READY_MS;
-    this.snapshotMs = opts.snapshotMs ?? 500;
+    this.batchSize = Math.max(1, opts.batchSize ?? DEFAULT_BATCH_SIZE);
+    this.cache = new NodeCache(opts.store, opts.snapshotMs ?? 1_000);
   }
 
   start(): void {
     this.workerConnection = connectRedis(this.opts.redisUrl, 'gantry-scheduler');
-    this.worker = new Worker<ScheduleJob>(QUEUE_SCHEDULE, async (job) => this.scheduleOne(job.data.instanceId), {
+    this.worker = new Worker<ScheduleJob>(QUEUE_SCHEDULE, async (job) => void (await this.scheduleMany(job.data.instanceIds ?? (job.data.instanceId ? [job.data.instanceId] : []))), {
       connection: this.workerConnection,
       prefix: this.opts.keys.bullPrefix,
-      concurrency: this.opts.concurrency ?? 4,
+      // Jobs taken together are placed together: more at once, bigger batches.
+      concurrency: this.opts.concurrency ?? 64,
       // A placement takes milliseconds. A reconciler killed mid-placement leaves its jobs active
       // under a lock; a short lock gets them back to a restarted reconciler within seconds, not
       // BullMQ's default 30 s (re-adding them is a no-op while they exist).
@@ -74,9 +91,9 @@ export class Scheduler {
     this.workerConnection?.disconnect();
   }
 
-  /** Forget the node snapshot (a node joined, left or freed room). */
+  /** Forget the node cache (a node joined, left or freed room). */
   invalidate(): void {
-    this.snapshot = undefined;
+    this.cache.invalidate();
   }
 
   /** Re-enqueue every pending instance: called when nodes change and on the periodic resync. */
@@ -87,117 +104,81 @@ export class Scheduler {
     return insts.length;
   }
 
-  private async nodes(fresh: boolean): Promise<StoredNode[]> {
-    const now = Date.now();
-    if (fresh || !this.snapshot || now - this.snapshot.at > this.snapshotMs) {
-      this.snapshot = { at: now, nodes: await this.opts.store.readNodes() };
-    }
-    return this.snapshot.nodes;
-  }
-
-  /**
-   * Places one instance. Placements of one deployment are serialized in this process so that each
-   * sees where its siblings went (spread); different deployments are placed concurrently.
-   */
   async scheduleOne(instanceId: string): Promise<ScheduleOutcome> {
-    const key = instanceGroup(instanceId);
-    const prev = this.chains.get(key) ?? Promise.resolve();
-    const run = prev.then(() => this.place(instanceId));
-    const tail = run.then(() => undefined, () => undefined);
-    this.chains.set(key, tail);
-    void tail.then(() => {
-      if (this.chains.get(key) === tail) this.chains.delete(key);
-    });
-    return run;
+    return (await this.scheduleMany([instanceId]))[0]!;
   }
 
-  /** `hostPortsHeld`: already running in its turn on hostPortTail. */
-  private async place(instanceId: string, hostPortsHeld = false): Promise<ScheduleOutcome> {
-    const { store } = this.opts;
-    for (let attempt = 0; attempt < 5; attempt++) {
-      const [inst] = await store.readInstances([instanceId]);
-      if (!inst) return 'gone';
-      if (inst.record.node) return 'bound';
-      const rec = inst.record;
-      if (!hostPortsHeld && requestedHostPorts(rec.containers).length > 0) {
-        // Instances with hostPorts wait for each other's placements (different deployments may
-        // want the same port); the others never wait, nor pay for the lookup.
-        const run = this.hostPortTail.then(() => this.place(instanceId, true));
-        this.hostPortTail = run.catch(() => undefined);
-        return run;
-      }
-      const nodes = await this.nodes(attempt > 0);
-      const views = await this.views(rec, nodes);
-      const placement = selectNode(rec, views);
-      if ('reason' in placement) {
-        if (rec.pendingReason !== placement.reason) {
-          const next: InstanceRecord = { ...rec, pendingReason: placement.reason };
-          if (await store.replaceInstance(inst, next)) {
-            await store.events.record({ type: 'Warning', reason: 'FailedScheduling', object: `instance/${rec.id}`, message: placement.reason });
-            await this.publishChange(rec);
-          }
-        }
-        return 'pending';
-      }
-      let raced = false;
-      for (const nodeName of placement.ranked) {
-        const next: InstanceRecord = { ...rec, node: nodeName, boundAt: Date.now() };
-        delete next.pendingReason;
-        const res = await store.bindInstance(inst, nodeName, next);
-        if (res === 1) {
-          const cached = nodes.find((n) => n.record.name === nodeName);
-          if (cached) {
-            cached.alloc.cpuMilli += rec.cpuMilli;
-            cached.alloc.memoryBytes += rec.memoryBytes;
-            cached.alloc.instances += 1;
-          }
-          await this.opts.queues.enqueueNode(nodeName, 'start', rec.id, rec.uid);
-          await store.events.record({ type: 'Normal', reason: 'Scheduled', object: `instance/${rec.id}`, message: `bound to ${nodeName}` });
-          await this.publishChange(rec);
-          return 'bound';
-        }
-        if (res === 0) {
-          raced = true; // the record moved under us: re-read it
-          break;
-        }
-        // Node full, cordoned or gone since the snapshot: try the next one.
-      }
-      if (!raced) this.invalidate();
+  /** Places these instances (with whatever else is asked meanwhile); one outcome per id, in order. */
+  async scheduleMany(ids: readonly string[]): Promise<ScheduleOutcome[]> {
+    if (ids.length === 0) return [];
+    // A request never spans batches: a larger one is several.
+    const parts: Promise<ScheduleOutcome[]>[] = [];
+    for (let k = 0; k < ids.length; k += this.batchSize) {
+      parts.push(
+        new Promise((resolve, reject) => {
+          this.waiting.push({ ids: ids.slice(k, k + this.batchSize), resolve, reject });
+        }),
+      );
     }
-    return 'pending';
-  }
-
-  private async views(rec: InstanceRecord, nodes: StoredNode[]): Promise<NodeCandidate[]> {
-    const perNode = await this.opts.store.siblingsPerNode(rec.namespace, rec.deployment, rec.id);
-    const hostPorts = requestedHostPorts(rec.containers).length > 0 ? await this.hostPortsInUse(nodes, rec.id) : undefined;
-    // Heartbeats are on Redis's clock.
-    const now = this.opts.store.clock.now();
-    return nodes.map((n) => ({
-      record: n.record,
-      alloc: n.alloc,
-      ready: isNodeReady(n.heartbeatAt, now, this.nodeReadyMs),
-      sameDeployment: perNode.get(n.record.name) ?? 0,
-      ...(hostPorts ? { usedHostPorts: hostPorts.get(n.record.name) ?? [] } : {}),
-    }));
+    if (!this.draining) {
+      this.draining = true;
+      // After the current task: calls made together (a Promise.all, several jobs) share a batch.
+      queueMicrotask(() => void this.drain());
+    }
+    return (await Promise.all(parts)).flat();
   }
 
   /**
-   * node -> the hostPorts of the instances bound there now (not from the snapshot: the last
-   * placement must count). Only read for an instance that asks for hostPorts, so placements without
-   * any cost nothing more.
+   * Runs batches until no request waits. A batch's announcements (node jobs, events) go on while
+   * the next batch reads and picks, one batch's at a time and in order; its requests are answered
+   * once they are done, so a job completes only after its node jobs were added.
    */
-  private async hostPortsInUse(nodes: StoredNode[], exceptId: string): Promise<Map<string, HostPortUse[]>> {
-    const { store } = this.opts;
-    const ids = (await Promise.all(nodes.map((n) => store.nodeInstanceIds(n.record.name)))).flat().filter((id) => id !== exceptId);
-    const out = new Map<string, HostPortUse[]>();
-    for (const { record } of await store.readInstances(ids)) {
-      const used = record.node ? requestedHostPorts(record.containers) : [];
-      if (used.length > 0) out.set(record.node!, [...(out.get(record.node!) ?? []), ...used]);
+  private async drain(): Promise<void> {
+    let announcing: Promise<unknown> = Promise.resolve();
+    for (;;) {
+      if (this.waiting.length === 0) {
+        await announcing;
+        if (this.waiting.length === 0) break;
+        continue;
+      }
+      const taken: Request[] = [];
+      let count = 0;
+      while (this.waiting.length > 0 && count + this.waiting[0]!.ids.length <= this.batchSize) {
+        const r = this.waiting.shift()!;
+        taken.push(r);
+        count += r.ids.length;
+      }
+      const ids = [...new Set(taken.flatMap((r) => r.ids))];
+      try {
+        await this.prepare();
+        const deps = { store: this.opts.store, queues: this.opts.queues, cache: this.cache, nodeReadyMs: this.nodeReadyMs };
+        const batch = await placeBatch(deps, ids);
+        const previous = announcing;
+        announcing = previous.then(() => batch.announce()).then(
+          () => {
+            for (const r of taken) r.resolve(r.ids.map((id) => batch.outcomes.get(id) ?? 'pending'));
+          },
+          (err: unknown) => {
+            for (const r of taken) r.reject(err);
+          },
+        );
+      } catch (err) {
+        for (const r of taken) r.reject(err);
+      }
     }
-    return out;
+    this.draining = false;
   }
 
-  private async publishChange(rec: InstanceRecord): Promise<void> {
-    await this.opts.store.announceDeploymentChange(rec.namespace, rec.deployment);
+  private prepare(): Promise<void> {
+    this.prepared ??= this.opts.store.placement.ensureDeploymentNodes().then(
+      (n) => {
+        if (n > 0) this.opts.log?.(`scheduler: built the per-node counts of ${n} deployment(s)`);
+      },
+      (err: unknown) => {
+        this.prepared = undefined; // tried again with the next batch
+        throw err;
+      },
+    );
+    return this.prepared;
   }
 }

@@ -9,6 +9,8 @@ import { hostPortsConflict, requestedHostPorts, type HostPortUse } from './host-
  * the runtime, nodeSelector matches, the hostPorts it asks for are free there (host-ports.ts), room
  * for one more instance (maxInstances, default 110), CPU fits, memory fits. Scores: fewest instances of the same
  * deployment first (spread), then least allocated (mean free share of CPU and memory), then name.
+ * This is the reference: the scheduler places through NodeTable.pick (node-table.ts), the same
+ * decision over its cached nodes without building and sorting views, and explains through filterNode.
  */
 
 /** A node as the scheduler weighs it for one instance. */
@@ -38,15 +40,25 @@ const REASONS = {
   cpu: 'insufficient cpu',
   memory: 'insufficient memory',
 } as const;
-type ReasonKey = keyof typeof REASONS;
+export type ReasonKey = keyof typeof REASONS;
+
+/**
+ * The filters that read only the node's record (cordon, runtime, nodeSelector), in filterNode's
+ * order: what a node cache may work out once per kind of instance and keep until a record changes.
+ */
+export function recordFilter(inst: Pick<SchedulingNeeds, 'runtime' | 'nodeSelector'>, record: NodeRecord): 'cordoned' | 'runtime' | 'selector' | undefined {
+  if (record.cordoned) return 'cordoned';
+  if (!record.runtimes.includes(inst.runtime)) return 'runtime';
+  for (const [k, v] of Object.entries(inst.nodeSelector)) {
+    if (record.labels[k] !== v) return 'selector';
+  }
+  return undefined;
+}
 
 export function filterNode(inst: SchedulingNeeds, n: NodeCandidate, hostPorts: HostPortUse[] = requestedHostPorts(inst.containers ?? [])): ReasonKey | undefined {
   if (!n.ready) return 'notReady';
-  if (n.record.cordoned) return 'cordoned';
-  if (!n.record.runtimes.includes(inst.runtime)) return 'runtime';
-  for (const [k, v] of Object.entries(inst.nodeSelector)) {
-    if (n.record.labels[k] !== v) return 'selector';
-  }
+  const byRecord = recordFilter(inst, n.record);
+  if (byRecord) return byRecord;
   if (hostPorts.length > 0 && hostPortsConflict(hostPorts, n.usedHostPorts ?? [], n.record.address)) return 'hostPorts';
   if (n.alloc.instances + 1 > maxInstancesOf(n.record)) return 'instances';
   if (n.alloc.cpuMilli + inst.cpuMilli > n.record.cpuMilli) return 'cpu';
@@ -54,10 +66,15 @@ export function filterNode(inst: SchedulingNeeds, n: NodeCandidate, hostPorts: H
   return undefined;
 }
 
-function freeShare(n: NodeCandidate): number {
-  const cpu = n.record.cpuMilli > 0 ? (n.record.cpuMilli - n.alloc.cpuMilli) / n.record.cpuMilli : 0;
-  const mem = n.record.memoryBytes > 0 ? (n.record.memoryBytes - n.alloc.memoryBytes) / n.record.memoryBytes : 0;
+/** The least-allocated score: mean free share of CPU and memory. One formula for selectNode and the node cache, so their ties agree. */
+export function freeShareOf(cpuMilli: number, usedCpu: number, memoryBytes: number, usedMem: number): number {
+  const cpu = cpuMilli > 0 ? (cpuMilli - usedCpu) / cpuMilli : 0;
+  const mem = memoryBytes > 0 ? (memoryBytes - usedMem) / memoryBytes : 0;
   return (cpu + mem) / 2;
+}
+
+function freeShare(n: NodeCandidate): number {
+  return freeShareOf(n.record.cpuMilli, n.alloc.cpuMilli, n.record.memoryBytes, n.alloc.memoryBytes);
 }
 
 export function selectNode(inst: SchedulingNeeds, nodes: NodeCandidate[]): Placement {

@@ -8,6 +8,7 @@ import { instanceId } from '../../state/records/instance.ts';
 import { DEFAULT_MAX_INSTANCES } from '../../state/records/node.ts';
 import { Store } from '../../state/store.ts';
 import { Queues } from '../../reconciler/queue/queues.ts';
+import { SCHEDULE_BATCH } from '../../state/queues.ts';
 import { Scheduler } from '../../reconciler/scheduler/scheduler.ts';
 import { MAX_CHANGES_PER_PASS, NEXT_BATCH_MS, newInstanceRecord, reconcileDeployment } from '../../reconciler/controller/deployment-reconciler.ts';
 import type { ReconcileOutcome } from '../../reconciler/controller/reconcile-outcome.ts';
@@ -96,7 +97,9 @@ test('a scale-up to 10,000 replicas creates at most 500 per pass, asks for the n
   assert.equal(MAX_CHANGES_PER_PASS, 500);
   assert.deepEqual(first, { requeueAfterMs: NEXT_BATCH_MS });
   assert.equal((await store.readDeploymentInstances('default', 'web')).length, 500);
-  assert.equal(await q.schedule.count(), 500, 'schedule jobs for the batch only');
+  const jobs = await q.schedule.getJobs(['waiting']);
+  assert.equal(jobs.flatMap((j) => j.data.instanceIds ?? []).length, 500, 'schedule jobs for the batch only');
+  assert.equal(jobs.length, Math.ceil(500 / SCHEDULE_BATCH), 'a batch of instances per job');
 
   let passes = 1;
   let outcome: ReconcileOutcome = first;

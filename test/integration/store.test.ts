@@ -160,7 +160,7 @@ test('instances: created in one pipeline once each, bound with room checked, sib
   assert.equal(await store.bindInstance(stored[1]!, 'n1', { ...stored[1]!.record, node: 'n1' }), 1);
   assert.equal(await store.bindInstance(stored[2]!, 'n1', { ...stored[2]!.record, node: 'n1' }), -3, '250m holds two of 100m');
   assert.equal(await store.bindInstance(stored[0]!, 'n1', { ...stored[0]!.record, node: 'n1' }), 0, 'a stale read loses');
-  assert.deepEqual([...(await store.siblingsPerNode('default', 'web', recs[0]!.id))], [['n1', 1]]);
+  assert.deepEqual([...(await store.placement.deploymentNodeCounts([{ namespace: 'default', name: 'web' }]))[0]!], [['n1', 2]], 'the bind script counts the deployment per node');
   assert.deepEqual((await store.nodeInstanceIds('n1')).sort(), [recs[0]!.id, recs[1]!.id]);
 
   const [pending] = await store.readInstances([recs[2]!.id]);
