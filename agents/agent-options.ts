@@ -15,6 +15,7 @@ export interface AgentOptions {
   dataDir: string;
   heartbeatMs?: number;
   resyncMs?: number;
+  /** Instance starts at once (`--concurrency`, default 8: start-slots.ts); stops, pulls and probes take none. */
   concurrency?: number;
   logMaxBytes?: number;
   /** Poll interval for processes adopted from a previous agent (default 500 ms). */
@@ -52,6 +53,12 @@ export interface AgentOptions {
   podNetworkNamespaces?: boolean;
   /** With podNetworkNamespaces: the private IPv4 range the pods' /30s come from (default 10.213.0.0/16). */
   podNetworkRange?: string;
+  /**
+   * For benchmarks only (`gantry agent --hollow`, as kubemark's hollow nodes): the agent's whole
+   * path (registration, heartbeats, jobs, host ports, statuses) but every container start starts
+   * nothing (hollow-runtime.ts); the node offers both runtimes and never talks to an engine.
+   */
+  hollow?: boolean;
   log?: (line: string) => void;
 }
 

@@ -15,12 +15,14 @@ import {
   type InstanceState,
 } from './instance-dir.ts';
 import { KeyedMutex } from './keyed-mutex.ts';
+import { DEFAULT_START_CONCURRENCY, StartSlots } from './start-slots.ts';
 import type { AgentHandle, AgentOptions } from './agent-options.ts';
 import { LocalInstance, type InstanceHost } from './local-instance.ts';
 import { agentScope } from './docker-labels.ts';
 import { removeStrayPodMemory } from './pod-volumes.ts';
 import { DockerRuntime } from './docker-runtime.ts';
 import { ProcessRuntime } from './process-runtime.ts';
+import { HollowRuntime } from './hollow-runtime.ts';
 import { NamespacedProcessRuntime } from './namespaced-process-runtime.ts';
 import { DEFAULT_LOG_MAX_BYTES, rotateInstanceLogs } from './log-file.ts';
 import { startLogServer, type LogServer } from './log-server.ts';
@@ -48,6 +50,16 @@ export type { AgentHandle, AgentOptions } from './agent-options.ts';
 
 /** How long claims live in Redis at least (twice the adoption window when that is longer). */
 const CLAIM_TTL_MS = 5 * 60_000;
+
+/**
+ * Jobs taken off the node's queue at once. A job only hands its instance to a handler (which waits
+ * for the instance's mutex, and a start for a start slot) and completes: taking one is a few Redis
+ * calls, so a burst of 20 is picked up at once, and a stop never queues behind starts.
+ */
+const JOB_PICKUP_CONCURRENCY = 16;
+/** A failed handler is run again after 200 ms, 400 ms ... (as the jobs' own retries were: JOB_OPTIONS), then left to the resync. */
+const HANDLE_RETRIES = 4;
+const HANDLE_RETRY_MS = 200;
 
 interface InstanceJob {
   instanceId: string;
@@ -81,6 +93,14 @@ class NodeAgent {
   /** Last status written per local instance, to skip writes (and change events) that change nothing. */
   private readonly lastReported = new WeakMap<LocalInstance, string>();
   private readonly mutex = new KeyedMutex();
+  /** Starts at once on this node (--concurrency); stops and probes never take one. */
+  private readonly startSlots: StartSlots;
+  /**
+   * Instance ids with containers on the engine at the last listing (resync), once one has been
+   * made: after it, containers of this node are only ever created by this agent, so an instance
+   * it has no copy of and that was not listed has none, and its first start skips looking.
+   */
+  private engineListed?: Set<string>;
   /** Handlers started outside of jobs (pokes, resyncs), awaited on stop. */
   private readonly background = new Set<Promise<unknown>>();
   private worker?: Worker<InstanceJob>;
@@ -107,7 +127,8 @@ class NodeAgent {
     this.address = opts.address ?? '127.0.0.1';
     this.log = opts.log ?? (() => {});
     // Before any connection exists: a host that cannot make namespaces fails the start with one line.
-    if (opts.podNetworkNamespaces) {
+    // A hollow node makes no namespaces: it starts nothing to put in them.
+    if (opts.podNetworkNamespaces && !opts.hollow) {
       this.netns = new NamespacedProcessRuntime({ adoptPollMs: opts.adoptPollMs ?? 500, address: this.address, scope: agentScope(opts.dataDir, this.keys.prefix), range: opts.podNetworkRange, log: this.log });
     }
     this.redis = connectRedis(opts.redisUrl, `gantry-agent-${this.node}`);
@@ -115,7 +136,8 @@ class NodeAgent {
     this.workerRedis = connectRedis(opts.redisUrl, `gantry-agent-${this.node}-worker`);
     this.store = new AgentStore(this.redis, this.keys, this.node);
     this.docker = new NodeDocker(
-      { enabled: opts.docker !== false, node: this.node, address: this.address, dataDir: opts.dataDir, prefix: this.keys.prefix, logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES },
+      // A hollow node never talks to an engine, yet offers docker (runtimes()).
+      { enabled: opts.docker !== false && !opts.hollow, node: this.node, address: this.address, dataDir: opts.dataDir, prefix: this.keys.prefix, logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES },
       this.log,
     );
     const processRuntime = this.netns ?? new ProcessRuntime({ adoptPollMs: opts.adoptPollMs ?? 500 });
@@ -127,7 +149,7 @@ class NodeAgent {
       node: this.node,
       address: this.address,
       poke: (id) => this.inBackground(this.handle(id)),
-      runtimeFor: (spec) => (spec.image ? dockerRuntime : processRuntime),
+      runtimeFor: hollowRuntimeFor(opts) ?? ((spec) => (spec.image ? dockerRuntime : processRuntime)),
       // Per node too: agents of one installation share a host (gantry up runs two) and sweep their own only.
       volumes: { scope: agentScope(opts.dataDir, `${this.keys.prefix}\0${this.node}`), ...(opts.memoryRoot !== undefined ? { memoryRoot: opts.memoryRoot } : {}) },
       event: (ev) => void this.store.events.record(ev).catch((err) => this.log(`recording an event failed: ${err}`)),
@@ -141,6 +163,8 @@ class NodeAgent {
       },
     };
     this.epochs = new EpochWatch(opts.adoptionWindowMs ?? DEFAULT_ADOPTION_WINDOW_MS);
+    this.startSlots = new StartSlots(opts.concurrency ?? DEFAULT_START_CONCURRENCY);
+    this.host.startSlots = this.startSlots;
     // The containers' gateway is learned by every engine probe (before the proxy starts, and at every resync).
     this.proxy = new ServiceProxy({ redisUrl: opts.redisUrl, keys: this.keys, node: this.node, address: this.address, containerAddress: () => this.docker.gateway, resyncMs: opts.resyncMs, log: this.log });
     const heartbeatMs = opts.heartbeatMs ?? 5_000;
@@ -186,15 +210,17 @@ class NodeAgent {
         .then(() => this.store.heartbeat())
         .then(() => this.guard.markOk(), (err) => this.log(`heartbeat failed: ${err}`));
     }, this.opts.heartbeatMs ?? 5_000);
-    this.worker = new Worker<InstanceJob>(nodeQueueName(this.node), (job) => this.handle(job.data.instanceId), {
+    // The job completes once its handler is on its way (see JOB_PICKUP_CONCURRENCY); the handler
+    // retries itself, and the resync covers what still fails.
+    this.worker = new Worker<InstanceJob>(nodeQueueName(this.node), async (job) => this.trigger(job.data.instanceId), {
       connection: this.workerRedis,
       prefix: this.keys.bullPrefix,
-      concurrency: this.opts.concurrency ?? 4,
+      concurrency: JOB_PICKUP_CONCURRENCY,
     });
     this.worker.on('error', (err) => this.log(`queue worker error: ${err.message}`));
     // The first resync adopts what a previous agent left running; it runs while jobs flow.
     this.inBackground(this.resyncLoop());
-    this.log(`agent ${this.node} registered at ${this.address} (runtimes ${this.runtimes().join(', ')}; logs on port ${this.logServer.port})`);
+    this.log(`agent ${this.node} registered at ${this.address} (runtimes ${this.runtimes().join(', ')}${this.opts.hollow ? ', hollow: starts nothing' : ''}; logs on port ${this.logServer.port})`);
   }
 
   /**
@@ -208,7 +234,8 @@ class NodeAgent {
   }
 
   private runtimes(): NodeRecord['runtimes'] {
-    return this.docker.available ? ['process', 'docker'] : ['process'];
+    // Hollow: both, so that Docker manifests are scheduled on hollow nodes too.
+    return this.docker.available || this.opts.hollow ? ['process', 'docker'] : ['process'];
   }
 
   /** Writes the node record (keeping an operator's cordon), joins `nodes`, heartbeats, announces. */
@@ -230,8 +257,37 @@ class NodeAgent {
     }));
   }
 
+  /** A job's instance: handled in the background, run again a few times if the handler fails. */
+  private trigger(id: string, attempt = 0): void {
+    this.inBackground(
+      this.handle(id).catch((err) => {
+        if (this.closing || attempt >= HANDLE_RETRIES) throw err;
+        this.log(`handling ${id} failed (${err}); trying again`);
+        setTimeout(() => !this.closing && this.trigger(id, attempt + 1), HANDLE_RETRY_MS * 2 ** attempt).unref();
+      }),
+    );
+  }
+
   private handle(id: string, opts: HandleOptions = {}): Promise<void> {
+    this.interruptIfUnwanted(id);
     return this.guard.whenFenced().then(() => this.mutex.run(id, () => this.handleLocked(id, opts)));
+  }
+
+  /**
+   * A start waiting for its image or a start slot holds the instance's mutex, and the stop this
+   * trigger may bring would wait behind it. One whose record no longer binds it here with its uid
+   * stops waiting (LocalInstance.interrupt), so a stop never waits for a pull. Read outside of
+   * the mutex; the handler reads the record again under it and decides as always.
+   */
+  private interruptIfUnwanted(id: string): void {
+    const local = this.instances.get(id);
+    if (!local?.isStarting) return;
+    void this.store.readInstance(id).then(
+      (record) => {
+        if (record?.node !== this.node || record.uid !== local.uid) local.interrupt();
+      },
+      () => {},
+    );
   }
 
   /** Back from being away: stops every local copy whose assignment (node + uid) is no longer ours. */
@@ -273,7 +329,9 @@ class NodeAgent {
     if (!local) {
       const state = readInstanceState(dir);
       // The engine, not the disk, says which containers exist: adoption works without the dir too.
-      const found = docker ? await docker.find(id, wanted?.containers ?? []) : [];
+      // Not asked for an instance it cannot have (see engineListed): one call less per new pod.
+      const ask = docker && (opts.seen !== undefined || !this.engineListed || this.engineListed.has(id));
+      const found = ask ? await docker.find(id, wanted?.containers ?? []) : [];
       const mine = found.filter((f) => f.uid === wanted?.uid);
       for (const f of found) handled.add(f.id);
       if (wanted && (state?.uid === wanted.uid || mine.length > 0)) {
@@ -410,7 +468,9 @@ class NodeAgent {
     const assigned = await this.store.assignedInstanceIds();
     const onDisk = listInstanceIds(this.opts.dataDir, this.node);
     const seen = await this.docker.listByInstance();
-    const procs = processesByInstance(instancesRoot(this.opts.dataDir, this.node));
+    if (seen) this.engineListed = new Set(seen.keys());
+    // Hollow: nothing it starts can be there, and 100 hollow nodes on one host would read the same /proc 100 times.
+    const procs = this.opts.hollow ? new Map<string, InstanceProcess[]>() : processesByInstance(instancesRoot(this.opts.dataDir, this.node));
     const ids = new Set([...assigned, ...onDisk, ...this.instances.keys(), ...(seen?.keys() ?? []), ...procs.keys()]);
     await Promise.all(
       [...ids].map((id) =>
@@ -491,6 +551,13 @@ class NodeAgent {
     await this.docker.removeAll();
     await this.netns?.removeStrays(new Set()).catch((err) => this.log(`removing network namespaces failed: ${err}`));
   }
+}
+
+/** --hollow: every container, whatever its runtime, goes to a hollow runtime of that name (hollow-runtime.ts). */
+function hollowRuntimeFor(opts: AgentOptions): InstanceHost['runtimeFor'] | undefined {
+  if (!opts.hollow) return undefined;
+  const runtimes = { process: new HollowRuntime('process'), docker: new HollowRuntime('docker') };
+  return (spec) => (spec.image ? runtimes.docker : runtimes.process);
 }
 
 /** Stops the processes a state.json describes (an incarnation this agent does not run any more). */

@@ -6,7 +6,7 @@ import { inScope, LABELS } from './docker-labels.ts';
 import { saveLastLines } from './docker-logs.ts';
 import { DockerSandboxes, joinSandbox } from './docker-sandbox.ts';
 import { dockerCreateOptions, type DockerSpecInput } from './docker-spec.ts';
-import { engineMessage, ImagePuller, type PullEvent, type PullSecrets } from './image-pull.ts';
+import { engineMessage, ImagePuller, isNoSuchImage, type PullEvent, type PullSecrets } from './image-pull.ts';
 
 /**
  * The Docker runtime: pulls (by policy), creates and starts a container per instance container,
@@ -22,6 +22,8 @@ export interface DockerStartRequest extends Omit<DockerSpecInput, 'node' | 'scop
   pullSecrets?: PullSecrets;
   /** The pod sandbox's container id: the container joins its network (its ports are published there). */
   sandbox?: string;
+  /** The image was just made present by its pull policy (DockerRuntime.prepare): no check before the create. */
+  imageReady?: boolean;
 }
 
 /** A container of the instance found on the engine (by labels) when an agent takes over. */
@@ -89,13 +91,22 @@ export class DockerDriver {
 
   async start(req: DockerStartRequest): Promise<DockerContainer> {
     const spec = req.container;
-    await this.puller.ensure(spec.image!, spec.imagePullPolicy ?? 'IfNotPresent', req.report, req.pullSecrets);
+    const ensure = () => this.puller.ensure(spec.image!, spec.imagePullPolicy ?? 'IfNotPresent', req.report, req.pullSecrets);
+    if (!req.imageReady) await ensure();
     const own = dockerCreateOptions({ ...req, node: this.node, scope: this.scope, address: this.address, logMaxBytes: this.logMaxBytes });
     const opts = req.sandbox ? joinSandbox(own, req.sandbox) : own;
     let created: Docker.Container;
     try {
-      created = await this.create(opts);
+      created = await this.create(opts).catch(async (err) => {
+        // The puller takes an image found present as present for a few seconds (image-pull.ts); one
+        // removed meanwhile (`docker rmi`) is looked at, and pulled by its policy, once more.
+        if (!isNoSuchImage(err)) throw err;
+        this.puller.forget(spec.image!);
+        await ensure();
+        return this.create(opts);
+      });
     } catch (err) {
+      if (err instanceof StartError) throw err;
       throw new StartError('StartFailed', `creating container: ${engineMessage(err)}`);
     }
     const handle = new DockerContainer(this, created.id, req.dir, spec.name);

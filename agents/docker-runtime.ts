@@ -70,10 +70,17 @@ export class DockerRuntime implements ContainerRuntime {
     if (id) await d.sandboxes.remove(id);
   }
 
+  /** The image by its pull policy (image-pull.ts: one check and one pull per image for all the instances starting). */
+  async prepare(pod: PodRef, c: ContainerSpec, report: RuntimeStartRequest['report'], signal?: AbortSignal): Promise<void> {
+    await this.engine(`container ${c.name} has image ${c.image}`).puller.ensure(c.image!, c.imagePullPolicy ?? 'IfNotPresent', report, this.pullSecrets(pod), signal);
+  }
+
   async start(req: RuntimeStartRequest) {
     const c = req.container;
     const secrets = this.pullSecrets(req.pod);
     return this.engine(`container ${c.name} has image ${c.image}`).start({
+      // LocalInstance called prepare just before (runtime.ts): an Always policy must not pull twice.
+      imageReady: true,
       record: req.pod.record,
       dir: req.pod.dir,
       container: c,

@@ -4,7 +4,7 @@ import { StartError } from './container-runtime.ts';
 import { listManaged } from './docker-engine.ts';
 import { containerLabels, containerName, inScope, LABELS } from './docker-labels.ts';
 import { portBindings } from './docker-spec.ts';
-import { engineMessage } from './image-pull.ts';
+import { engineMessage, IMAGE_PRESENT_FOR_MS, isNoSuchImage } from './image-pull.ts';
 import { ensurePauseImage } from './pause-image.ts';
 
 /**
@@ -109,6 +109,13 @@ export interface FoundSandbox {
 
 /** The sandboxes of one node's instances on the engine. */
 export class DockerSandboxes {
+  /**
+   * The pause image's reference once made sure of, until when that holds: ensurePauseImage asks the
+   * engine for its architecture and inspects the image, two calls that a scale-up of 20 pods would
+   * otherwise make 20 times while the engine is busiest. A create that finds it gone asks again.
+   */
+  private pause?: { ref: Promise<string>; until: number };
+
   constructor(
     private readonly docker: Docker,
     private readonly node: string,
@@ -123,18 +130,38 @@ export class DockerSandboxes {
    * it. A leftover of ours under the same name (an agent crash mid-start) is removed first.
    */
   async create(record: InstanceRecord, ports: PortStatus[]): Promise<string> {
-    let image: string;
+    const options = (image: string) => sandboxCreateOptions({ node: this.node, scope: this.scope, address: this.address, record, ports, image, logMaxBytes: this.logMaxBytes });
     try {
-      image = await ensurePauseImage(this.docker);
+      return (await this.createReplacingLeftover(options(await this.pauseImage()))).id;
+    } catch (err) {
+      if (err instanceof StartError) throw err;
+      if (!isNoSuchImage(err)) throw new StartError('StartFailed', `creating pod sandbox: ${engineMessage(err)}`);
+    }
+    // Removed since it was made sure of (`docker rmi`, an engine reset): made again, once.
+    this.pause = undefined;
+    try {
+      return (await this.createReplacingLeftover(options(await this.pauseImage()))).id;
+    } catch (err) {
+      if (err instanceof StartError) throw err;
+      throw new StartError('StartFailed', `creating pod sandbox: ${engineMessage(err)}`);
+    }
+  }
+
+  /** The pause image, made on the engine if it lacks it; shared by the sandboxes created meanwhile. */
+  private async pauseImage(): Promise<string> {
+    if (!this.pause || this.pause.until <= Date.now()) {
+      const ref = ensurePauseImage(this.docker);
+      this.pause = { ref, until: Date.now() + IMAGE_PRESENT_FOR_MS };
+      // A failure is not remembered: the next sandbox asks again.
+      ref.catch(() => {
+        if (this.pause?.ref === ref) this.pause = undefined;
+      });
+    }
+    try {
+      return await this.pause.ref;
     } catch (err) {
       // Waiting, not a failed run: the engine may answer better at the next try.
       throw new StartError('RuntimeUnavailable', `pod sandbox: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    const opts = sandboxCreateOptions({ node: this.node, scope: this.scope, address: this.address, record, ports, image, logMaxBytes: this.logMaxBytes });
-    try {
-      return (await this.createReplacingLeftover(opts)).id;
-    } catch (err) {
-      throw new StartError('StartFailed', `creating pod sandbox: ${engineMessage(err)}`);
     }
   }
 

@@ -1,6 +1,7 @@
 import type Docker from 'dockerode';
 import type { ConfigVersionRecord } from '../state/records/config.ts';
 import { StartError } from './container-runtime.ts';
+import { interrupted } from './start-slots.ts';
 import { authConfig, isUnauthorized, matchCredentials, parseDockerConfig, parseImage, redactCredentials, type RegistryCredential } from './registry-auth.ts';
 
 /**
@@ -20,6 +21,14 @@ export interface PullEvent {
 /** Progress events are at most this frequent per pull: enough to see it move, not a flood. */
 const PROGRESS_EVERY_MS = 5_000;
 
+/**
+ * How long an image the engine said it has is taken as present without asking again. A scale-up
+ * starts many instances of one image within seconds: one inspect serves all of them. An image
+ * removed meanwhile (`docker rmi`) makes the create fail with "No such image", which forgets it
+ * and looks again (docker-driver.ts), so nothing waits this long for a wrong answer.
+ */
+export const IMAGE_PRESENT_FOR_MS = 10_000;
+
 interface Pull {
   done: Promise<void>;
   listeners: Set<(ev: PullEvent) => void>;
@@ -38,10 +47,23 @@ export interface PullSecrets {
 export class ImagePuller {
   /** One pull per image at a time: three replicas starting together share it. */
   private readonly inflight = new Map<string, Pull>();
+  /** Images found present, until when that answer holds (IMAGE_PRESENT_FOR_MS). */
+  private readonly present = new Map<string, number>();
+  /** One inspect per image at a time, shared like pulls. */
+  private readonly inspecting = new Map<string, Promise<boolean>>();
 
   constructor(private readonly docker: Docker) {}
 
-  async ensure(image: string, policy: PullPolicy, report: (ev: PullEvent) => void, secrets?: PullSecrets): Promise<void> {
+  /** The engine no longer has it (a create said so): the next ensure asks again. */
+  forget(image: string): void {
+    this.present.delete(image);
+  }
+
+  /**
+   * `signal` ends this caller's wait for a pull (StartInterrupted): its instance is being stopped. The
+   * pull itself goes on for the others waiting, and into the engine's cache.
+   */
+  async ensure(image: string, policy: PullPolicy, report: (ev: PullEvent) => void, secrets?: PullSecrets, signal?: AbortSignal): Promise<void> {
     if (policy !== 'Always' && (await this.isPresent(image))) return;
     if (policy === 'Never') {
       throw new StartError('ErrImageNeverPull', `ErrImageNeverPull: image ${image} is not present on the node and imagePullPolicy is Never`);
@@ -52,6 +74,8 @@ export class ImagePuller {
     if (!pull) {
       const listeners = new Set<(ev: PullEvent) => void>();
       const done = this.pull(image, (ev) => listeners.forEach((l) => l(ev)), secrets).finally(() => this.inflight.delete(key));
+      // Every waiter may have been interrupted by the time it fails: that is no unhandled rejection.
+      done.catch(() => {});
       pull = { done, listeners };
       this.inflight.set(key, pull);
     } else {
@@ -59,20 +83,38 @@ export class ImagePuller {
     }
     pull.listeners.add(report);
     try {
-      await pull.done;
+      await (signal ? Promise.race([pull.done, interrupted(signal, `waiting for the pull of ${image}`)]) : pull.done);
     } finally {
       pull.listeners.delete(report);
     }
   }
 
-  private async isPresent(image: string): Promise<boolean> {
+  private isPresent(image: string): Promise<boolean> {
+    if ((this.present.get(image) ?? 0) > Date.now()) return Promise.resolve(true);
+    let check = this.inspecting.get(image);
+    if (!check) {
+      check = this.inspect(image).finally(() => this.inspecting.delete(image));
+      this.inspecting.set(image, check);
+    }
+    return check;
+  }
+
+  private async inspect(image: string): Promise<boolean> {
     try {
       await this.docker.getImage(image).inspect();
-      return true;
     } catch (err) {
       if ((err as { statusCode?: number }).statusCode === 404) return false;
       throw new StartError('RuntimeUnavailable', `inspecting image ${image}: ${engineMessage(err)}`);
     }
+    this.markPresent(image);
+    return true;
+  }
+
+  private markPresent(image: string): void {
+    const now = Date.now();
+    // Expired answers go as new ones come: the map holds the images of recent starts only.
+    for (const [i, until] of this.present) if (until <= now) this.present.delete(i);
+    this.present.set(image, now + IMAGE_PRESENT_FOR_MS);
   }
 
   private async pull(image: string, report: (ev: PullEvent) => void, secrets?: PullSecrets): Promise<void> {
@@ -95,6 +137,7 @@ export class ImagePuller {
         const stream = await this.docker.pull(image, cred ? { authconfig: authConfig(cred, registry) } : {});
         await followPull(stream, (progress) => report({ type: 'Normal', reason: 'Pulling', message: `pulling image ${image}: ${progress}` }));
         report({ type: 'Normal', reason: 'Pulled', message: `pulled image ${image} in ${((Date.now() - started) / 1000).toFixed(1)}s` });
+        this.markPresent(image);
         return;
       } catch (err) {
         // Redacted all the same: the engine has no reason to echo a credential, and it must never show.
@@ -195,4 +238,9 @@ export function engineMessage(err: unknown): string {
   return String(e?.message ?? err)
     .replace(/^\(HTTP code \d+\)[^-]*- /, '')
     .trim();
+}
+
+/** The engine's answer to a create whose image it does not have. */
+export function isNoSuchImage(err: unknown): boolean {
+  return (err as { statusCode?: number }).statusCode === 404 && /no such image/i.test(engineMessage(err));
 }

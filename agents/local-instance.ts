@@ -13,6 +13,7 @@ import { ContainerProbes, type ProbeTarget, type Unhealthy } from './probe-runne
 import { containerEnv } from './process-driver.ts';
 import type { BackoffConfig } from './restart-backoff.ts';
 import { afterExit } from './restart-policy.ts';
+import { StartInterrupted, type StartSlots } from './start-slots.ts';
 
 /**
  * One instance (a pod) as run on this node: its init containers, run one after another to
@@ -39,9 +40,21 @@ export interface InstanceHost {
   readConfig(namespace: string, kind: ConfigKind, name: string, version: string): Promise<ConfigVersionRecord | undefined>;
   /** Where memory-backed volumes (secrets, emptyDir medium Memory) go, and the installation scope that isolates them. */
   volumes: { memoryRoot?: string; scope: string };
+  /** The node's start slots (`--concurrency`); absent: no limit. */
+  startSlots?: StartSlots;
 }
 
 export type ReportStatus = (status: InstanceStatus) => Promise<void>;
+
+/**
+ * A start over within this long is reported once, when it is over. Each status write makes the
+ * reconciler look at the deployment again, and the Pending and Starting of a start that takes
+ * 20 ms (a process) would be two such looks competing with the start for the CPU, the second
+ * delaying its reaction to the Running that follows. A start that takes longer (a pull, a wait for
+ * a start slot, a busy engine) says Starting meanwhile; until then the API shows the instance as
+ * assigned to its node (ContainerCreating), as before any status.
+ */
+const PROGRESS_REPORT_AFTER_MS = 100;
 
 /** A run of the pod: app container or init container. */
 type Run = ContainerRun & { runtime: ContainerRuntime };
@@ -64,6 +77,8 @@ export class LocalInstance {
   private readonly resolved = new Map<string, ContainerSpec>();
   private readonly pod: PodRef;
   private readonly setup: PodSetup;
+  /** Set while converge starts containers: interrupt() ends their waits. */
+  private starting?: AbortController;
   /** Running, but not as asked (an emptyDir over its sizeLimit): said in the status. */
   private notice?: { reason: string; message: string };
 
@@ -123,15 +138,22 @@ export class LocalInstance {
     const now = Date.now();
     const due = this.problem ? [] : this.runnable().filter((c) => !c.stopping && c.nextStartAt !== undefined && c.nextStartAt <= now);
     if (due.length > 0) {
+      this.transient = 'Starting';
+      let progress: Promise<void> | undefined;
+      // A quick start is reported once, when it is over (see PROGRESS_REPORT_AFTER_MS).
+      const timer = setTimeout(() => (progress = report(this.status()).catch(() => {})), PROGRESS_REPORT_AFTER_MS);
+      timer.unref();
+      this.starting = new AbortController();
       try {
-        if ([...this.inits, ...this.containers].every((c) => !c.ran)) {
-          this.transient = 'Pending';
-          await report(this.status());
+        for (const c of due) {
+          if (this.starting.signal.aborted) break;
+          await this.start(c, this.starting.signal);
         }
-        this.transient = 'Starting';
-        await report(this.status());
-        for (const c of due) await this.start(c);
       } finally {
+        this.starting = undefined;
+        clearTimeout(timer);
+        // The final report below must not be overtaken by this one.
+        await progress;
         // Even when a report fails (Redis away), the phase must follow the containers again.
         this.transient = undefined;
       }
@@ -151,7 +173,21 @@ export class LocalInstance {
     return this.inits.includes(c);
   }
 
-  private async start(c: Run): Promise<void> {
+  /**
+   * Ends the waits of a start in progress (for its image, for a start slot): the agent learnt that
+   * the instance is no longer wanted here, and its stop waits for this start under the instance's
+   * mutex. Engine calls already made are not undone; the handler that follows stops what runs.
+   */
+  interrupt(): void {
+    this.starting?.abort();
+  }
+
+  /** A start is under way (and may be waiting: see interrupt). */
+  get isStarting(): boolean {
+    return this.starting !== undefined;
+  }
+
+  private async start(c: Run, signal?: AbortSignal): Promise<void> {
     const countsAsRestart = c.ran;
     if (c.finishedAt !== undefined) c.lastTermination = { ...(c.exitCode !== undefined ? { exitCode: c.exitCode } : {}), reason: c.exitReason ?? (c.startError !== undefined ? 'StartError' : c.exitCode === 0 ? 'Completed' : 'Error'), ...(c.startedAt !== undefined ? { startedAt: c.startedAt } : {}), finishedAt: c.finishedAt };
     Object.assign(c, { nextStartAt: undefined, exitCode: undefined, exitReason: undefined, finishedAt: undefined, startError: undefined });
@@ -159,21 +195,27 @@ export class LocalInstance {
       const why = c.runtime.unavailable();
       if (why) throw new StartError('RuntimeUnavailable', `container ${c.spec.name}${c.spec.image ? ` has image ${c.spec.image}` : ''}: ${why}`);
       mkdirSync(this.dir, { recursive: true });
-      // The pod's network and ports, then its volumes (config files at their versions, the downward API's podIP).
-      const sandbox = await this.setup.network(c);
-      const volumes = await this.setup.volumes((w) => this.event('Warning', w.reason, w.message));
-      // Resolved at every start, as the kubelet does: the service variables may have changed.
-      const spec = await this.resolveSpec(c, sandbox);
+      const report = (ev: { type: 'Normal' | 'Warning'; reason: string; message: string }) => this.event(ev.type, ev.reason, ev.message);
+      // The image first, outside of a start slot: a pull that takes minutes must not hold up other pods.
+      await c.runtime.prepare?.(this.pod, c.spec, report, signal);
       const restarts = countsAsRestart ? c.restarts + 1 : c.restarts;
-      const proc = await c.runtime.start({
-        pod: this.pod,
-        container: spec,
-        ports: c.ports,
-        identity: this.startEnv(c, spec),
-        restarts,
-        volumes,
-        ...(sandbox ? { sandbox } : {}),
-        report: (ev) => this.event(ev.type, ev.reason, ev.message),
+      const slot = <T>(fn: () => Promise<T>) => (this.host.startSlots ? this.host.startSlots.run(fn, signal) : fn());
+      const proc = await slot(async () => {
+        // The pod's network and ports, then its volumes (config files at their versions, the downward API's podIP).
+        const sandbox = await this.setup.network(c);
+        const volumes = await this.setup.volumes((w) => this.event('Warning', w.reason, w.message));
+        // Resolved at every start, as the kubelet does: the service variables may have changed.
+        const spec = await this.resolveSpec(c, sandbox);
+        return c.runtime.start({
+          pod: this.pod,
+          container: spec,
+          ports: c.ports,
+          identity: this.startEnv(c, spec),
+          restarts,
+          volumes,
+          ...(sandbox ? { sandbox } : {}),
+          report,
+        });
       });
       Object.assign(c, { restarts, ran: true, waiting: undefined, startedAt: Date.now() });
       c.saved = c.runtime.saved({ ...c, name: c.spec.name, proc });
@@ -181,6 +223,11 @@ export class LocalInstance {
       this.watch(c, proc);
       await this.postStart(c, proc);
     } catch (err) {
+      // Not a failure: due again at once, for the handler that follows (which stops it, if unwanted).
+      if (err instanceof StartInterrupted) {
+        c.nextStartAt = Date.now();
+        return;
+      }
       const message = err instanceof Error ? err.message : String(err);
       if (err instanceof StartError && err.waiting) {
         // Never ran (no image yet, no engine, config not there): retry with backoff, without counting a restart.

@@ -75,6 +75,13 @@ export interface ContainerRuntime {
   /** Whether the sandbox still runs (a resync looks: a dead sandbox takes the pod's network with it). */
   sandboxAlive?(sandbox: PodSandbox): Promise<boolean>;
   removeSandbox?(pod: PodRef, sandbox: PodSandbox | undefined): Promise<void>;
+  /**
+   * What a start needs that may take long without keeping the engine busy: Docker's image check and
+   * pull. LocalInstance calls it before taking a start slot (start-slots.ts) and then calls start,
+   * so that a slow pull never holds up the starts of other pods. Throws StartError as start does;
+   * `signal` (the instance is being stopped) ends a wait for a pull with StartInterrupted.
+   */
+  prepare?(pod: PodRef, container: ContainerSpec, report: RuntimeStartRequest['report'], signal?: AbortSignal): Promise<void>;
   start(req: RuntimeStartRequest): Promise<RunningContainer>;
   /** Takes over a container a previous agent started (found by labels on the engine, or from state.json). */
   adopt(pod: PodRef, container: ContainerSpec, saved: InstanceState | undefined, found: FoundContainer[]): Promise<AdoptedRun | undefined>;

@@ -15,12 +15,18 @@ import { spawnGantry, type GantryProcess } from '../test/helpers/gantry-process.
 import { createRepo, gitAsync } from '../test/helpers/git-repo.ts';
 import { benchRedis, freshPrefix, sleep, tempDir, type Benchmark, httpGet } from './harness.ts';
 import { formatSummary, summarize } from './stats.ts';
+import { bareNodeStart } from './bare-node.ts';
 import { apiFetch } from '../test/helpers/api-auth.ts';
 
 const TEMPLATE_COMMITS = Number(process.env.BENCH_COMMITS ?? 20);
 const SCALE_PAIRS = Number(process.env.BENCH_SCALE_PAIRS ?? 10);
+/** Commits of replicas 0 -> 3 (all three start at once), beside 3 bare servers started at once. */
+const FROM_ZERO = Number(process.env.BENCH_FROM_ZERO ?? 10);
 const POLL_MS = 5;
 const STEP_TIMEOUT_MS = 30_000;
+
+/** The replicas' server, also started bare (bare-node.ts) for the floor. */
+const SERVER_JS = "require('http').createServer((q, s) => s.end(process.env.GANTRY_INSTANCE_ID + ' ' + process.env.GREETING)).listen(+process.env.PORT, '127.0.0.1')";
 
 const NAMESPACE = `apiVersion: v1
 kind: Namespace
@@ -44,7 +50,7 @@ spec:
         - name: server
           command: ["node", "-e"]
           args:
-            - "require('http').createServer((q, s) => s.end(process.env.GANTRY_INSTANCE_ID + ' ' + process.env.GREETING)).listen(+process.env.PORT, '127.0.0.1')"
+            - "${SERVER_JS}"
           env:
             - name: GREETING
               value: "${greeting}"
@@ -196,12 +202,15 @@ export const commitToServing: Benchmark = {
     ctx.log(`start-up: reconciler + 2 agents + 3 replicas serving in ${(performance.now() - tStart).toFixed(0)} ms`);
 
     const template: Stages[] = [];
+    // The same server started by hand, between the commits: what any replica's start costs on this machine now.
+    const bare1: number[] = [];
     for (let i = 0; i <= TEMPLATE_COMMITS; i++) {
       greeting = `g${i}-${Math.random().toString(36).slice(2, 8)}`;
       const { t0, sha } = await commit(`greeting ${greeting}`);
       const s = await waitServing(t0, sha, replicas, greeting);
       if (i > 0) template.push(s); // the first one is a warm-up
       await waitSettled(replicas);
+      if (i > 0) bare1.push(await bareNodeStart(SERVER_JS, 1, POLL_MS));
     }
 
     const up: number[] = [];
@@ -228,6 +237,20 @@ export const commitToServing: Benchmark = {
       await waitSettled(3);
     }
 
+    // 0 -> 3: the three start together, so the floor is three bare servers started together.
+    const zero: number[] = [];
+    const bare3: number[] = [];
+    for (let i = 0; i < FROM_ZERO; i++) {
+      replicas = 0;
+      await commit('scale to 0');
+      await waitSettled(0);
+      replicas = 3;
+      const c = await commit('scale to 3');
+      zero.push((await waitServing(c.t0, c.sha, 3, greeting)).serving!);
+      await waitSettled(3);
+      bare3.push(await bareNodeStart(SERVER_JS, 3, POLL_MS));
+    }
+
     const serving = summarize(template.map((s) => s.serving!));
     const created = summarize(template.map((s) => s.created!));
     const running = summarize(template.map((s) => s.running!));
@@ -246,10 +269,28 @@ export const commitToServing: Benchmark = {
       ctx.log(`scale 3 -> 4, 4th answers (ms)   ${formatSummary(upS)}`);
       ctx.log(`scale 4 -> 3, 4th gone (ms)      ${formatSummary(downS)}`);
     }
+    const b1 = summarize(bare1);
+    const b3 = summarize(bare3);
+    const z = summarize(zero);
+    ctx.log(`bare node server, start -> answering (ms): ${formatSummary(b1)}`);
+    ctx.log(`  (a template change rolls 1 replica at a time, maxSurge 25% of 3: three starts one after another)`);
+    if (FROM_ZERO > 0) {
+      ctx.log(`scale 0 -> 3, 3 answer (ms)      ${formatSummary(z)}`);
+      ctx.log(`3 bare node servers at once (ms) ${formatSummary(b3)}`);
+    }
     return [
       { name: 'commit -> 3 replicas answering (template) p50', value: serving.p50, unit: 'ms' },
       { name: 'commit -> 3 replicas answering (template) p95', value: serving.p95, unit: 'ms' },
       { name: 'commit -> 3 new instances Running (API) p50', value: running.p50, unit: 'ms' },
+      { name: 'bare node server start -> answering p50 (same run)', value: b1.p50, unit: 'ms' },
+      { name: 'template commit -> 3 answering minus bare start (p50; goal <= 50)', value: serving.p50 - b1.p50, unit: 'ms' },
+      ...(FROM_ZERO > 0
+        ? [
+            { name: 'commit -> 3 replicas answering (scale 0 -> 3) p50', value: z.p50, unit: 'ms' },
+            { name: '3 bare node servers at once -> answering p50', value: b3.p50, unit: 'ms' },
+            { name: 'scale 0 -> 3 minus 3 bare servers (p50)', value: z.p50 - b3.p50, unit: 'ms' },
+          ]
+        : []),
       { name: 'rollouts with < 3 replicas answering', value: dips.length, unit: `of ${template.length}`, digits: 0 },
       { name: 'rollout: no replica answering p50', value: outage.p50, unit: 'ms' },
       ...(SCALE_PAIRS > 0

@@ -21,11 +21,12 @@ import { shortSha } from '../lib/short-sha.ts';
 import { DEFAULT_EVICTION_MS, DEFAULT_MAX_INSTANCES, DEFAULT_NODE_READY_MS } from '../state/records/node.ts';
 import { DEFAULT_MAX_REPLICAS, HARD_MAX_REPLICAS } from '../reconciler/manifests/limits.ts';
 import { joinErrors, MAX_REPORTED_ERRORS } from '../state/records/status.ts';
-import { DEFAULT_ADOPTION_WAIT_MS } from '../reconciler/reconciler.ts';
+import { DEFAULT_ADOPTION_WAIT_MS, DEFAULT_FULL_RESYNC_MS } from '../reconciler/reconciler.ts';
 import { DEFAULT_COMMIT_LIMITS, DEFAULT_MAX_FILE_BYTES } from '../reconciler/git/tree-reader.ts';
 import { DEFAULT_FETCH_LIMITS } from '../reconciler/git/pack-guard.ts';
 import { DEFAULT_ADOPTION_WINDOW_MS } from '../agents/epoch-watch.ts';
 import { DEFAULT_POD_NETWORK_RANGE } from '../agents/pod-netns-plan.ts';
+import { DEFAULT_START_CONCURRENCY } from '../agents/start-slots.ts';
 
 /**
  * `gantry`: exit codes are 0 success, 1 failure, 2 usage error (bad command or argument, with a
@@ -116,7 +117,8 @@ program
   .addOption(new Option('--webhook-host <host>', 'webhook listener address (default: --host)'))
   .addOption(new Option('--webhook-port <port>', 'webhook listener port, serving only POST /webhooks/* (on when the webhook secret is set)').argParser(port).default(7071))
   .addOption(new Option('--poll-interval <duration>', 'how often a remote repository is fetched').argParser(durationMs).default(60_000, '60s'))
-  .addOption(new Option('--resync <duration>', 'how often everything is re-checked').argParser(durationMs).default(10_000, '10s'))
+  .addOption(new Option('--resync <duration>', 'how often drift, missed changes and pending instances are checked (costs what changed)').argParser(durationMs).default(10_000, '10s'))
+  .addOption(new Option('--full-resync <duration>', 'how often every deployment is reconciled again, changed or not').argParser(durationMs).default(DEFAULT_FULL_RESYNC_MS, '5m'))
   .addOption(new Option('--node-ready-timeout <duration>', 'heartbeat age after which a node is NotReady').argParser(durationMs).default(DEFAULT_NODE_READY_MS, `${DEFAULT_NODE_READY_MS / 1000}s`))
   .addOption(new Option('--eviction-timeout <duration>', 'how long a node stays NotReady before its instances are rescheduled').argParser(durationMs).default(DEFAULT_EVICTION_MS, `${DEFAULT_EVICTION_MS / 1000}s`))
   .addOption(maxReplicasOption())
@@ -141,6 +143,7 @@ program
   .addOption(new Option('--memory <quantity>', 'memory capacity').argParser(memoryBytes).default(8 * 1024 ** 3, '8Gi'))
   .addOption(new Option('--labels <k=v,...>', 'node labels').argParser(labels).default({}, 'none'))
   .addOption(new Option('--max-instances <n>', 'most instances bound to this node at once').argParser(positiveInt).default(DEFAULT_MAX_INSTANCES))
+  .addOption(new Option('--concurrency <n>', 'instance starts at once (sandbox, create, start); stops, pulls and probes never wait for one').argParser(positiveInt).default(DEFAULT_START_CONCURRENCY))
   .option('--address <ip>', 'address on which instance ports are published', '127.0.0.1')
   .addOption(redisOption().default('redis://127.0.0.1:6379'))
   .addOption(redisUrlFileOption())
@@ -157,6 +160,7 @@ program
   .option('--pod-network-namespaces', 'give each process pod its own network namespace (containerPort honoured, siblings on localhost, ports relayed by the agent); root on Linux only')
   .addOption(new Option('--pod-network-range <cidr>', 'with --pod-network-namespaces: private IPv4 range the pods\' /30 subnets come from').default(DEFAULT_POD_NETWORK_RANGE))
   .addOption(new Option('--logs-port <port>', 'port of the agent\'s log endpoint on --address (0: any free port)').argParser(port).default(0))
+  .option('--hollow', "for benchmarks only: runs the agent's whole path but starts nothing")
   .addOption(new Option('--parent-pid <pid>').hideHelp())
   .action(async function (this: Command, o) {
     return runAgent({ ...o, redis: redisUrlOf(this, o.redis) });

@@ -92,7 +92,7 @@ function labelName(v: string): string {
 
 export async function runReconciler(o: {
   redis: string; prefix: string; dataDir: string; repo: string; branch: string; path: string; tokenEnv: string;
-  host: string; port: number; apiTokensFile?: string; webhookHost?: string; webhookPort: number; pollInterval: number; resync: number; nodeReadyTimeout: number; evictionTimeout: number; parentPid?: string;
+  host: string; port: number; apiTokensFile?: string; webhookHost?: string; webhookPort: number; pollInterval: number; resync: number; fullResync: number; nodeReadyTimeout: number; evictionTimeout: number; parentPid?: string;
   webhookSecretEnv: string; webhookMaxBody: number; webhookRepo?: string[]; gitHost?: GitHostKind; gitHostApi?: string; gitHostTokenEnv: string;
   maxPreviews: number; previewReplicas: number; previewReadyTimeout: number; maxReplicas?: number; adoptionWait?: number;
   maxFileSize: number; maxCommitFiles: number; maxCommitSize: number; maxObjectSize: number; maxFetchSize: number;
@@ -125,6 +125,7 @@ export async function runReconciler(o: {
     webhookHost: o.webhookHost,
     webhookPort: o.webhookPort,
     resyncMs: o.resync,
+    fullResyncMs: o.fullResync,
     nodeReadyMs: o.nodeReadyTimeout,
     evictionMs: o.evictionTimeout,
     maxReplicas: o.maxReplicas,
@@ -149,7 +150,8 @@ export async function runAgent(o: {
   node: string; cpu: number; memory: number; labels: Record<string, string>; maxInstances?: number; address: string; redis: string;
   prefix: string; dataDir: string; heartbeat: number; stopInstancesOnExit?: boolean; parentPid?: string;
   docker: boolean; logsPort: number; restartBackoff?: number; restartBackoffMax?: number; stopAfterDisconnect?: number; adoptionWindow?: number;
-  podNetworkNamespaces?: boolean; podNetworkRange?: string;
+  podNetworkNamespaces?: boolean; podNetworkRange?: string; hollow?: boolean;
+  concurrency?: number;
 }): Promise<void> {
   const log = createLogger(`agent/${o.node}`);
   const handle = await startAgent({
@@ -171,6 +173,8 @@ export async function runAgent(o: {
     adoptionWindowMs: o.adoptionWindow,
     podNetworkNamespaces: !!o.podNetworkNamespaces,
     podNetworkRange: o.podNetworkRange,
+    hollow: !!o.hollow,
+    concurrency: o.concurrency,
     log,
   });
   onShutdown(async () => {

@@ -28,14 +28,18 @@ export const DEFAULT_WEBHOOK_PORT = 7071;
 
 /** After Redis lost its data: how long instances no agent claims wait before they are created. */
 export const DEFAULT_ADOPTION_WAIT_MS = 15_000;
+export const DEFAULT_FULL_RESYNC_MS = 5 * 60_000;
 
 /**
  * The reconciler process: Git source -> desired state, deployment controller, scheduler, API.
  *
  * Triggers, all of them hints: the source's watcher (chokidar on refs, or the poll for a remote),
  * POST /api/v1/sync, and messages on the changes channel (agents' status reports, node joins).
- * A periodic resync re-enqueues every deployment and pending instance, so anything a lost hint
- * failed to announce is caught within `resyncMs`.
+ * A periodic resync (`resyncMs`) costs what changed, not what exists: desired drift by checksums
+ * inside Redis, the deployments announced since their last reconcile began (the changed-deployments
+ * set: a lost pub/sub message), the pending instances. A full resync (`fullResyncMs`) re-enqueues
+ * every deployment too, for what nothing announced (a record edited behind Gantry's back), as
+ * controller-runtime's informer resync and Argo CD's reconciliation timeout do.
  */
 
 export interface ReconcilerOptions {
@@ -54,6 +58,8 @@ export interface ReconcilerOptions {
   webhookHost?: string;
   webhookPort?: number;
   resyncMs?: number;
+  /** Every deployment re-enqueued this often (default 5 min; at least resyncMs). */
+  fullResyncMs?: number;
   /** A node silent this long is NotReady (default 20 s). */
   nodeReadyMs?: number;
   /** A NotReady node's instances are rescheduled after this much more (default 30 s). */
@@ -94,6 +100,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   const queues = new Queues(redis, keys);
   const nodeReadyMs = opts.nodeReadyMs ?? DEFAULT_NODE_READY_MS;
   const resyncMs = opts.resyncMs ?? 10_000;
+  const fullResyncMs = Math.max(resyncMs, opts.fullResyncMs ?? DEFAULT_FULL_RESYNC_MS);
 
   const scheduler = new Scheduler({ redisUrl: opts.redisUrl, store, queues, keys, nodeReadyMs, log });
   // Coalesces "a node joined or freed room": one retry of the pending instances at a time, and one
@@ -149,20 +156,25 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   redis.on('ready', () => {
     if (!disconnected) return;
     disconnected = false;
-    void safe('resync', resync());
+    void safe('resync', resync(true));
   });
 
-  const resync = async () => {
+  let lastFullResync = 0;
+  const resync = async (full = Date.now() - lastFullResync >= fullResyncMs) => {
     await epoch.check();
     // Desired records deleted or changed behind Gantry's back, found by their checksums in Redis.
     await safe('drift', sync.repairDrift());
-    // Deployments in Git, plus any that only instances still name (pruned, not yet drained).
-    const keysToSync = new Set(await store.deploymentKeys());
-    for (const i of await store.readAllInstances()) keysToSync.add(objectKey(i.record.namespace, i.record.deployment));
+    const keysToSync = new Set(await store.changedDeployments());
+    if (full) {
+      lastFullResync = Date.now();
+      // Deployments in Git, plus any that only instances still name (pruned, not yet drained).
+      for (const k of await store.deploymentKeys()) keysToSync.add(k);
+      for (const i of await store.readAllInstances()) keysToSync.add(objectKey(i.record.namespace, i.record.deployment));
+    }
     for (const k of keysToSync) queue.add(k);
     endpoints.poke();
     await scheduler.retryPending();
-    await pruneConfigVersions(store);
+    if (full) await pruneConfigVersions(store);
   };
   const safe = (what: string, p: Promise<unknown>) => p.catch((err) => log(`${what}: ${err instanceof Error ? err.message : String(err)}`));
 

@@ -23,6 +23,8 @@ export function agentAclRules(node: string, prefix = 'gantry'): string[] {
     k.nodeHeartbeat(node),
     `${prefix}:instance-status:*`,
     k.events,
+    // Its status script adds the deployment it announces (deployment-changes.ts).
+    k.changedDeployments,
     k.serviceNodeStatus(node),
     // What it still runs after Redis lost its data, for the reconciler to adopt.
     k.nodeClaims(node),

@@ -1,6 +1,7 @@
 import { ConfigStore } from './config-store.ts';
 import type { Redis } from 'ioredis';
 import { ensureClusterSecret } from './cluster-secret.ts';
+import { announceChanges } from './deployment-changes.ts';
 import { EventLog } from './events.ts';
 import { parseStored } from './json.ts';
 import { objectKey, type Keys } from './keys.ts';
@@ -116,7 +117,7 @@ export class AgentStore {
    */
   async writeStatus(status: InstanceStatus, namespace: string, deployment: string): Promise<boolean> {
     const written = await this.scripts.setStatusIfBound(
-      [this.keys.instance(status.id), this.keys.instanceStatus(status.id)],
+      [this.keys.instance(status.id), this.keys.instanceStatus(status.id), this.keys.changedDeployments],
       this.node,
       status.uid,
       JSON.stringify(onServerClock(status, this.clock)),
@@ -136,7 +137,7 @@ export class AgentStore {
   }
 
   async announceDeploymentChange(namespace: string, deployment: string): Promise<void> {
-    await this.redis.publish(this.keys.changesChannel, objectKey(namespace, deployment));
+    await announceChanges(this.redis, this.keys, [objectKey(namespace, deployment)]);
   }
 }
 

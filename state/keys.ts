@@ -163,6 +163,11 @@ export function createKeys(prefix: string = DEFAULT_PREFIX) {
     prComment: (pr: number) => k('pr-comment', assertKeyPart(String(pr), 'pull request number')),
     prApproval: (pr: number) => k('pr-approval', assertKeyPart(String(pr), 'pull request number')),
     changesChannel: k('channel', 'changes'),
+    /**
+     * Deployments ("<ns>/<name>") announced on changesChannel since their last reconcile began: a
+     * pub/sub message is lost while the subscriber reconnects, this set is not (the resync reads it).
+     */
+    changedDeployments: k('changed-deployments'),
 
     configs: k('configs'),
     configsApplied: k('configs-applied'),

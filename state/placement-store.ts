@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { announceChanges } from './deployment-changes.ts';
 import { parseStored } from './json.ts';
 import { isValidName, objectKey, type Keys } from './keys.ts';
 import { instanceGroup, type InstanceRecord } from './records/instance.ts';
@@ -122,11 +123,7 @@ export class PlacementStore {
 
   /** "The actual state of these deployments moved" (as Store.announceDeploymentChange), in one pipeline. */
   async announceDeploymentChanges(deployments: { namespace: string; name: string }[]): Promise<void> {
-    if (deployments.length === 0) return;
-    const pipe = this.redis.pipeline();
-    for (const d of deployments) pipe.publish(this.keys.changesChannel, objectKey(d.namespace, d.name));
-    const failed = ((await pipe.exec()) ?? []).find(([err]) => err);
-    if (failed) throw failed[0];
+    await announceChanges(this.redis, this.keys, [...new Set(deployments.map((d) => objectKey(d.namespace, d.name)))]);
   }
 
   /**

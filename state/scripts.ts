@@ -43,7 +43,7 @@ export interface GantryScripts {
   /** `keys`: node-alloc:<node> each; 3 integers per key. */
   readNodeAllocs(keys: string[]): Promise<number[]>;
   compareAndSet(key: string, expected: string, next: string): Promise<number>;
-  setStatusIfBound(keys: [string, string], node: string, uid: string, statusJson: string, channel: string, message: string): Promise<number>;
+  setStatusIfBound(keys: [string, string, string], node: string, uid: string, statusJson: string, channel: string, message: string): Promise<number>;
   deleteStatusIfMine(key: string, node: string): Promise<number>;
   heartbeat(key: string): Promise<number>;
   /** [next cursor, fields checked, ...fields whose value differs] (desired-store.ts). */

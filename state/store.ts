@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { TransientError } from '../lib/errors/index.ts';
 import { ensureClusterSecret } from './cluster-secret.ts';
+import { announceChanges, changedDeployments } from './deployment-changes.ts';
 import { EventLog } from './events.ts';
 import { parseStored, parseStoredHash } from './json.ts';
 import { objectKey, parseObjectKey, type Keys } from './keys.ts';
@@ -398,8 +399,14 @@ export class Store {
     await this.redis.set(this.keys.reconcileDirty(key), '1', 'EX', 3600);
   }
 
+  /** A reconcile of `key` begins: triggers from now on are for a state it may not see. */
   async clearReconcileDirty(key: string): Promise<void> {
-    await this.redis.del(this.keys.reconcileDirty(key));
+    await this.redis.multi().del(this.keys.reconcileDirty(key)).srem(this.keys.changedDeployments, key).exec();
+  }
+
+  /** Deployments announced (deployment-changes.ts) whose reconcile has not begun since. */
+  async changedDeployments(): Promise<string[]> {
+    return changedDeployments(this.redis, this.keys);
   }
 
   async isReconcileDirty(key: string): Promise<boolean> {
@@ -408,7 +415,7 @@ export class Store {
 
   /** "The actual state of this deployment moved": the reconciler and endpoints look again. */
   async announceDeploymentChange(ns: string, name: string): Promise<void> {
-    await this.redis.publish(this.keys.changesChannel, objectKey(ns, name));
+    await announceChanges(this.redis, this.keys, [objectKey(ns, name)]);
   }
 
   /** "This node joined or has room again": pending instances are retried. */

@@ -3,7 +3,7 @@
  * revision that can still run or be rolled back to refers to it: a deployment's current template
  * (previews' included), every revision its rollout state keeps (revisionHistoryLimit), and what
  * the branch's applied commit holds. Nothing else: a Secret removed from Git, or an old content no
- * revision uses, leaves Redis at the next resync.
+ * revision uses, leaves Redis at the next full resync (reconciler.ts).
  */
 import { referencedVersions } from '../../state/records/config.ts';
 import type { Store } from '../../state/store.ts';

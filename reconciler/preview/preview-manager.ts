@@ -1,4 +1,5 @@
 import { describeInstances } from '../api/views.ts';
+import { pruneConfigVersions } from '../controller/config-gc.ts';
 import type { SourceSync } from '../controller/source-sync.ts';
 import { ownerOf } from '../../state/records/deployment.ts';
 import type { PrReporter } from '../git-host/pr-reporter.ts';
@@ -259,6 +260,9 @@ export class PreviewManager {
     const owned = deploymentsNow.filter((d) => ownerOf(d) === owner);
     await store.writeOwnedState(owner, { namespaces: namespacesNow, deployments: deploymentsNow }, { namespaces: [], deployments: [] }, { removePreview: n });
     for (const d of owned) this.deps.enqueue(objectKey(d.namespace, d.name));
+    // Its ConfigMap and Secret versions go now, not at the next full resync: a closed pull
+    // request's secrets must not stay in Redis for minutes.
+    await pruneConfigVersions(store);
     return { ...(rec ? { rec } : {}), owned };
   }
 

@@ -397,7 +397,9 @@ test('closing the pull request removes every preview instance and key; secrets n
     const res = await send(githubDelivery('pull_request', prPayload(n, 'closed', prHead)));
     assert.deepEqual([res.status, res.json.action], [202, 'close-preview']);
   }
-  await waitFor(async () => (await scanKeys('*pr-7*')).length === 0 && (await scanKeys('*pr-comment*')).length === 0, { timeoutMs: 20_000, what: 'no pr-7 key left' });
+  await waitFor(async () => (await scanKeys('*pr-7*')).length === 0 && (await scanKeys('*pr-comment*')).length === 0, { timeoutMs: 20_000, what: 'no pr-7 key left' }).catch(async (err) => {
+    throw new Error(`${err.message}: ${JSON.stringify([...(await scanKeys('*pr-7*')), ...(await scanKeys('*pr-comment*'))])}`);
+  });
   assert.deepEqual(await scanKeys('preview*'), []);
   assert.deepEqual(await previews(), []);
   await waitFor(() => running.every((i) => !pidAlive(i.pid!)), { what: 'preview processes gone' });

@@ -247,8 +247,9 @@ test('the reconciler\'s periodic resync puts back a desired record deleted from 
     await redis.del(s.keys.deployment('shop', 'app-4'));
     const back = await waitFor(() => rec.store.readDeployment('shop', 'app-4'), { what: 'app-4 rewritten by the resync' });
     assert.deepEqual(back, d);
-    const events = await rec.store.events.read({ object: 'source' });
-    assert.ok(events.some((e) => e.reason === 'DesiredStateRepaired' && e.message.includes('deployment/shop/app-4')), JSON.stringify(events.map((e) => e.reason)));
+    // The event is recorded just after the record is written back: waited for, not read at once.
+    const repaired = async () => (await rec.store.events.read({ object: 'source' })).some((e) => e.reason === 'DesiredStateRepaired' && e.message.includes('deployment/shop/app-4'));
+    await waitFor(repaired, { what: 'a DesiredStateRepaired event naming deployment/shop/app-4' });
   } finally {
     await rec.stop();
   }
