@@ -94,10 +94,14 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   const keys = createKeys(opts.prefix);
   const redis: Redis = connectRedis(opts.redisUrl, 'gantry-reconciler');
   const sub: Redis = connectRedis(opts.redisUrl, 'gantry-reconciler-sub');
+  // BullMQ's producers on a connection of their own: BullMQ defines its ~40 scripts on the client
+  // it is given, and ioredis copies every defined script onto each pipeline and MULTI made from
+  // that client, so the store's (one per instance read, per announcement) would pay for them all.
+  const queueRedis: Redis = connectRedis(opts.redisUrl, 'gantry-reconciler-queues');
   const store = new Store(redis, keys);
   // Before anything compares times: Redis's clock is the one they are judged on.
   await store.clock.sync().catch(() => undefined);
-  const queues = new Queues(redis, keys);
+  const queues = new Queues(queueRedis, keys);
   const nodeReadyMs = opts.nodeReadyMs ?? DEFAULT_NODE_READY_MS;
   const resyncMs = opts.resyncMs ?? 10_000;
   const fullResyncMs = Math.max(resyncMs, opts.fullResyncMs ?? DEFAULT_FULL_RESYNC_MS);
@@ -118,7 +122,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   // Set when Redis lost its data (ClusterEpoch): until then unclaimed instances wait for claims.
   let adoptUntil = 0;
   const adoptionHoldMs = () => Math.max(0, adoptUntil - Date.now());
-  const queue = new ReconcileQueue(redis, opts.redisUrl, store, (key) => reconcileDeployment({ store, queues, onCapacityFreed: retryPendingSoon, adoptionHoldMs, log }, key).finally(() => endpoints.poke()), {
+  const queue = new ReconcileQueue(queueRedis, opts.redisUrl, store, (key) => reconcileDeployment({ store, queues, onCapacityFreed: retryPendingSoon, adoptionHoldMs, log }, key).finally(() => endpoints.poke()), {
     onError: (key, err, decision) => log(`reconcile ${key} ${decision.action === 'requeue' ? 'not ready' : 'failed'} (${describeDecision(decision)}): ${err instanceof Error ? err.message : String(err)}`),
   });
   const enqueue = (key: string) => queue.add(key);
@@ -235,6 +239,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
       await scheduler.stop();
       await queues.close();
       sub.disconnect();
+      queueRedis.disconnect();
       redis.disconnect();
     },
   };

@@ -39,7 +39,7 @@ export class RecoveryStore {
 
   /**
    * What registered nodes claim to run among `ids` (node-claims:<node>, published by agents after
-   * Redis lost its data), to be adopted instead of started again. Two round trips when no node
+   * Redis lost its data), to be adopted instead of started again. Two commands when no node
    * claims anything (the usual case); a tie goes to the first node by name.
    */
   async readClaims(ids: string[]): Promise<Map<string, InstanceClaim>> {
@@ -47,6 +47,9 @@ export class RecoveryStore {
     if (ids.length === 0) return out;
     const nodes = await this.nodeNames();
     if (nodes.length === 0) return out;
+    // One EXISTS over every node's claims first: in the usual case (no claims) that is all, not one
+    // command per node for every reconcile that creates instances.
+    if ((await this.redis.exists(...nodes.map((n) => this.keys.nodeClaims(n)))) === 0) return out;
     const probe = this.redis.pipeline();
     for (const n of nodes) probe.exists(this.keys.nodeClaims(n));
     const present = ((await probe.exec()) ?? []).map(([, n]) => n === 1);
