@@ -7,6 +7,8 @@ export class Hints {
   private readonly listeners = new Set<() => void>();
   private timer: NodeJS.Timeout | undefined;
   private debounceTimer: NodeJS.Timeout | undefined;
+  /** A call came after the burst's first: one more hint when the burst ends. */
+  private trailing = false;
 
   get active(): boolean {
     return this.listeners.size > 0;
@@ -26,10 +28,22 @@ export class Hints {
     }
   }
 
-  /** Emits once `ms` after the last call: bursts of ref-file events become one hint. */
+  /**
+   * Emits at once for the first call of a burst, and once more `ms` after its last call: a commit
+   * is acted on without waiting for the burst to end (a hint only makes the listener re-resolve,
+   * so one that comes before the ref is written finds nothing new), and the burst's end is never
+   * missed. Calls in between become that one trailing hint.
+   */
   debounce(ms: number): void {
+    const inBurst = this.debounceTimer !== undefined;
     clearTimeout(this.debounceTimer);
-    this.debounceTimer = setTimeout(() => this.emit(), ms);
+    if (!inBurst) this.emit();
+    this.trailing = inBurst;
+    this.debounceTimer = setTimeout(() => {
+      this.debounceTimer = undefined;
+      if (this.trailing) this.emit();
+      this.trailing = false;
+    }, ms);
   }
 
   /**
