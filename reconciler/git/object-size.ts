@@ -8,44 +8,11 @@
  *     .pack; for a delta, the result size at the start of the delta data (a few bytes inflated).
  * Returns undefined for an object it cannot find; the caller's own read then reports it.
  */
-import { constants as zlibConstants, inflateSync } from 'node:zlib';
-import { open, readdir, readFile, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
+import { deltaResultSize, entryHeader, findOffset, HEAD_BYTES, inflateHead, OBJ_OFS_DELTA, OBJ_REF_DELTA, readPackIndexes, type PackIndex } from './pack-index.ts';
 
-/** Enough deflated input for any header to come out (Huffman tables of a dynamic block included). */
-const HEAD_BYTES = 4096;
-const IDX_MAGIC = 0xff744f63;
 
-const OBJ_OFS_DELTA = 6;
-const OBJ_REF_DELTA = 7;
-
-interface PackIndex {
-  idx: Buffer;
-  count: number;
-  packPath: string;
-}
-
-/** Inflates the start of a deflate stream: at most what `input` yields, never an error for truncation. */
-function inflateHead(input: Buffer): Buffer {
-  try {
-    return inflateSync(input, { finishFlush: zlibConstants.Z_SYNC_FLUSH, maxOutputLength: 64 * 1024 * 1024 });
-  } catch {
-    return Buffer.alloc(0);
-  }
-}
-
-/** Little-endian base-128 varint (delta headers); undefined when `buf` ends first. */
-function deltaVarint(buf: Buffer, pos: number): { value: number; next: number } | undefined {
-  let value = 0;
-  let shift = 0;
-  for (let i = pos; i < buf.length; i++) {
-    const b = buf[i]!;
-    value += (b & 0x7f) * 2 ** shift;
-    shift += 7;
-    if ((b & 0x80) === 0) return { value, next: i + 1 };
-  }
-  return undefined;
-}
 
 export class ObjectSizes {
   private packs: Promise<PackIndex[]> | undefined;
@@ -90,18 +57,7 @@ export class ObjectSizes {
   }
 
   private packIndexes(): Promise<PackIndex[]> {
-    this.packs ??= (async () => {
-      const dir = join(this.gitdir, 'objects', 'pack');
-      const names = await readdir(dir).catch(() => [] as string[]);
-      const out: PackIndex[] = [];
-      for (const name of names.filter((n) => n.endsWith('.idx')).sort()) {
-        const idx = await readFile(join(dir, name)).catch(() => undefined);
-        // Only v2 indexes (what git and isomorphic-git write); a v1 one is left to isomorphic-git.
-        if (!idx || idx.length < 8 + 1024 || idx.readUInt32BE(0) !== IDX_MAGIC || idx.readUInt32BE(4) !== 2) continue;
-        out.push({ idx, count: idx.readUInt32BE(8 + 255 * 4), packPath: join(dir, `${name.slice(0, -4)}.pack`) });
-      }
-      return out;
-    })();
+    this.packs ??= readPackIndexes(this.gitdir);
     return this.packs;
   }
 
@@ -122,59 +78,11 @@ export class ObjectSizes {
   }
 
   private async packedSize(packPath: string, offset: number): Promise<number | undefined> {
-    // Entry header: type and size in a big-endian-ish varint, then for deltas the base.
-    const head = await this.read(packPath, offset, 32);
-    if (head.length === 0) return undefined;
-    let b = head[0]!;
-    const type = (b >> 4) & 7;
-    let size = b & 0x0f;
-    let shift = 4;
-    let pos = 1;
-    while (b & 0x80) {
-      if (pos >= head.length) return undefined;
-      b = head[pos++]!;
-      size += (b & 0x7f) * 2 ** shift;
-      shift += 7;
-    }
-    if (type !== OBJ_OFS_DELTA && type !== OBJ_REF_DELTA) return size;
-    if (type === OBJ_OFS_DELTA) {
-      do {
-        if (pos >= head.length) return undefined;
-        b = head[pos++]!;
-      } while (b & 0x80);
-    } else {
-      pos += 20;
-    }
+    // The header is at most 10 bytes of size, 10 of base offset or 20 of base oid.
+    const head = entryHeader(await this.read(packPath, offset, 32), 0);
+    if (!head) return undefined;
+    if (head.type !== OBJ_OFS_DELTA && head.type !== OBJ_REF_DELTA) return head.size;
     // A delta's data starts with the base's size and then the result's: inflate just that much.
-    const delta = inflateHead(await this.read(packPath, offset + pos, HEAD_BYTES));
-    const base = deltaVarint(delta, 0);
-    const result = base && deltaVarint(delta, base.next);
-    return result?.value;
+    return deltaResultSize(await this.read(packPath, offset + head.dataAt, HEAD_BYTES));
   }
-}
-
-/** Offset of `oid` in a v2 pack index, by binary search within its fan-out bucket. */
-function findOffset(pack: PackIndex, oid: string): number | undefined {
-  const { idx, count } = pack;
-  const want = Buffer.from(oid, 'hex');
-  if (want.length !== 20) return undefined;
-  const first = want[0]!;
-  let lo = first === 0 ? 0 : idx.readUInt32BE(8 + (first - 1) * 4);
-  let hi = idx.readUInt32BE(8 + first * 4);
-  const shaBase = 8 + 1024;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    const cmp = idx.compare(want, 0, 20, shaBase + mid * 20, shaBase + mid * 20 + 20);
-    if (cmp === 0) {
-      const offsetsBase = shaBase + count * 24;
-      const small = idx.readUInt32BE(offsetsBase + mid * 4);
-      if ((small & 0x80000000) === 0) return small;
-      const largeBase = offsetsBase + count * 4;
-      return Number(idx.readBigUInt64BE(largeBase + (small & 0x7fffffff) * 8));
-    }
-    // `compare` on the index buffer: positive means the entry sorts after what we want.
-    if (cmp > 0) hi = mid;
-    else lo = mid + 1;
-  }
-  return undefined;
 }

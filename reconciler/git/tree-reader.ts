@@ -5,9 +5,10 @@
  */
 import * as fs from 'node:fs';
 import { posix } from 'node:path';
-import { readBlob, readCommit, readTree, type TreeEntry } from 'isomorphic-git';
+import { readBlob, readCommit, readTree } from 'isomorphic-git';
 import { GitSourceError, errorCode, errorMessage } from './errors.ts';
 import { ObjectSizes } from './object-size.ts';
+import { ObjectStore, type TreeEntry } from './object-store.ts';
 import type { CommitFiles, CommitLimits, ReadOptions } from './source-types.ts';
 
 export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
@@ -98,9 +99,25 @@ async function readWithin(opts: ReadCommitOptions, limits: CommitLimits, cache: 
     throw new GitSourceError('COMMIT_NOT_FOUND', `commit ${commit} not found: ${errorMessage(err)}`, { commit });
   }
 
+  // Trees and blobs from the object store directly (object-store.ts); isomorphic-git for what it
+  // does not hold (it then reports what is wrong the way it always has).
+  const objects = new ObjectStore(gitdir, Math.max(limits.maxTreeBytes, maxFileBytes, limits.maxTotalBytes));
+  const treeOf = async (oid: string): Promise<TreeEntry[]> => (await objects.readTree(oid)) ?? ((await readTree({ fs, gitdir, oid, cache })).tree as TreeEntry[]);
+  // Packed objects are sized from the pack in memory; loose ones (and the commit) by ObjectSizes.
+  const sizeOf = async (oid: string): Promise<number | undefined> => (await objects.packedSize(oid)) ?? (await sizes.sizeOf(oid));
+  const blobOf = async (oid: string): Promise<Uint8Array> => {
+    const obj = await objects.read(oid);
+    if (obj?.type === 'blob') return obj.data;
+    return (await readBlob({ fs, gitdir, oid, cache })).blob;
+  };
   let root: TreeEntry[];
   try {
-    root = (await readTree({ fs, gitdir, oid: commit, filepath: subPath || undefined, cache })).tree;
+    root = await treeOf(info.commit.tree);
+    for (const segment of subPath ? subPath.split('/') : []) {
+      const entry = root.find((e) => e.path === segment);
+      if (entry?.type !== 'tree') throw Object.assign(new Error(`no directory ${segment}`), { code: 'NotFoundError' });
+      root = await treeOf(entry.oid);
+    }
   } catch (err) {
     const code = errorCode(err);
     if (code === 'NotFoundError' || code === 'ObjectTypeError') {
@@ -132,13 +149,13 @@ async function readWithin(opts: ReadCommitOptions, limits: CommitLimits, cache: 
           throw tooLarge('maxDepth', `${path} is more than ${limits.maxDepth} directories deep${where} (the limit)`, { path });
         }
         // A tree is inflated whole too: its size first.
-        const treeSize = await sizes.sizeOf(entry.oid);
+        const treeSize = await sizeOf(entry.oid);
         if (treeSize !== undefined && treeSize > limits.maxTreeBytes) {
           throw tooLarge('maxTreeBytes', `directory ${path} is a tree of ${treeSize} bytes, more than the limit of ${mib(limits.maxTreeBytes)}`, { path });
         }
-        const sub = await readTree({ fs, gitdir, oid: entry.oid, cache });
-        entriesSeen += sub.tree.length;
-        await walk(sub.tree, path, depth + 1);
+        const sub = await treeOf(entry.oid);
+        entriesSeen += sub.length;
+        await walk(sub, path, depth + 1);
       } else if (entry.type === 'blob' && REGULAR_FILE_MODES.has(entry.mode) && isLoaderInput(path)) {
         if (files.length >= limits.maxFiles) {
           throw tooLarge('maxFiles', `more than ${limits.maxFiles} manifest files${where} (the limit per commit)`);
@@ -157,12 +174,12 @@ async function readWithin(opts: ReadCommitOptions, limits: CommitLimits, cache: 
         // readBlob inflates the whole object, so its size comes first, from the object store: an
         // oversized blob is never inflated, only listed with its size, so the loader can say
         // FILE_TOO_LARGE however far it would inflate.
-        const size = await sizes.sizeOf(entry.oid);
+        const size = await sizeOf(entry.oid);
         if (size !== undefined && size > maxFileBytes) {
           files.push({ path, content: new Uint8Array(0), size, oid: entry.oid });
           continue;
         }
-        const { blob } = await readBlob({ fs, gitdir, oid: entry.oid, cache });
+        const blob = await blobOf(entry.oid);
         const over = blob.byteLength > maxFileBytes;
         if (!over) totalBytes += blob.byteLength;
         if (totalBytes > limits.maxTotalBytes) {

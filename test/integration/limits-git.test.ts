@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Redis } from 'ioredis';
 import { createGitSource, GitSourceError, type GitSource } from '../../reconciler/git/source.ts';
 import { ObjectSizes } from '../../reconciler/git/object-size.ts';
+import { ObjectStore } from '../../reconciler/git/object-store.ts';
 import { DEFAULT_COMMIT_LIMITS, readCommitFiles } from '../../reconciler/git/tree-reader.ts';
 import { SourceSync } from '../../reconciler/controller/source-sync.ts';
 import { connectRedis } from '../../state/connection.ts';
@@ -129,6 +130,54 @@ describe('git input limits', () => {
     } finally {
       await sizes.close();
     }
+  });
+
+  test('the object store reads loose objects, packed ones and deltas byte for byte as git cat-file does, and caps what a delta chain inflates', async () => {
+    const r = await repo();
+    let body = `${'line of a config file that stays the same\n'.repeat(20_000)}`;
+    for (let i = 0; i < 4; i++) {
+      body += `change ${i}\n`;
+      await r.commitFiles({ 'deploy/big.yaml': body, 'deploy/small.yaml': `n: ${i}\n`, [`deploy/sub/f${i}.yaml`]: `f: ${i}\n` }, `v${i}`);
+    }
+    await gitAsync(['repack', '-a', '-d', '-f', '-q', '--window=10', '--depth=5'], r.dir);
+    await r.commitFiles({ 'deploy/loose.yaml': 'loose: yes\n' }, 'after the repack');
+    const gitdir = join(r.dir, '.git');
+    const all = (await gitAsync(['cat-file', '--batch-all-objects', '--batch-check'], r.dir)).split('\n').map((l) => l.split(' '));
+    const store = new ObjectStore(gitdir);
+    const catFile = (type: string, oid: string) =>
+      new Promise<Buffer>((resolve, reject) => execFile('git', ['cat-file', type, oid], { cwd: r.dir, encoding: 'buffer', maxBuffer: 64 * MiB }, (err, out) => (err ? reject(err) : resolve(out))));
+    let trees = 0;
+    let packed = 0;
+    for (const [oid, type, size] of all) {
+      const fromPack = await store.packedSize(oid!);
+      if (fromPack !== undefined) packed++;
+      assert.ok(fromPack === undefined || fromPack === Number(size), `${type} ${oid}: packed size ${fromPack}, git says ${size}`);
+      const obj = await store.read(oid!);
+      assert.equal(obj?.type, type, `${type} ${oid}`);
+      assert.ok(obj.data.equals(await catFile(type!, oid!)), `${type} ${oid}: the same bytes as git cat-file`);
+      if (type === 'tree') {
+        trees++;
+        const listed = (await gitAsync(['ls-tree', oid!], r.dir)).split('\n').map((l) => {
+          const [meta, path] = l.split('\t');
+          const [mode, kind, entryOid] = meta!.split(' ');
+          return { mode: mode!.padStart(6, '0'), path, oid: entryOid, type: kind };
+        });
+        assert.deepEqual(await store.readTree(oid!), listed);
+      }
+    }
+    assert.ok(trees >= 3);
+    assert.ok(packed > 0 && packed < all.length, 'packed and loose objects both');
+    assert.equal(await store.read('0'.repeat(40)), undefined, 'not in the store: undefined, for the caller to fall back');
+    // A cap below the big blob: its deltas (and the blob itself) refuse to inflate past it.
+    const big = all.find(([, type, size]) => type === 'blob' && Number(size) > 100_000)!;
+    await assert.rejects(new ObjectStore(gitdir, 1000).read(big[0]!), RangeError);
+    // The commit's files through the store match what isomorphic-git read before.
+    const head = await gitAsync(['rev-parse', 'HEAD'], r.dir);
+    const read = await readCommitFiles({ gitdir, commit: head, subPath: 'deploy', maxFileBytes: MiB });
+    assert.deepEqual(read.files.map((f) => f.path), ['deploy/big.yaml', 'deploy/loose.yaml', 'deploy/small.yaml', 'deploy/sub/f0.yaml', 'deploy/sub/f1.yaml', 'deploy/sub/f2.yaml', 'deploy/sub/f3.yaml']);
+    assert.equal(Buffer.from(read.files[0]!.content).toString(), body);
+    await assert.rejects(readCommitFiles({ gitdir, commit: head, subPath: 'deploy/nope', maxFileBytes: MiB }), (e: unknown) => e instanceof GitSourceError && e.code === 'SUBPATH_NOT_FOUND');
+    await assert.rejects(readCommitFiles({ gitdir, commit: head, subPath: 'deploy/small.yaml', maxFileBytes: MiB }), (e: unknown) => e instanceof GitSourceError && e.code === 'SUBPATH_NOT_FOUND');
   });
 
   test('caps per commit: manifest files, total bytes, entries, depth and tree size, each a clear COMMIT_TOO_LARGE', async () => {
