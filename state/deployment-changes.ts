@@ -6,7 +6,7 @@ import type { Keys } from './keys.ts';
  * channel:changes, which the reconciler reacts to at once, and added to changed-deployments, which
  * its resync reads, so that a message lost while its subscriber reconnected is still acted on
  * within one resync, without the resync looking at every deployment. A reconcile that begins takes
- * its key out of the set (takeOut): what is announced after that stays for the next one.
+ * its key out of the set (Store.clearReconcileDirty): what is announced after that stays for the next one.
  */
 export async function announceChanges(redis: Redis, keys: Keys, deploymentKeys: readonly string[]): Promise<void> {
   if (deploymentKeys.length === 0) return;
