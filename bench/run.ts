@@ -23,6 +23,7 @@ const dockerStart: Benchmark = {
 };
 
 const ALL: Benchmark[] = [parseValidate, planner, scheduler, commitToServing, rollout20, webhookToServing, dockerStart, serviceProxy];
+ALL.push((await import('./cold-pipeline.ts')).coldPipeline); // issue 14: this code beside the code before it
 ALL.push((await import('./incremental-sync.ts')).incrementalSync); // issue 14: one-file commits over 10,000 deployments
 // Before swarm-scale and git-fetch: the 100 hollow agents run in this process, whose heap those
 // two grow, and dockerd is still removing swarm-scale's containers when it ends.

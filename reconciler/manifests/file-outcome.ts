@@ -22,6 +22,7 @@ import { pullSecretProblems } from './pull-secrets.ts';
 import { volumeReferenceProblems } from './volume-checks.ts';
 import { identityOf, validateManifest } from './validator.ts';
 import { offsetOf } from './yaml-positions.ts';
+import { fastDocuments } from './fast-yaml.ts';
 
 export interface ManifestFile {
   /** Repository-relative, with '/' separators: what error messages show. */
@@ -45,6 +46,9 @@ export interface ParseOptions {
 /** Nesting the text is checked for before parsing: far above maxDepth, which is checked exactly after. */
 const PRESCAN_DEPTH = 256;
 
+/** What a fast-read candidate's `locate` throws: it knows no position but the document's start. */
+class NeedsPositions extends Error {}
+
 /** One parsed document (or element of a JSON array) that should be a manifest. */
 interface Candidate {
   data: unknown;
@@ -60,9 +64,15 @@ class FileReader {
   /** Whether the file has an alias (or a token that may be one): only then are aliases counted and followed. */
   private aliases = false;
 
+  /**
+   * With `fast`, the documents are read by fast-yaml.ts and have no positions but where they start:
+   * `read` answers false when the file needs the full reader, and a candidate's `locate` throws
+   * NeedsPositions (the outcome then reads the file again with the full reader).
+   */
   constructor(
     private readonly file: ManifestFile,
     private readonly opts: ParseOptions,
+    private readonly fast = false,
   ) {}
 
   private position(offset: number): { line: number; column: number } {
@@ -76,37 +86,61 @@ class FileReader {
     this.errors.push(new ManifestError({ code, file: this.file.path, ...this.position(offset), message }));
   }
 
-  read(): void {
+  /** Reads the file; false (nothing read) when it was to be read fast and needs the full reader. */
+  read(): boolean {
     const { file, opts } = this;
     const size = file.size ?? (typeof file.content === 'string' ? Buffer.byteLength(file.content) : file.content.byteLength);
     if (size > opts.maxFileBytes) {
       const limit = `${opts.maxFileBytes} bytes (${formatMemory(opts.maxFileBytes)})`;
       this.fail('FILE_TOO_LARGE', 0, `file is ${size} bytes (${formatMemory(size)}), larger than the limit of ${limit}`);
-      return;
+      return true;
     }
     let text: string;
     try {
       text = typeof file.content === 'string' ? file.content : new TextDecoder('utf-8', { fatal: true }).decode(file.content);
     } catch {
       this.fail('YAML_SYNTAX', 0, 'file is not valid UTF-8 text');
-      return;
+      return true;
     }
     if (text.startsWith('\uFEFF')) text = text.slice(1);
+    const isJson = file.path.endsWith('.json');
+    if (this.fast) return !isJson && this.readFast(text);
     const { docs, deep } = this.parse(text);
     if (deep) {
       this.lineCounter = new LineCounter();
       this.lineCounter.addNewLine(0);
       for (let i = text.indexOf('\n'); i !== -1 && i < deep.offset; i = text.indexOf('\n', i + 1)) this.lineCounter.addNewLine(i + 1);
       this.fail('NESTING_TOO_DEEP', deep.offset, `collections nest deeper than the limit of ${this.opts.maxDepth} levels`);
-      return;
+      return true;
     }
 
-    const isJson = file.path.endsWith('.json');
     if (isJson && docs.length > 1) {
       this.fail('YAML_SYNTAX', docs[1]!.range[0], 'a JSON file must hold one object or an array of objects');
-      return;
+      return true;
     }
     for (const doc of docs) this.readDocument(doc, isJson);
+    return true;
+  }
+
+  /** The documents by fast-yaml.ts, each located at its start only (lines counted up to it). */
+  private readFast(text: string): boolean {
+    const docs = fastDocuments(text, this.opts.maxDepth);
+    if (!docs) return false;
+    let line = 1;
+    let lineStart = 0;
+    let scanned = 0;
+    for (const { data, offset } of docs) {
+      for (let i = text.indexOf('\n', scanned); i !== -1 && i < offset; i = text.indexOf('\n', i + 1)) {
+        line++;
+        lineStart = i + 1;
+      }
+      scanned = Math.max(scanned, offset);
+      const locate = (): never => {
+        throw new NeedsPositions();
+      };
+      this.candidates.push({ data, source: { file: this.file.path, line, column: offset - lineStart + 1 }, locate });
+    }
+    return true;
   }
 
   /**
@@ -249,6 +283,27 @@ export interface DocOutcome {
   readonly warnings: readonly ManifestWarning[];
 }
 
+/** Each candidate of a read file validated and checked on its own, its issues and warnings located. */
+function outcomesOf(reader: FileReader, file: ManifestFile): DocOutcome[] {
+  // The volume checks read the file's own text (octal modes), and only its own.
+  const own = [file];
+  return reader.candidates.map((c, index): DocOutcome => {
+    const identity = identityOf(c.data);
+    const { object, issues, warnings: found, ignored } = checkVolumes(validateManifest(c.data), c, own);
+    const apiVersion = isRecord(c.data) && typeof c.data.apiVersion === 'string' ? c.data.apiVersion : undefined;
+    const warnings = found.map((w) => {
+      const { line, column } = c.locate((w.at ?? w).pointer, w.at?.key ?? false);
+      return new ManifestWarning({ code: w.code, file: c.source.file, line, column, apiVersion, ...identity, pointer: w.pointer, message: w.message });
+    });
+    const located = issues.map((issue) => {
+      const at = issue.at ?? { pointer: issue.pointer, key: false };
+      return new ManifestError({ code: issue.code, file: c.source.file, ...c.locate(at.pointer, at.key), ...identity, pointer: issue.pointer, message: issue.message });
+    });
+    const key = identityKey(identity);
+    return { index, identity, ...(key !== undefined ? { key } : {}), source: c.source, ...(object ? { object, loaded: { manifest: object, ...c.source } } : {}), needsConfigs: needsConfigs(object), ignored: !!ignored, issues: located, warnings };
+  });
+}
+
 export class FileOutcome {
   /** Syntax, encoding, size and nesting errors of the file (not of one valid-YAML document). */
   readonly errors: readonly ManifestError[];
@@ -263,6 +318,18 @@ export class FileOutcome {
     private readonly opts: ParseOptions,
   ) {
     this.size = file.size ?? (typeof file.content === 'string' ? Buffer.byteLength(file.content) : file.content.byteLength);
+    // The fast reader first; the full one whenever the file or anything checked in it needs more.
+    try {
+      const fast = new FileReader(file, opts, true);
+      if (fast.read()) {
+        this.docs = outcomesOf(fast, file);
+        this.errors = fast.errors;
+        return;
+      }
+    } catch {
+      // NeedsPositions (an issue, a warning or an octal mode to locate), or anything unexpected:
+      // the full reader below reads the file again and owns whatever it finds.
+    }
     const reader = new FileReader(file, opts);
     try {
       reader.read();
@@ -275,23 +342,7 @@ export class FileOutcome {
     }
     this.errors = reader.errors;
     this.live = reader.candidates;
-    // The volume checks read the file's own text (octal modes), and only its own.
-    const own = [file];
-    this.docs = reader.candidates.map((c, index): DocOutcome => {
-      const identity = identityOf(c.data);
-      const { object, issues, warnings: found, ignored } = checkVolumes(validateManifest(c.data), c, own);
-      const apiVersion = isRecord(c.data) && typeof c.data.apiVersion === 'string' ? c.data.apiVersion : undefined;
-      const warnings = found.map((w) => {
-        const { line, column } = c.locate((w.at ?? w).pointer, w.at?.key ?? false);
-        return new ManifestWarning({ code: w.code, file: c.source.file, line, column, apiVersion, ...identity, pointer: w.pointer, message: w.message });
-      });
-      const located = issues.map((issue) => {
-        const at = issue.at ?? { pointer: issue.pointer, key: false };
-        return new ManifestError({ code: issue.code, file: c.source.file, ...c.locate(at.pointer, at.key), ...identity, pointer: issue.pointer, message: issue.message });
-      });
-      const key = identityKey(identity);
-      return { index, identity, ...(key !== undefined ? { key } : {}), source: c.source, ...(object ? { object, loaded: { manifest: object, ...c.source } } : {}), needsConfigs: needsConfigs(object), ignored: !!ignored, issues: located, warnings };
-    });
+    this.docs = outcomesOf(reader, file);
   }
 
   /** Line and column of `pointer` in document `doc` (of its key when `key`), as the live parse finds them. */

@@ -7,14 +7,29 @@ import { createHash } from 'node:crypto';
 import type { Deployment } from '../../schemas/generated/index.ts';
 import { normalizeDeployment } from './normalize.ts';
 
-/** JSON with object keys sorted at every level, so key order in the source never matters. */
+/**
+ * JSON with object keys sorted at every level, so key order in the source never matters. Built as
+ * one string without intermediate arrays: it hashes every template of every commit. The output is
+ * the identity of revisions and instances, so it must never change (keys in UTF-16 code unit
+ * order, undefined members left out, undefined array items written as null, as JSON.stringify does).
+ */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map((v) => canonicalJson(v ?? null)).join(',')}]`;
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + canonicalJson(value[i] ?? null);
+    return `${out}]`;
+  }
   if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+    const record = value as Record<string, unknown>;
+    let out = '{';
+    let first = true;
+    for (const key of Object.keys(record).sort()) {
+      const v = record[key];
+      if (v === undefined) continue;
+      out += (first ? '' : ',') + JSON.stringify(key) + ':' + canonicalJson(v);
+      first = false;
+    }
+    return `${out}}`;
   }
   return JSON.stringify(value);
 }

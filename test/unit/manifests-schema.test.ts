@@ -4,6 +4,7 @@ import deploymentSchema from '../../schemas/deployment.schema.json' with { type:
 import namespaceSchema from '../../schemas/namespace.schema.json' with { type: 'json' };
 import { templateHash, validateManifest, type DeploymentObject } from '../../reconciler/manifests/index.ts';
 import { PATTERN_MESSAGES } from '../../reconciler/manifests/validator.ts';
+import { canonicalJson } from '../../reconciler/manifests/template-hash.ts';
 
 type Schema = Record<string, unknown>;
 
@@ -115,6 +116,15 @@ test('templateHash is 10 hex characters, stable, and ignores key order and writt
   assert.equal(templateHash(loaded(explicit)), hash);
   // A raw, schema-valid Deployment hashes like its loaded form.
   assert.equal(templateHash(minimalDeployment() as never), hash);
+});
+
+test('canonicalJson and templateHash never change their output: it names every revision and instance', () => {
+  assert.equal(canonicalJson({ b: 1, a: [undefined, null, { z: 'é', Z: '\u2028', '10': 2, '9': 3 }], c: undefined }), '{"a":[null,null,{"10":2,"9":3,"Z":"\u2028","z":"é"}],"b":1}');
+  assert.equal(canonicalJson([]), '[]');
+  assert.equal(canonicalJson({}), '{}');
+  const d = { apiVersion: 'gantry.dev/v1', kind: 'Deployment', metadata: { name: 'web' }, spec: { template: { metadata: { labels: { app: 'web' } }, spec: { containers: [{ name: 'web', command: ['node', 'server.js'] }] } } } };
+  // Pinned: a different value would replace every running instance after an upgrade.
+  assert.equal(templateHash(loaded(d)), '8a6e775f5e');
 });
 
 test('templateHash changes with the template and only with it', () => {
