@@ -25,7 +25,9 @@ export interface AgentOptions {
    * answers; probed at start and on every resync. false: this node never offers the docker runtime.
    */
   docker?: boolean;
-  /** Port of the log endpoint on `address` (default 0: any free port, recorded in the NodeRecord). */
+  /** Gantry's version, shown by the agent's metrics (gantry_agent_info). */
+  version?: string;
+  /** Port of the log endpoint, and of GET /metrics, on `address` (default 0: any free port, recorded in the NodeRecord). */
   logsPort?: number;
   /** Log followers served at once (default 32) and bytes waiting per follower (default 1 MiB). */
   logsMaxFollowers?: number;

@@ -18,6 +18,7 @@ import { KeyedMutex } from './keyed-mutex.ts';
 import { DEFAULT_START_CONCURRENCY, StartSlots } from './start-slots.ts';
 import type { AgentHandle, AgentOptions } from './agent-options.ts';
 import { LocalInstance, type InstanceHost } from './local-instance.ts';
+import { AgentMetrics } from './agent-metrics.ts';
 import { agentScope } from './docker-labels.ts';
 import { removeStrayPodMemory } from './pod-volumes.ts';
 import { DockerRuntime } from './docker-runtime.ts';
@@ -90,6 +91,7 @@ class NodeAgent {
   private readonly store: AgentStore;
   private readonly host: InstanceHost;
   private readonly instances = new Map<string, LocalInstance>();
+  private readonly metrics: AgentMetrics;
   /** Last status written per local instance, to skip writes (and change events) that change nothing. */
   private readonly lastReported = new WeakMap<LocalInstance, string>();
   private readonly mutex = new KeyedMutex();
@@ -135,6 +137,7 @@ class NodeAgent {
     // BullMQ blocks on its connection; commands of the agent must not queue behind it.
     this.workerRedis = connectRedis(opts.redisUrl, `gantry-agent-${this.node}-worker`);
     this.store = new AgentStore(this.redis, this.keys, this.node);
+    this.metrics = new AgentMetrics(this.node, opts.version ?? 'unknown', () => [...this.instances.values()].map((i) => i.status().phase));
     this.docker = new NodeDocker(
       // A hollow node never talks to an engine, yet offers docker (runtimes()).
       { enabled: opts.docker !== false && !opts.hollow, node: this.node, address: this.address, dataDir: opts.dataDir, prefix: this.keys.prefix, logMaxBytes: opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES },
@@ -165,8 +168,20 @@ class NodeAgent {
     this.epochs = new EpochWatch(opts.adoptionWindowMs ?? DEFAULT_ADOPTION_WINDOW_MS);
     this.startSlots = new StartSlots(opts.concurrency ?? DEFAULT_START_CONCURRENCY);
     this.host.startSlots = this.startSlots;
+    this.host.started = (runtime, ok, seconds) => this.metrics.started(runtime, ok, seconds);
+    this.store.events.observe((ev) => this.metrics.recorded(ev));
     // The containers' gateway is learned by every engine probe (before the proxy starts, and at every resync).
-    this.proxy = new ServiceProxy({ redisUrl: opts.redisUrl, keys: this.keys, node: this.node, address: this.address, containerAddress: () => this.docker.gateway, resyncMs: opts.resyncMs, log: this.log });
+    this.proxy = new ServiceProxy({
+      redisUrl: opts.redisUrl,
+      keys: this.keys,
+      node: this.node,
+      address: this.address,
+      containerAddress: () => this.docker.gateway,
+      resyncMs: opts.resyncMs,
+      log: this.log,
+      onConnection: (protocol) => this.metrics.proxyConnection(protocol),
+      onError: (protocol, reason) => this.metrics.proxyError(protocol, reason),
+    });
     const heartbeatMs = opts.heartbeatMs ?? 5_000;
     this.guard = new ConnectionGuard({
       redis: this.redis,
@@ -195,6 +210,7 @@ class NodeAgent {
       node: this.node,
       dataDir: this.opts.dataDir,
       lookup: (id) => this.instances.get(id),
+      metrics: () => this.metrics.exposition(),
       docker: () => this.docker.client(),
       log: this.log,
       authorize: (credential) => this.authorizeLogs(credential),

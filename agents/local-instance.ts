@@ -42,6 +42,8 @@ export interface InstanceHost {
   volumes: { memoryRoot?: string; scope: string };
   /** The node's start slots (`--concurrency`); absent: no limit. */
   startSlots?: StartSlots;
+  /** After each container start: its runtime, whether it started, and how long it took (metrics). */
+  started?(runtime: 'process' | 'docker', ok: boolean, seconds: number): void;
 }
 
 export type ReportStatus = (status: InstanceStatus) => Promise<void>;
@@ -189,6 +191,8 @@ export class LocalInstance {
 
   private async start(c: Run, signal?: AbortSignal): Promise<void> {
     const countsAsRestart = c.ran;
+    const t0 = performance.now();
+    const runtime = c.spec.image !== undefined ? 'docker' : 'process';
     if (c.finishedAt !== undefined) c.lastTermination = { ...(c.exitCode !== undefined ? { exitCode: c.exitCode } : {}), reason: c.exitReason ?? (c.startError !== undefined ? 'StartError' : c.exitCode === 0 ? 'Completed' : 'Error'), ...(c.startedAt !== undefined ? { startedAt: c.startedAt } : {}), finishedAt: c.finishedAt };
     Object.assign(c, { nextStartAt: undefined, exitCode: undefined, exitReason: undefined, finishedAt: undefined, startError: undefined });
     try {
@@ -218,6 +222,7 @@ export class LocalInstance {
         });
       });
       Object.assign(c, { restarts, ran: true, waiting: undefined, startedAt: Date.now() });
+      this.host.started?.(runtime, true, (performance.now() - t0) / 1000);
       c.saved = c.runtime.saved({ ...c, name: c.spec.name, proc });
       if (countsAsRestart) this.event('Normal', 'Restarted', `container ${c.spec.name} restarted (restart ${restarts})`);
       this.watch(c, proc);
@@ -238,6 +243,7 @@ export class LocalInstance {
         c.nextStartAt = Date.now() + backoffMs(attempts - 1);
         return;
       }
+      this.host.started?.(runtime, false, (performance.now() - t0) / 1000);
       Object.assign(c, { restarts: countsAsRestart ? c.restarts + 1 : c.restarts, ran: true, waiting: undefined, startError: message });
       this.recordExit(c, { finishedAt: Date.now() });
     }

@@ -43,6 +43,8 @@ export interface LogServerOptions {
   maxFollowers?: number;
   /** Bytes waiting in one connection beyond which a follower is not fed more (default 1 MiB). */
   maxBufferedBytes?: number;
+  /** GET /metrics: the agent's metrics in Prometheus text format (no credential: nothing in it is secret). */
+  metrics?: () => Promise<{ contentType: string; body: string }>;
 }
 
 export const DEFAULT_MAX_FOLLOWERS = 32;
@@ -58,6 +60,16 @@ export interface LogServer {
 export async function startLogServer(o: LogServerOptions): Promise<LogServer> {
   const followers = { count: 0 };
   const server = createServer((req, res) => {
+    if (o.metrics && req.method === 'GET' && req.url?.split('?')[0] === '/metrics') {
+      o.metrics().then(
+        ({ contentType, body }) => res.writeHead(200, { 'content-type': contentType }).end(body),
+        (err) => {
+          o.log(`metrics: ${err instanceof Error ? err.message : String(err)}`);
+          sendJson(res, 500, { error: 'internal error collecting metrics' });
+        },
+      );
+      return;
+    }
     serve(o, req, res, followers).catch((err) => {
       o.log(`logs ${req.url}: ${err instanceof Error ? err.message : err}`);
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error reading logs' });

@@ -31,6 +31,9 @@ import { UdpProxy } from './udp-proxy.ts';
  */
 
 export interface ServiceProxyOptions {
+  /** Counts connections taken, and those no endpoint took or an endpoint reset (metrics). */
+  onConnection?: (protocol: 'tcp' | 'udp') => void;
+  onError?: (protocol: 'tcp' | 'udp', reason: 'no_endpoint' | 'reset') => void;
   redisUrl: string;
   keys: Keys;
   node: string;
@@ -204,6 +207,7 @@ export class ServiceProxy {
       // Read at each new client: l.record is replaced on every refresh.
       pick: () => this.candidates(l).map((e) => ({ instanceId: e.instanceId, host: e.host, port: e.ports[target]! })),
       log: (line) => this.log(`service ${l.service}: ${line}`),
+      onClient: (mapped) => (mapped ? this.opts.onConnection?.('udp') : this.opts.onError?.('udp', 'no_endpoint')),
     });
     const error = await udp.listen();
     if (!error) l.udp = udp;
@@ -218,12 +222,14 @@ export class ServiceProxy {
 
   private forward(l: Listener, client: Socket): void {
     client.on('error', () => client.destroy());
+    this.opts.onConnection?.('tcp');
     const servicePort = l.socket.target;
     const candidates = this.candidates(l);
     const attempt = (i: number): void => {
       if (client.destroyed) return;
       const ep = candidates[i];
       if (!ep) {
+        this.opts.onError?.('tcp', 'no_endpoint');
         client.destroy(); // no endpoint accepted: the client sees the connection close
         return;
       }
@@ -246,8 +252,10 @@ export class ServiceProxy {
       // Closed cleanly: the client gets what is still buffered for it, then the end (pipe ends it
       // on the upstream's end); a reset or error is passed on as one.
       upstream.once('close', (hadError) => {
-        if (connected && hadError) client.destroy();
-        else if (connected) client.end();
+        if (connected && hadError) {
+          this.opts.onError?.('tcp', 'reset');
+          client.destroy();
+        } else if (connected) client.end();
       });
       client.once('close', () => upstream.destroy());
     };

@@ -31,6 +31,8 @@ export interface UdpProxyOptions {
   /** Mappings held at once (each holds a socket); the longest idle makes room for a new one. Default 1024. */
   maxClients?: number;
   log?: (line: string) => void;
+  /** A new client was mapped to an endpoint, or dropped for want of one (metrics). */
+  onClient?: (mapped: boolean) => void;
 }
 
 interface Flow {
@@ -98,6 +100,7 @@ export class UdpProxy {
     let flow = this.flows.get(key);
     if (!flow) {
       const target = this.opts.pick()[0];
+      this.opts.onClient?.(target !== undefined);
       if (!target) return; // no endpoint: dropped, as kube-proxy drops it
       flow = this.open(key, { address: from.address, port: from.port }, target);
     }

@@ -1,3 +1,4 @@
+import { VERSION } from '../reconciler/version.ts';
 import { join, resolve } from 'node:path';
 import { ADMIN_TOKEN_FILE, ApiTokens, ensureAdminToken, TOKENS_FILE } from '../reconciler/api/auth.ts';
 import { InvalidArgumentError, Option, type Command } from 'commander';
@@ -155,6 +156,7 @@ export async function runAgent(o: {
 }): Promise<void> {
   const log = createLogger(`agent/${o.node}`);
   const handle = await startAgent({
+    version: VERSION,
     redisUrl: o.redis,
     prefix: o.prefix,
     node: o.node,

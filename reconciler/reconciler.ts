@@ -8,6 +8,7 @@ import { checkNodes } from './controller/node-lifecycle.ts';
 import { ClusterEpoch } from './controller/cluster-epoch.ts';
 import { drainNodes } from './controller/node-drain.ts';
 import { ReconcileQueue } from './controller/reconcile-queue.ts';
+import { ReconcilerMetrics } from './metrics.ts';
 import { describeDecision } from './controller/reconcile-outcome.ts';
 import { createGitSource, type GitSource, type SourceConfig } from './git/source.ts';
 import { Queues } from './queue/queues.ts';
@@ -99,6 +100,8 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   // that client, so the store's (one per instance read, per announcement) would pay for them all.
   const queueRedis: Redis = connectRedis(opts.redisUrl, 'gantry-reconciler-queues');
   const store = new Store(redis, keys);
+  const metrics = new ReconcilerMetrics(VERSION);
+  store.events.observe((ev) => metrics.recorded(ev));
   // Before anything compares times: Redis's clock is the one they are judged on.
   await store.clock.sync().catch(() => undefined);
   const queues = new Queues(queueRedis, keys);
@@ -106,7 +109,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   const resyncMs = opts.resyncMs ?? 10_000;
   const fullResyncMs = Math.max(resyncMs, opts.fullResyncMs ?? DEFAULT_FULL_RESYNC_MS);
 
-  const scheduler = new Scheduler({ redisUrl: opts.redisUrl, store, queues, keys, nodeReadyMs, log });
+  const scheduler = new Scheduler({ redisUrl: opts.redisUrl, store, queues, keys, nodeReadyMs, log, onScheduled: (outcomes, seconds) => metrics.scheduled(outcomes, seconds) });
   // Coalesces "a node joined or freed room": one retry of the pending instances at a time, and one
   // more after it for whatever announced room meanwhile.
   const pendingRetries = new CoalescedRunner(
@@ -124,10 +127,12 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   const adoptionHoldMs = () => Math.max(0, adoptUntil - Date.now());
   const queue = new ReconcileQueue(queueRedis, opts.redisUrl, store, (key) => reconcileDeployment({ store, queues, onCapacityFreed: retryPendingSoon, adoptionHoldMs, log }, key).finally(() => endpoints.poke()), {
     onError: (key, err, decision) => log(`reconcile ${key} ${decision.action === 'requeue' ? 'not ready' : 'failed'} (${describeDecision(decision)}): ${err instanceof Error ? err.message : String(err)}`),
+    onRun: (result, seconds, waited) => metrics.reconciled(result, seconds, waited),
   });
+  metrics.readFrom({ store, nodeReadyMs, queueCounts: () => queue.counts() });
   const enqueue = (key: string) => queue.add(key);
   const source: GitSource = createGitSource(opts.source);
-  const sync = new SourceSync({ store, source, branch: opts.source.branch, maxFileBytes: opts.maxFileBytes, maxReplicas: opts.maxReplicas, enqueue, log });
+  const sync = new SourceSync({ store, source, branch: opts.source.branch, maxFileBytes: opts.maxFileBytes, maxReplicas: opts.maxReplicas, enqueue, log, onSynced: (result, seconds) => metrics.synced(result, seconds) });
   const { webhooks, previews } = setUpGitHosting(opts.gitHosting ?? {}, { source: opts.source, store, sync, enqueue, log });
 
   await sub.subscribe(keys.changesChannel, keys.servicesChannel);
@@ -184,12 +189,12 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
 
   scheduler.start();
   const { app, url }: { app: FastifyInstance; url: string } = await startApi(
-    { store, sync, nodeReadyMs, version: VERSION, tokens: opts.apiTokens ?? ApiTokens.fromEnvironment(process.env), previews, enqueue, log },
+    { store, sync, nodeReadyMs, version: VERSION, tokens: opts.apiTokens ?? ApiTokens.fromEnvironment(process.env), previews, enqueue, log, metrics },
     { host: opts.apiHost ?? '127.0.0.1', port: opts.apiPort ?? 7070 },
   );
   // Off until a secret is set: a listener that can only answer 503 is not worth exposing.
   const hooks = process.env[webhooks.secretEnv]
-    ? await startWebhookServer(webhooks, { host: opts.webhookHost ?? opts.apiHost ?? '127.0.0.1', port: opts.webhookPort ?? DEFAULT_WEBHOOK_PORT })
+    ? await startWebhookServer(webhooks, { host: opts.webhookHost ?? opts.apiHost ?? '127.0.0.1', port: opts.webhookPort ?? DEFAULT_WEBHOOK_PORT, onDelivery: (url, code) => metrics.webhookDelivered(url, code) })
     : undefined;
   if (hooks) log(`webhooks on ${hooks.url}/webhooks/{github,gitlab,gitea,bitbucket}`);
   source.watch(() => void safe('sync', sync.sync()));

@@ -19,6 +19,8 @@ export const EVENTS_MAX = 10_000;
 
 /** The `events` stream: written by reconciler and agents, read by the API. */
 export class EventLog {
+  private readonly observers: ((ev: NewEvent) => void)[] = [];
+
   constructor(
     private readonly redis: Redis,
     private readonly keys: Keys,
@@ -39,6 +41,12 @@ export class EventLog {
     const res = (await pipe.exec()) ?? [];
     const failed = res.find(([err]) => err);
     if (failed) throw failed[0];
+    for (const ev of events) for (const observe of this.observers) observe(ev);
+  }
+
+  /** Calls `fn` with each event this process records, once it is written (metrics count them). */
+  observe(fn: (ev: NewEvent) => void): void {
+    this.observers.push(fn);
   }
 
   /** The newest `limit` events (of objects starting with `object`, when given), oldest first. */

@@ -194,11 +194,11 @@ function bearer(req: FastifyRequest): string | undefined {
   return m?.[1];
 }
 
-/** Every route under /api/v1 requires a token with the route's role. */
+/** Every route under /api/v1, and /metrics (a `read` token: Prometheus sends it), requires a token with the route's role. */
 export function registerAuth(app: FastifyInstance, tokens: ApiTokens): void {
   app.addHook('onRequest', async (req, reply) => {
     const path = req.url.split('?')[0]!;
-    if (path !== '/api/v1' && !path.startsWith('/api/v1/')) return;
+    if (path !== '/api/v1' && !path.startsWith('/api/v1/') && path !== '/metrics') return;
     const token = bearer(req);
     const caller = token === undefined ? undefined : tokens.verify(token);
     if (!caller) {

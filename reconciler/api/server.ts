@@ -1,4 +1,5 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import type { ReconcilerMetrics } from '../metrics.ts';
 import type { SourceSync } from '../controller/source-sync.ts';
 import type { Store } from '../../state/store.ts';
 import { isValidName } from '../../state/keys.ts';
@@ -32,6 +33,8 @@ export interface ApiDeps {
   enqueue?: (key: string) => void;
   /** Where an unexpected error's message goes (the client only gets "internal error"). */
   log?: (line: string) => void;
+  /** Served as GET /metrics (Prometheus text format), to `read` tokens. */
+  metrics?: ReconcilerMetrics;
 }
 
 export async function startApi(deps: ApiDeps, opts: { host: string; port: number }): Promise<{ app: FastifyInstance; url: string }> {
@@ -53,6 +56,12 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   app.get('/healthz', async () => {
     await store.ping();
     return { ok: true };
+  });
+
+  app.get('/metrics', async (_req, reply) => {
+    if (!deps.metrics) throw new HttpError('NOT_FOUND', 'metrics are not enabled');
+    const { contentType, body } = await deps.metrics.exposition();
+    return reply.type(contentType).send(body);
   });
 
   app.get('/api/v1/status', async () => {

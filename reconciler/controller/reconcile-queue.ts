@@ -26,6 +26,8 @@ export interface ReconcileQueueOptions {
   onError?: (key: string, err: unknown, decision: Exclude<ReconcileDecision, { action: 'done' }>) => void;
   /** For the backoff jitter; Math.random by default. */
   random?: () => number;
+  /** After each run: what was decided, how long it ran, and how long its job had waited (metrics). */
+  onRun?: (result: 'done' | 'requeue' | 'error', seconds: number, waitedSeconds: number) => void;
 }
 
 export class ReconcileQueue {
@@ -50,6 +52,8 @@ export class ReconcileQueue {
       QUEUE_RECONCILE,
       async (job: Job<ReconcileJob>) => {
         const key = job.data.key;
+        const started = performance.now();
+        const waitedSeconds = (Date.now() - job.timestamp - (job.opts.delay ?? 0)) / 1000;
         // Triggers from now on are for a state this run may not see: they re-add the key after it.
         await this.store.clearReconcileDirty(key);
         let result: ReconcileResult;
@@ -63,6 +67,7 @@ export class ReconcileQueue {
         if (!result.ok && decision.action !== 'done') this.opts.onError?.(key, result.error, decision);
         if (decision.action === 'requeue') this.followUps.set(key, { delayMs: decision.afterMs });
         if (decision.action === 'backoff') this.followUps.set(key, { delayMs: decision.afterMs, failures: decision.failures });
+        this.opts.onRun?.(!result.ok ? 'error' : decision.action === 'requeue' ? 'requeue' : 'done', (performance.now() - started) / 1000, waitedSeconds);
       },
       { ...RECONCILE_WORKER_OPTIONS, connection: this.workerConnection, prefix: store.keys.bullPrefix, concurrency: opts.concurrency ?? RECONCILE_WORKER_OPTIONS.concurrency },
     );
@@ -125,6 +130,11 @@ export class ReconcileQueue {
   }
 
   /** Resolves once no reconcile is waiting or running (delayed ones do not count). */
+  /** BullMQ's job counts by state (metrics: the queue's depth). */
+  counts(): Promise<Record<string, number>> {
+    return this.queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
+  }
+
   async idle(): Promise<void> {
     for (;;) {
       const c = await this.queue.getJobCounts('waiting', 'active', 'prioritized');

@@ -59,12 +59,21 @@ export interface SourceSyncDeps {
   log?: (line: string) => void;
   /** The parse cache of the branch's files (default: a new one); tests and benchmarks count parses with it. */
   manifestCache?: ManifestCache;
+  /** Called after each sync with its result and how long it took (metrics). */
+  onSynced?: (result: SyncResult, seconds: number) => void;
 }
 
 type Loaded = { commit: string; message: string; loaded: LoadResult } | { commit: string; tooLarge: string };
 
 export class SourceSync {
-  private readonly syncs = new CoalescedRunner(() => this.exclusive(() => this.syncOnce()));
+  private readonly syncs = new CoalescedRunner(() =>
+    this.exclusive(async () => {
+      const t0 = performance.now();
+      const result = await this.syncOnce();
+      this.deps.onSynced?.(result, (performance.now() - t0) / 1000);
+      return result;
+    }),
+  );
   private readonly refFetches: TokenBucket;
   private readonly manifests: ManifestCache;
   private readonly writer: DesiredWriter;

@@ -42,6 +42,8 @@ export interface SchedulerOptions {
   /** Most instances placed (and bound in one script call) per batch. */
   batchSize?: number;
   log?: (line: string) => void;
+  /** After each schedule job: its instances' outcomes and how long placing them took (metrics). */
+  onScheduled?: (outcomes: readonly ScheduleOutcome[], seconds: number) => void;
 }
 
 interface Request {
@@ -72,7 +74,11 @@ export class Scheduler {
 
   start(): void {
     this.workerConnection = connectRedis(this.opts.redisUrl, 'gantry-scheduler');
-    this.worker = new Worker<ScheduleJob>(QUEUE_SCHEDULE, async (job) => void (await this.scheduleMany(job.data.instanceIds ?? (job.data.instanceId ? [job.data.instanceId] : []))), {
+    this.worker = new Worker<ScheduleJob>(QUEUE_SCHEDULE, async (job) => {
+      const t0 = performance.now();
+      const outcomes = await this.scheduleMany(job.data.instanceIds ?? (job.data.instanceId ? [job.data.instanceId] : []));
+      this.opts.onScheduled?.(outcomes, (performance.now() - t0) / 1000);
+    }, {
       connection: this.workerConnection,
       prefix: this.opts.keys.bullPrefix,
       // Jobs taken together are placed together: more at once, bigger batches.

@@ -14,8 +14,10 @@ export function buildWebhookApp(deps: WebhookRouteDeps): FastifyInstance {
   return app;
 }
 
-export async function startWebhookServer(deps: WebhookRouteDeps, opts: { host: string; port: number }): Promise<{ app: FastifyInstance; url: string }> {
+export async function startWebhookServer(deps: WebhookRouteDeps, opts: { host: string; port: number; onDelivery?: (url: string, code: number) => void }): Promise<{ app: FastifyInstance; url: string }> {
   const app = buildWebhookApp(deps);
+  const { onDelivery } = opts;
+  if (onDelivery) app.addHook('onResponse', async (req, reply) => onDelivery(req.url, reply.statusCode));
   const address = await app.listen({ host: opts.host, port: opts.port });
   return { app, url: address.replace('[::1]', '127.0.0.1') };
 }

@@ -17,7 +17,8 @@ import { startGitHttpServer, type GitHttpServer } from '../helpers/git-http-serv
 import { createRepo, gitAsync, type TestRepo } from '../helpers/git-repo.ts';
 import { freshPrefix, testRedis } from '../helpers/redis.ts';
 import { waitFor } from '../helpers/wait.ts';
-import { apiFetch } from '../helpers/api-auth.ts';
+import { apiFetch, TEST_READ_TOKEN } from '../helpers/api-auth.ts';
+import { parseExposition } from '../helpers/prometheus-text.ts';
 
 /**
  * Webhooks end to end on real parts: a bare repository served over smart HTTP, the reconciler and
@@ -296,6 +297,14 @@ test('oversized, malformed, unknown and unrelated deliveries get their codes', a
   const bitbucket = await send({ path: '/webhooks/bitbucket', headers: { 'content-type': 'application/json', 'x-event-key': 'repo:push', 'x-request-uuid': `{${randomUUID()}}`, 'x-hub-signature': `sha256=${sign(bb)}` }, body: bb });
   assert.match(String(bitbucket.json.reason), /refs\/heads\/dev/);
   assert.equal(server.requests, requests, 'none of them fetched');
+  // Every delivery is counted by host and the code it got (onResponse runs once the answer is out).
+  const delivered = await waitFor(async () => {
+    const m = parseExposition(await (await apiFetch(`${api}/metrics`, { token: TEST_READ_TOKEN })).text());
+    return m.sum('gantry_webhook_deliveries_total', { host: 'github', code: '413' }) >= 1 ? m : undefined;
+  }, { what: 'the deliveries in /metrics' });
+  assert.ok(delivered.sum('gantry_webhook_deliveries_total', { host: 'github', code: '401' }) >= 4);
+  assert.ok(delivered.sum('gantry_webhook_deliveries_total', { host: 'github', code: '400' }) >= 2);
+  for (const h of ['gitlab', 'gitea', 'bitbucket']) assert.ok(delivered.sum('gantry_webhook_deliveries_total', { host: h, code: '202' }) >= 1, h);
 });
 
 let prHead: string;
