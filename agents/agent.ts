@@ -86,6 +86,8 @@ class NodeAgent {
   private readonly node: string;
   private readonly address: string;
   private readonly log: (line: string) => void;
+  /** The logger's warn level when it has one (cli/serve.ts gives a levelled logger), else `log`. */
+  private readonly warn: (line: string) => void;
   private readonly redis: Redis;
   private readonly workerRedis: Redis;
   private readonly store: AgentStore;
@@ -128,6 +130,8 @@ class NodeAgent {
     this.keys.node(this.node); // validates the name before anything touches Redis or disk
     this.address = opts.address ?? '127.0.0.1';
     this.log = opts.log ?? (() => {});
+    const levelled = opts.log as { warn?: (line: string) => void } | undefined;
+    this.warn = typeof levelled?.warn === 'function' ? levelled.warn : this.log;
     // Before any connection exists: a host that cannot make namespaces fails the start with one line.
     // A hollow node makes no namespaces: it starts nothing to put in them.
     if (opts.podNetworkNamespaces && !opts.hollow) {
@@ -155,7 +159,7 @@ class NodeAgent {
       runtimeFor: hollowRuntimeFor(opts) ?? ((spec) => (spec.image ? dockerRuntime : processRuntime)),
       // Per node too: agents of one installation share a host (gantry up runs two) and sweep their own only.
       volumes: { scope: agentScope(opts.dataDir, `${this.keys.prefix}\0${this.node}`), ...(opts.memoryRoot !== undefined ? { memoryRoot: opts.memoryRoot } : {}) },
-      event: (ev) => void this.store.events.record(ev).catch((err) => this.log(`recording an event failed: ${err}`)),
+      event: (ev) => void this.store.events.record(ev).catch((err) => this.warn(`recording an event failed: ${err}`)),
       // Containers reach the proxy at their network's gateway, processes at the agent's address.
       serviceEnv: (ns, own, runtime) => serviceEnv(this.proxy.services(), ns, serviceHost(runtime, this.address, this.docker.gateway), own),
       readConfig: (ns, kind, name, version) => this.store.configs.readVersion(ns, kind, name, version),
@@ -224,7 +228,7 @@ class NodeAgent {
       this.guard
         .whenFenced()
         .then(() => this.store.heartbeat())
-        .then(() => this.guard.markOk(), (err) => this.log(`heartbeat failed: ${err}`));
+        .then(() => this.guard.markOk(), (err) => this.warn(`heartbeat failed: ${err}`));
     }, this.opts.heartbeatMs ?? 5_000);
     // The job completes once its handler is on its way (see JOB_PICKUP_CONCURRENCY); the handler
     // retries itself, and the resync covers what still fails.
@@ -233,7 +237,7 @@ class NodeAgent {
       prefix: this.keys.bullPrefix,
       concurrency: JOB_PICKUP_CONCURRENCY,
     });
-    this.worker.on('error', (err) => this.log(`queue worker error: ${err.message}`));
+    this.worker.on('error', (err) => this.warn(`queue worker error: ${err.message}`));
     // The first resync adopts what a previous agent left running; it runs while jobs flow.
     this.inBackground(this.resyncLoop());
     this.log(`agent ${this.node} registered at ${this.address} (runtimes ${this.runtimes().join(', ')}${this.opts.hollow ? ', hollow: starts nothing' : ''}; logs on port ${this.logServer.port})`);
@@ -278,7 +282,7 @@ class NodeAgent {
     this.inBackground(
       this.handle(id).catch((err) => {
         if (this.closing || attempt >= HANDLE_RETRIES) throw err;
-        this.log(`handling ${id} failed (${err}); trying again`);
+        this.warn(`handling ${id} failed (${err}); trying again`);
         setTimeout(() => !this.closing && this.trigger(id, attempt + 1), HANDLE_RETRY_MS * 2 ** attempt).unref();
       }),
     );
@@ -490,14 +494,14 @@ class NodeAgent {
     const ids = new Set([...assigned, ...onDisk, ...this.instances.keys(), ...(seen?.keys() ?? []), ...procs.keys()]);
     await Promise.all(
       [...ids].map((id) =>
-        this.handle(id, { recheck: true, seen: seen ? (seen.get(id) ?? []) : undefined, procs: procs.get(id) ?? [] }).catch((err) => this.log(`handling ${id} failed: ${err}`)),
+        this.handle(id, { recheck: true, seen: seen ? (seen.get(id) ?? []) : undefined, procs: procs.get(id) ?? [] }).catch((err) => this.warn(`handling ${id} failed: ${err}`)),
       ),
     );
     // Secret files and Memory emptyDirs of pods this agent no longer runs (their dir went without a stop).
     const uids = new Set([...this.instances.values()].map((i) => i.uid));
     for (const uid of removeStrayPodMemory({ ...this.host.volumes, keep: uids })) this.log(`removed the memory volumes of a pod no longer here (uid ${uid})`);
     // Pod namespaces nothing here claims (their instance went while no agent ran): after the handlers, which adopt theirs.
-    await this.netns?.removeStrays(new Set([...assigned, ...this.instances.keys()])).catch((err) => this.log(`removing stray network namespaces failed: ${err}`));
+    await this.netns?.removeStrays(new Set([...assigned, ...this.instances.keys()])).catch((err) => this.warn(`removing stray network namespaces failed: ${err}`));
     const maxBytes = this.opts.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES;
     for (const id of listInstanceIds(this.opts.dataDir, this.node)) {
       for (const file of rotateInstanceLogs(instanceDir(this.opts.dataDir, this.node, id), maxBytes)) {
@@ -511,7 +515,7 @@ class NodeAgent {
     try {
       await this.resync();
     } catch (err) {
-      this.log(`resync failed: ${err}`);
+      this.warn(`resync failed: ${err}`);
     }
     if (this.closing) return;
     this.resyncTimer = setTimeout(() => this.inBackground(this.resyncLoop()), this.opts.resyncMs ?? 5_000);
@@ -552,7 +556,7 @@ class NodeAgent {
           const local = this.instances.get(id);
           if (local) {
             // An engine that does not answer must not keep the agent from stopping the rest.
-            await local.stop().catch((err) => this.log(`stopping ${id} failed: ${err}`));
+            await local.stop().catch((err) => this.warn(`stopping ${id} failed: ${err}`));
             const status: InstanceStatus = { ...local.status(), phase: 'Failed', reason: 'AgentStopped', message: `the agent of node ${this.node} stopped its instances` };
             await this.store.writeStatus(status, local.record.namespace, local.record.deployment).catch(() => false);
           } else {
@@ -565,7 +569,7 @@ class NodeAgent {
     );
     // Containers of this node that no local instance knew (a previous agent's, strays).
     await this.docker.removeAll();
-    await this.netns?.removeStrays(new Set()).catch((err) => this.log(`removing network namespaces failed: ${err}`));
+    await this.netns?.removeStrays(new Set()).catch((err) => this.warn(`removing network namespaces failed: ${err}`));
   }
 }
 

@@ -1,3 +1,4 @@
+import { LOG_FORMATS, LOG_LEVELS } from '../reconciler/log.ts';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -78,11 +79,16 @@ const program = new Command('gantry')
   .version(VERSION, '-V, --version')
   // A path, not the token: a token on argv would show in `ps`.
   .option('--token-file <path>', `file holding the API token (else $${TOKEN_ENV}, $${TOKEN_FILE_ENV}, or .gantry/admin-token here or above)`)
+  .addOption(new Option('--log-format <format>', 'log lines as text or as JSON objects (pino)').choices(LOG_FORMATS).env('GANTRY_LOG_FORMAT').default('text'))
+  .addOption(new Option('--log-level <level>', 'least level logged').choices(LOG_LEVELS).env('GANTRY_LOG_LEVEL').default('info'))
   .exitOverride()
   .configureOutput({ writeErr: (s) => process.stderr.write(s) })
   .hook('preAction', () => {
-    const file = program.opts<{ tokenFile?: string }>().tokenFile;
+    const { tokenFile: file, logFormat, logLevel } = program.opts<{ tokenFile?: string; logFormat: string; logLevel: string }>();
     if (file) process.env[TOKEN_FILE_ENV] = resolve(file);
+    // Through the environment: the loggers read it, and so do the processes `gantry up` starts.
+    process.env.GANTRY_LOG_FORMAT = logFormat;
+    process.env.GANTRY_LOG_LEVEL = logLevel;
   });
 
 program

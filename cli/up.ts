@@ -57,7 +57,9 @@ async function seedRepository(dir: string): Promise<boolean> {
 function spawnChild(name: string, args: string[], env: Record<string, string>): ChildProcess {
   const child = spawn(process.execPath, [BIN, ...args, '--parent-pid', String(process.pid)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   for (const stream of [child.stdout!, child.stderr!]) {
-    createInterface({ input: stream }).on('line', (line) => process.stdout.write(`[${name}] ${line}\n`));
+    // JSON lines pass as they are (each names its component); text ones get the child's name.
+    const json = process.env.GANTRY_LOG_FORMAT === 'json';
+    createInterface({ input: stream }).on('line', (line) => process.stdout.write(json && line.startsWith('{') ? `${line}\n` : `[${name}] ${line}\n`));
   }
   return child;
 }

@@ -9,6 +9,7 @@ import { ClusterEpoch } from './controller/cluster-epoch.ts';
 import { drainNodes } from './controller/node-drain.ts';
 import { ReconcileQueue } from './controller/reconcile-queue.ts';
 import { ReconcilerMetrics } from './metrics.ts';
+import { levelsOf } from './log.ts';
 import { describeDecision } from './controller/reconcile-outcome.ts';
 import { createGitSource, type GitSource, type SourceConfig } from './git/source.ts';
 import { Queues } from './queue/queues.ts';
@@ -91,7 +92,7 @@ export interface ReconcilerHandle {
 }
 
 export async function startReconciler(opts: ReconcilerOptions): Promise<ReconcilerHandle> {
-  const log = opts.log ?? (() => {});
+  const log = levelsOf(opts.log ?? (() => {}));
   const keys = createKeys(opts.prefix);
   const redis: Redis = connectRedis(opts.redisUrl, 'gantry-reconciler');
   const sub: Redis = connectRedis(opts.redisUrl, 'gantry-reconciler-sub');
@@ -117,7 +118,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
       scheduler.invalidate();
       await scheduler.retryPending();
     },
-    { onError: (err) => log(`scheduler: ${err instanceof Error ? err.message : String(err)}`) },
+    { onError: (err) => log.error(`scheduler: ${err instanceof Error ? err.message : String(err)}`) },
   );
   const retryPendingSoon = () => pendingRetries.poke();
   const endpoints = new EndpointsController({ store, log });
@@ -126,7 +127,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   let adoptUntil = 0;
   const adoptionHoldMs = () => Math.max(0, adoptUntil - Date.now());
   const queue = new ReconcileQueue(queueRedis, opts.redisUrl, store, (key) => reconcileDeployment({ store, queues, onCapacityFreed: retryPendingSoon, adoptionHoldMs, log }, key).finally(() => endpoints.poke()), {
-    onError: (key, err, decision) => log(`reconcile ${key} ${decision.action === 'requeue' ? 'not ready' : 'failed'} (${describeDecision(decision)}): ${err instanceof Error ? err.message : String(err)}`),
+    onError: (key, err, decision) => (decision.action === 'requeue' ? log : log.warn)(`reconcile ${key} ${decision.action === 'requeue' ? 'not ready' : 'failed'} (${describeDecision(decision)}): ${err instanceof Error ? err.message : String(err)}`),
     onRun: (result, seconds, waited) => metrics.reconciled(result, seconds, waited),
   });
   metrics.readFrom({ store, nodeReadyMs, queueCounts: () => queue.counts() });
@@ -185,7 +186,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
     await scheduler.retryPending();
     if (full) await pruneConfigVersions(store);
   };
-  const safe = (what: string, p: Promise<unknown>) => p.catch((err) => log(`${what}: ${err instanceof Error ? err.message : String(err)}`));
+  const safe = (what: string, p: Promise<unknown>) => p.catch((err) => log.error(`${what}: ${err instanceof Error ? err.message : String(err)}`));
 
   scheduler.start();
   const { app, url }: { app: FastifyInstance; url: string } = await startApi(
@@ -211,7 +212,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
         endpoints.poke();
       }
     },
-    { onError: (err) => log(`node check: ${err instanceof Error ? err.message : String(err)}`) },
+    { onError: (err) => log.error(`node check: ${err instanceof Error ? err.message : String(err)}`) },
   );
   const nodeTimer = setInterval(() => {
     // A tick that finds the previous check still running is skipped, not queued behind it.

@@ -370,7 +370,9 @@ export class PreviewManager {
     const inPreview = new Set(rec.namespaces);
     const out: PreviewEndpoint[] = [];
     for (const i of await describeInstances(this.deps.store)) {
-      if (!inPreview.has(i.namespace) || i.phase !== 'Running' || !i.hostIP) continue;
+      // Ready ones only, as a Service's endpoints: a replacement still starting (a rollout of the
+      // preview, a restart) is not a URL to hand out yet.
+      if (!inPreview.has(i.namespace) || i.phase !== 'Running' || !i.ready || !i.hostIP) continue;
       for (const p of i.ports) out.push({ deployment: `${i.namespace}/${i.deployment}`, instance: i.id, url: `http://${i.hostIP}:${p.hostPort}` });
     }
     return out.sort((a, b) => (a.url < b.url ? -1 : 1));

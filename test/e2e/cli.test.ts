@@ -6,7 +6,8 @@ import { basename, dirname, join } from 'node:path';
 import { startReconciler, type ReconcilerHandle } from '../../reconciler/reconciler.ts';
 import { createRepo, type TestRepo } from '../helpers/git-repo.ts';
 import { startGitHttpServer, type GitHttpServer } from '../helpers/git-http-server.ts';
-import { runGantry } from '../helpers/gantry-process.ts';
+import { runGantry, spawnGantry } from '../helpers/gantry-process.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { freshPrefix, testRedis } from '../helpers/redis.ts';
 import { apiFetch } from '../helpers/api-auth.ts';
 
@@ -35,6 +36,8 @@ let repo: TestRepo;
 let server: GitHttpServer;
 let rec: ReconcilerHandle;
 let dataDir: string;
+let redisUrl: string;
+const prefix = freshPrefix();
 const logs: string[] = [];
 
 before(async () => {
@@ -44,9 +47,10 @@ before(async () => {
   await repo.commitFiles({ 'web.yaml': web(1) }, 'web');
   server = await startGitHttpServer({ projectRoot: dirname(repo.dir), token: TOKEN });
   process.env.CLI_TEST_GIT_TOKEN = TOKEN;
+  redisUrl = url;
   rec = await startReconciler({
     redisUrl: url,
-    prefix: freshPrefix(),
+    prefix,
     // An hour between polls: only `gantry sync` (or the API) fetches in this test.
     source: { repo: `${server.url}/${basename(repo.dir)}`, branch: 'main', subPath: '.', dataDir, pollIntervalMs: 3_600_000, tokenEnv: 'CLI_TEST_GIT_TOKEN' },
     apiPort: 0,
@@ -121,7 +125,7 @@ test('validate: exit 0 on examples-repo, 1 with file:line on errors', async () =
 });
 
 test('usage errors exit 2 with a one-line message; failures exit 1', async () => {
-  for (const args of [['frob'], ['get', 'frobs'], ['agent', '--node', 'BAD_NAME'], ['agent', '--node', 'n1', '--cpu', 'lots'], ['agent', '--node', 'n1', '--labels', 'novalue'], ['reconciler'], ['get', 'nodes', '-o', 'xml']]) {
+  for (const args of [['frob'], ['get', 'frobs'], ['agent', '--node', 'BAD_NAME'], ['agent', '--node', 'n1', '--cpu', 'lots'], ['agent', '--node', 'n1', '--labels', 'novalue'], ['reconciler'], ['get', 'nodes', '-o', 'xml'], ['--log-format', 'xml', 'version'], ['--log-level', 'loud', 'version']]) {
     const r = await runGantry(args);
     assert.equal(r.code, 2, `${args.join(' ')}: ${r.stderr}`);
     assert.equal(r.stderr.trim().split('\n').length, 1, `${args.join(' ')} printed more than one line: ${r.stderr}`);
@@ -132,4 +136,31 @@ test('usage errors exit 2 with a one-line message; failures exit 1', async () =>
   assert.match(down.stderr, /^error: cannot reach the Gantry API at http:\/\/127\.0\.0\.1:1/);
   const version = await runGantry(['version']);
   assert.match(version.stdout, /^gantry \d+\.\d+\.\d+/);
+});
+
+test('--log-format json: every line of a component is one JSON object with level, time, component and msg; --log-level drops what is below', async () => {
+  const agentDir = mkdtempSync(join(tmpdir(), 'gantry-cli-agent-'));
+  const nodes = async () => ((await (await apiFetch(`${rec.url}/api/v1/nodes`)).json()) as { items: { name: string }[] }).items.map((n) => n.name);
+  try {
+    const json = spawnGantry(['--log-format', 'json', 'agent', '--node', 'json-node', '--redis', redisUrl, '--prefix', prefix, '--data-dir', agentDir, '--heartbeat', '1s']);
+    await waitFor(() => json.output().includes('registered'), { what: 'the agent registered', timeoutMs: 20_000 });
+    await json.stop();
+    const lines = json.output().trim().split('\n');
+    assert.ok(lines.length >= 2, json.output());
+    for (const line of lines) {
+      const o = JSON.parse(line) as Record<string, unknown>;
+      assert.ok(['debug', 'info', 'warn', 'error'].includes(String(o.level)), line);
+      assert.match(String(o.time), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/, line);
+      assert.equal(o.component, 'agent/json-node', line);
+      assert.equal(typeof o.msg, 'string', line);
+    }
+    assert.ok(lines.some((l) => (JSON.parse(l) as { msg: string }).msg.includes('registered at')));
+
+    const quiet = spawnGantry(['--log-level', 'warn', 'agent', '--node', 'quiet-node', '--redis', redisUrl, '--prefix', prefix, '--data-dir', agentDir, '--heartbeat', '1s'], { env: { GANTRY_LOG_FORMAT: 'text' } });
+    await waitFor(async () => (await nodes()).includes('quiet-node'), { what: 'quiet-node registered', timeoutMs: 20_000 });
+    await quiet.stop();
+    assert.equal(quiet.output(), '', 'info lines were logged at --log-level warn');
+  } finally {
+    rmSync(agentDir, { recursive: true, force: true });
+  }
 });

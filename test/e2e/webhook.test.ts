@@ -315,8 +315,9 @@ test('a pull request gets a plan status, one comment and a preview whose instanc
   assert.deepEqual([res.status, res.json.action], [202, 'preview']);
   const [preview] = await waitFor(async () => {
     const items = await previews();
-    return items[0]?.state === 'ready' && items[0].commit === prHead ? items : undefined;
-  }, { timeoutMs: 30_000, what: 'preview #7 ready' });
+    // Endpoints are the ready instances at the time of asking: one per deployment once all answer.
+    return items[0]?.state === 'ready' && items[0].commit === prHead && items[0].endpoints.length === 2 ? items : undefined;
+  }, { timeoutMs: 30_000, what: 'preview #7 ready with 2 endpoints' });
   assert.deepEqual(preview!.namespaces, ['pr-7-shop']);
   assert.deepEqual(preview!.deployments, ['pr-7-shop/api', 'pr-7-shop/web']);
   // Replicas capped at 1 per deployment; each endpoint is a preview instance answering with the PR's greeting.
