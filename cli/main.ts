@@ -1,3 +1,4 @@
+import { parseNotificationConfig, type NotificationConfig } from '../reconciler/notifications/notification-config.ts';
 import { LOG_FORMATS, LOG_LEVELS } from '../reconciler/log.ts';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { readFileSync } from 'node:fs';
@@ -71,6 +72,21 @@ function redisUrlOf(cmd: Command, fromOption: string): string {
   }
   return fromOption;
 }
+/** Read and checked at once: a mistake in the file is a one-line usage error, before anything starts. */
+function notificationsFile(path: string): NotificationConfig {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new InvalidArgumentError(`cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+  }
+  try {
+    return parseNotificationConfig(text, path);
+  } catch (err) {
+    throw new InvalidArgumentError(err instanceof Error ? err.message : String(err));
+  }
+}
+
 const prefixOption = () => new Option('--prefix <prefix>', 'Redis key prefix').env('GANTRY_PREFIX').default('gantry');
 const dataDirOption = () => new Option('--data-dir <dir>', 'where Gantry keeps its files').env('GANTRY_DATA_DIR').default('.gantry');
 
@@ -133,6 +149,7 @@ program
   .addOption(new Option('--max-commit-size <size>', 'a commit whose manifest files add up to more is rejected whole').argParser(byteSize).default(DEFAULT_COMMIT_LIMITS.maxTotalBytes, '64Mi'))
   .addOption(new Option('--max-object-size <size>', 'a fetch bringing a larger object (blob, tree, delta result) is stopped').argParser(byteSize).default(DEFAULT_FETCH_LIMITS.maxObjectBytes, '128Mi'))
   .addOption(new Option('--max-fetch-size <size>', 'a fetch bringing a larger pack is stopped').argParser(byteSize).default(DEFAULT_FETCH_LIMITS.maxPackBytes, '1Gi'))
+  .addOption(new Option('--notifications-file <path>', 'where events are sent: webhooks and Slack-compatible receivers, with filters (see README)').env('GANTRY_NOTIFICATIONS_FILE').argParser(notificationsFile))
   .addOption(new Option('--adoption-wait <duration>', 'after Redis lost its data: how long instances no agent claims wait before they are created').argParser(durationMs).default(DEFAULT_ADOPTION_WAIT_MS, `${DEFAULT_ADOPTION_WAIT_MS / 1000}s`))
   .addOption(new Option('--parent-pid <pid>').hideHelp())
   .action(async function (this: Command, o) {

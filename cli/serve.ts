@@ -1,3 +1,4 @@
+import type { NotificationConfig } from '../reconciler/notifications/notification-config.ts';
 import { VERSION } from '../reconciler/version.ts';
 import { join, resolve } from 'node:path';
 import { ADMIN_TOKEN_FILE, ApiTokens, ensureAdminToken, TOKENS_FILE } from '../reconciler/api/auth.ts';
@@ -98,6 +99,7 @@ export async function runReconciler(o: {
   maxPreviews: number; previewReplicas: number; previewReadyTimeout: number; maxReplicas?: number; adoptionWait?: number;
   maxFileSize: number; maxCommitFiles: number; maxCommitSize: number; maxObjectSize: number; maxFetchSize: number;
   previewTrust?: TrustRule[]; previewTrustedAssociations?: string[]; previewMinAccess?: AccessLevel; previewLabel?: string; previewCommentUrls?: boolean;
+  notificationsFile?: NotificationConfig;
 }): Promise<void> {
   const log = createLogger('reconciler');
   const repo = /^https?:\/\//.test(o.repo) ? o.repo : resolve(o.repo);
@@ -131,6 +133,7 @@ export async function runReconciler(o: {
     evictionMs: o.evictionTimeout,
     maxReplicas: o.maxReplicas,
     adoptionWaitMs: o.adoptionWait,
+    ...(o.notificationsFile ? { notifications: o.notificationsFile } : {}),
     gitHosting: {
       webhooks: { secretEnv: o.webhookSecretEnv, maxBodyBytes: o.webhookMaxBody, repoUrls: o.webhookRepo },
       previews: {

@@ -39,6 +39,7 @@ export class ReconcilerMetrics {
   private readonly webhookDeliveries: Counter<'host' | 'code'>;
   private readonly events: Counter<'type' | 'reason'>;
   private readonly rollouts: Counter<'result'>;
+  private readonly notifications: Counter<'receiver' | 'result'>;
   private cluster?: ClusterReader;
   /** The reads of the cluster gauges, run together by collectCluster. */
   private readonly readers: (() => Promise<void>)[] = [];
@@ -58,6 +59,8 @@ export class ReconcilerMetrics {
     this.webhookDeliveries = new Counter({ name: 'gantry_webhook_deliveries_total', help: 'Webhook deliveries by Git host and HTTP status code answered', labelNames: ['host', 'code'], registers });
     this.events = new Counter({ name: 'gantry_events_total', help: 'Events recorded by this reconciler, by type and reason', labelNames: ['type', 'reason'], registers });
     this.rollouts = new Counter({ name: 'gantry_rollouts_total', help: 'Rollouts that ended, by result (complete, rolled_back, deadline_exceeded)', labelNames: ['result'], registers });
+    // Receivers are named in the notifications file: a bounded set.
+    this.notifications = new Counter({ name: 'gantry_notifications_total', help: 'Notifications by receiver and result (sent, failed after its retries, dropped over its rate limit)', labelNames: ['receiver', 'result'], registers });
     const reader = this;
     new Gauge({
       name: 'gantry_reconcile_queue_depth',
@@ -156,6 +159,10 @@ export class ReconcilerMetrics {
     if (ev.reason === 'RolloutComplete') this.rollouts.inc({ result: 'complete' });
     else if (ev.reason === 'RolledBack') this.rollouts.inc({ result: 'rolled_back' });
     else if (ev.reason === 'ProgressDeadlineExceeded') this.rollouts.inc({ result: 'deadline_exceeded' });
+  }
+
+  notified(receiver: string, result: 'sent' | 'failed' | 'dropped'): void {
+    this.notifications.inc({ receiver, result });
   }
 
   async exposition(): Promise<{ contentType: string; body: string }> {

@@ -10,6 +10,8 @@ import { drainNodes } from './controller/node-drain.ts';
 import { ReconcileQueue } from './controller/reconcile-queue.ts';
 import { ReconcilerMetrics } from './metrics.ts';
 import { levelsOf } from './log.ts';
+import { Notifier } from './notifications/notifier.ts';
+import type { NotificationConfig } from './notifications/notification-config.ts';
 import { describeDecision } from './controller/reconcile-outcome.ts';
 import { createGitSource, type GitSource, type SourceConfig } from './git/source.ts';
 import { Queues } from './queue/queues.ts';
@@ -46,6 +48,8 @@ export const DEFAULT_FULL_RESYNC_MS = 5 * 60_000;
 
 export interface ReconcilerOptions {
   redisUrl: string;
+  /** Where events are sent (the notifications file); absent: nowhere. */
+  notifications?: NotificationConfig;
   prefix?: string;
   source: SourceConfig;
   apiHost?: string;
@@ -223,6 +227,8 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
   await safe('sync', sync.sync());
   await safe('resync', resync());
   await safe('previews', previews.resume());
+  const notifier = opts.notifications ? new Notifier({ events: store.events, config: opts.notifications, env: process.env, version: VERSION, log, onResult: (receiver, _reason, result) => metrics.notified(receiver, result) }) : undefined;
+  notifier?.start();
   log(`API on ${url}, following ${source.describe()}`);
 
   return {
@@ -234,6 +240,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
     async stop() {
       clearInterval(timer);
       clearInterval(nodeTimer);
+      await notifier?.stop();
       await nodeChecks.stop();
       await queue.stop();
       await pendingRetries.stop();

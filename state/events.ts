@@ -51,12 +51,32 @@ export class EventLog {
 
   /** The newest `limit` events (of objects starting with `object`, when given), oldest first. */
   async read(opts: { limit?: number; object?: string } = {}): Promise<GantryEvent[]> {
-    const rows = await this.redis.xrevrange(this.keys.events, '+', '-', 'COUNT', opts.limit ?? 100);
-    const events = rows.map(([id, fields]) => {
-      const f: Record<string, string> = {};
-      for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
-      return { id, time: Number(f.time), type: f.type === 'Warning' ? 'Warning' : 'Normal', reason: f.reason ?? '', object: f.object ?? '', message: f.message ?? '' } satisfies GantryEvent;
-    });
+    const events = (await this.redis.xrevrange(this.keys.events, '+', '-', 'COUNT', opts.limit ?? 100)).map(toEvent);
     return (opts.object ? events.filter((e) => e.object.startsWith(opts.object!)) : events).reverse();
   }
+
+  /** Up to `count` events recorded after the one with id `afterId`, oldest first. */
+  async readAfter(afterId: string, count: number): Promise<GantryEvent[]> {
+    return (await this.redis.xrange(this.keys.events, `(${afterId}`, '+', 'COUNT', count)).map(toEvent);
+  }
+
+  /** The id of the newest event ('0-0' when there is none). */
+  async lastId(): Promise<string> {
+    return (await this.redis.xrevrange(this.keys.events, '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
+  }
+
+  /** Where the notifier got to: the id of the last event it handled. */
+  async notifiedUpTo(): Promise<string | undefined> {
+    return (await this.redis.get(this.keys.notificationsCursor)) ?? undefined;
+  }
+
+  async setNotifiedUpTo(id: string): Promise<void> {
+    await this.redis.set(this.keys.notificationsCursor, id);
+  }
+}
+
+function toEvent([id, fields]: [string, string[]]): GantryEvent {
+  const f: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+  return { id, time: Number(f.time), type: f.type === 'Warning' ? 'Warning' : 'Normal', reason: f.reason ?? '', object: f.object ?? '', message: f.message ?? '' };
 }

@@ -52,6 +52,7 @@
  *   reconcile-dirty:<ns>:<name>     string  a reconcile was asked for while one ran (see reconcile-queue.ts)
  *   terminating:<ns>:<name>         hash    "<id>" -> "<uid> <deletedAt>": instances replaced by Recreate, until their agent stopped them
  *   events                          stream  bounded event log
+ *   notifications-cursor            string  id of the last event the reconciler's notifier handled
  *   channel:changes                 pubsub  "<ns>/<name>" of a deployment whose actual state moved,
  *                                           or "node/<name>" when a node registered
  * ConfigMaps and Secrets (records/config.ts):
@@ -156,6 +157,7 @@ export function createKeys(prefix: string = DEFAULT_PREFIX) {
     /** Which incarnation of the data this is: missing or different means Redis lost its data. */
     clusterEpoch: k('cluster-epoch'),
     events: k('events'),
+    notificationsCursor: k('notifications-cursor'),
 
     webhookDelivery: (provider: string, idHash: string) => k('webhook-delivery', assertKeyPart(provider, 'provider'), assertKeyPart(idHash, 'delivery hash')),
     previews: k('previews'),
