@@ -368,8 +368,10 @@ class NodeAgent {
       }
     }
     if (local && local.uid !== wanted?.uid) {
-      this.log(`stopping ${id} (uid ${local.uid})`);
-      await local.stop();
+      // An operator's delete may ask for a shorter grace period than the pod's (--grace-period 0 --force).
+      const grace = wanted ? undefined : await this.store.stopGraceSeconds(id).catch(() => undefined);
+      this.log(`stopping ${id} (uid ${local.uid})${grace !== undefined ? ` with a grace period of ${grace} s` : ''}`);
+      await local.stop(grace !== undefined ? { graceMs: grace * 1000 } : {});
       this.instances.delete(id);
       removeInstanceDir(dir);
     }

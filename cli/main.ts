@@ -1,3 +1,4 @@
+import { registerDeleteCommand } from './delete.ts';
 import { parseNotificationConfig, type NotificationConfig } from '../reconciler/notifications/notification-config.ts';
 import { LOG_FORMATS, LOG_LEVELS } from '../reconciler/log.ts';
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
@@ -157,6 +158,7 @@ program
   });
 addGitHostingOptions(program.commands.find((c) => c.name() === 'reconciler')!);
 registerPlanCommand(program, apiOption);
+registerDeleteCommand(program, apiOption);
 
 program
   .command('agent')

@@ -11,6 +11,7 @@ import { ReconcileQueue } from './controller/reconcile-queue.ts';
 import { ReconcilerMetrics } from './metrics.ts';
 import { levelsOf } from './log.ts';
 import { Notifier } from './notifications/notifier.ts';
+import { deleteInstanceOnRequest } from './controller/instance-delete.ts';
 import type { NotificationConfig } from './notifications/notification-config.ts';
 import { describeDecision } from './controller/reconcile-outcome.ts';
 import { createGitSource, type GitSource, type SourceConfig } from './git/source.ts';
@@ -194,7 +195,7 @@ export async function startReconciler(opts: ReconcilerOptions): Promise<Reconcil
 
   scheduler.start();
   const { app, url }: { app: FastifyInstance; url: string } = await startApi(
-    { store, sync, nodeReadyMs, version: VERSION, tokens: opts.apiTokens ?? ApiTokens.fromEnvironment(process.env), previews, enqueue, log, metrics },
+    { store, sync, nodeReadyMs, version: VERSION, tokens: opts.apiTokens ?? ApiTokens.fromEnvironment(process.env), previews, enqueue, log, metrics, deleteInstance: (id, grace) => deleteInstanceOnRequest({ store, queues, enqueue, onCapacityFreed: retryPendingSoon }, id, grace) },
     { host: opts.apiHost ?? '127.0.0.1', port: opts.apiPort ?? 7070 },
   );
   // Off until a secret is set: a listener that can only answer 503 is not worth exposing.

@@ -11,7 +11,7 @@ import { nodeQueueName } from './queues.ts';
 export function agentAclRules(node: string, prefix = 'gantry'): string[] {
   const k = createKeys(prefix);
   // ConfigMap and Secret versions: read to start containers whose env refers to them.
-  const readOnly = [k.nodeInstances(node), k.services, `${prefix}:endpoints:*`, k.clusterEpoch, `${prefix}:config:*`];
+  const readOnly = [k.nodeInstances(node), k.services, `${prefix}:endpoints:*`, k.clusterEpoch, `${prefix}:config:*`, `${prefix}:stop-grace:*`];
   const readWrite = [
     k.node(node),
     // An agent only reads instance records, but its status script declares them as keys, and Redis

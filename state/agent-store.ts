@@ -106,6 +106,12 @@ export class AgentStore {
     return this.redis.smembers(this.keys.nodeInstances(this.node));
   }
 
+  /** The grace period an operator asked a deleted instance to be stopped with (seconds), if any. */
+  async stopGraceSeconds(id: string): Promise<number | undefined> {
+    const v = await this.redis.get(this.keys.stopGrace(id));
+    return v !== null && /^\d+$/.test(v) ? Number(v) : undefined;
+  }
+
   async readInstance(id: string): Promise<InstanceRecord | undefined> {
     return parseStored<InstanceRecord>(await this.redis.get(this.keys.instance(id)));
   }

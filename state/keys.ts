@@ -52,6 +52,8 @@
  *   reconcile-dirty:<ns>:<name>     string  a reconcile was asked for while one ran (see reconcile-queue.ts)
  *   terminating:<ns>:<name>         hash    "<id>" -> "<uid> <deletedAt>": instances replaced by Recreate, until their agent stopped them
  *   events                          stream  bounded event log
+ *   stop-grace:<id>                 string  seconds: the grace period a deleted instance is stopped with
+ *                                           (`gantry delete instance --grace-period`), for its agent; TTL 10 min
  *   notifications-cursor            string  id of the last event the reconciler's notifier handled
  *   channel:changes                 pubsub  "<ns>/<name>" of a deployment whose actual state moved,
  *                                           or "node/<name>" when a node registered
@@ -158,6 +160,7 @@ export function createKeys(prefix: string = DEFAULT_PREFIX) {
     clusterEpoch: k('cluster-epoch'),
     events: k('events'),
     notificationsCursor: k('notifications-cursor'),
+    stopGrace: (id: string) => k('stop-grace', assertKeyPart(id, 'instance id')),
 
     webhookDelivery: (provider: string, idHash: string) => k('webhook-delivery', assertKeyPart(provider, 'provider'), assertKeyPart(idHash, 'delivery hash')),
     previews: k('previews'),

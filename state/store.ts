@@ -269,6 +269,14 @@ export class Store {
     return res === 1;
   }
 
+  /**
+   * Sets the grace period the instance's agent stops it with once its record is gone (an operator's
+   * `gantry delete instance --grace-period`); kept 10 minutes, well past any stop.
+   */
+  async setStopGrace(id: string, seconds: number): Promise<void> {
+    await this.redis.set(this.keys.stopGrace(id), String(seconds), 'EX', 600);
+  }
+
   // --- nodes ---
 
   async nodeNames(): Promise<string[]> {

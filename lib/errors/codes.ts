@@ -36,6 +36,7 @@ export const ERROR_CODES = defineCatalog({
   INVALID_NAME: { code: 'INVALID_NAME', status: 400, policy: 'stalled', description: 'a namespace, name or node name in the request is not a DNS label' },
   INVALID_ID: { code: 'INVALID_ID', status: 400, policy: 'stalled', description: 'the instance id in the request is malformed' },
   INVALID_TAIL: { code: 'INVALID_TAIL', status: 400, policy: 'stalled', description: 'the logs `tail` parameter is not a non-negative integer' },
+  INVALID_GRACE_PERIOD: { code: 'INVALID_GRACE_PERIOD', status: 400, policy: 'stalled', description: 'a delete\'s `gracePeriod` is not a whole number of seconds, or is 0 without `force`' },
   INVALID_REVISION: { code: 'INVALID_REVISION', status: 400, policy: 'stalled', description: '`toRevision` is not a positive integer' },
   NOT_PLACED: { code: 'NOT_PLACED', status: 409, policy: 'waiting', description: 'the instance is not placed on a node yet, so it has no logs; ask again once it is' },
   NODE_UNAVAILABLE: { code: 'NODE_UNAVAILABLE', status: 503, policy: 'transient', description: "the instance's node does not serve logs (its agent is down or too old)" },

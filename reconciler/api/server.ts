@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { ReconcilerMetrics } from '../metrics.ts';
+import type { DeleteOutcome } from '../controller/instance-delete.ts';
 import type { SourceSync } from '../controller/source-sync.ts';
 import type { Store } from '../../state/store.ts';
 import { isValidName } from '../../state/keys.ts';
@@ -35,6 +36,8 @@ export interface ApiDeps {
   log?: (line: string) => void;
   /** Served as GET /metrics (Prometheus text format), to `read` tokens. */
   metrics?: ReconcilerMetrics;
+  /** DELETE /api/v1/instances/:id (instance-delete.ts). */
+  deleteInstance?: (id: string, graceSeconds?: number) => Promise<DeleteOutcome>;
 }
 
 export async function startApi(deps: ApiDeps, opts: { host: string; port: number }): Promise<{ app: FastifyInstance; url: string }> {
@@ -94,6 +97,19 @@ export function buildApi(deps: ApiDeps): FastifyInstance {
   });
 
   app.get<{ Params: { id: string }; Querystring: LogsQuery }>('/api/v1/instances/:id/logs', (req, reply) => proxyInstanceLogs(store, req, reply));
+
+  app.delete<{ Params: { id: string }; Querystring: { gracePeriod?: string; force?: string } }>('/api/v1/instances/:id', async (req) => {
+    if (!deps.deleteInstance) throw new HttpError('NOT_FOUND', 'deleting instances is not enabled here');
+    const { gracePeriod, force } = req.query;
+    if (gracePeriod !== undefined && !/^\d{1,6}$/.test(gracePeriod)) throw new HttpError('INVALID_GRACE_PERIOD', `gracePeriod must be a whole number of seconds, got ${JSON.stringify(gracePeriod)}`);
+    const forced = force === 'true' || force === '1';
+    // As kubectl: an immediate kill (grace 0) must be asked for with force.
+    if (gracePeriod === '0' && !forced) throw new HttpError('INVALID_GRACE_PERIOD', 'gracePeriod=0 stops the instance at once: add force=true to mean it');
+    const grace = gracePeriod !== undefined ? Number(gracePeriod) : forced ? 0 : undefined;
+    const outcome = await deps.deleteInstance(req.params.id, grace);
+    if (!outcome.deleted) throw new HttpError('NOT_FOUND', `instance ${JSON.stringify(req.params.id)} not found`);
+    return outcome;
+  });
 
   app.get<{ Querystring: { limit?: string; for?: string } }>('/api/v1/events', async (req) => {
     const limit = Math.min(1000, Math.max(1, Number(req.query.limit ?? 100) || 100));
