@@ -1,3 +1,4 @@
+import { registerDescribeCommand } from './describe.ts';
 import { registerDeleteCommand } from './delete.ts';
 import { parseNotificationConfig, type NotificationConfig } from '../reconciler/notifications/notification-config.ts';
 import { LOG_FORMATS, LOG_LEVELS } from '../reconciler/log.ts';
@@ -9,7 +10,6 @@ import { validateDirectory } from '../reconciler/manifests/index.ts';
 import { ApiError, DEFAULT_API, callApi, streamApi } from './api-client.ts';
 import { byteSize, cpuMilli, durationMs, labels, memoryBytes, nodeName, nonNegativeInt, outputFormat, port, positiveInt } from './args.ts';
 import { render } from './format.ts';
-import { describeInstance, type InstanceItem } from './instance-format.ts';
 import { table } from './table.ts';
 import { addGitHostingOptions, runAgent, runReconciler } from './serve.ts';
 import { EXIT_CHANGES, EXIT_NO_CHANGES, registerPlanCommand } from './plan.ts';
@@ -232,20 +232,7 @@ program
     console.log(render(k, items, o.output));
   });
 
-program
-  .command('describe')
-  .description('show one instance in detail: status, init containers and containers (state, reason, ready, restarts, last termination)')
-  .argument('<kind>', 'instance')
-  .argument('<id>', 'instance id (gantry get instances)')
-  .addOption(apiOption())
-  .action(async (kind: string, id: string, o) => {
-    if (!['instance', 'instances', 'inst'].includes(kind)) throw new CommanderError(EXIT_USAGE, 'gantry.usage', `error: unknown kind ${JSON.stringify(kind)}: expected instance`);
-    const { items } = await callApi<{ items: InstanceItem[] }>(o.api, '/api/v1/instances');
-    const found = items.find((i) => i.id === id);
-    if (!found) throw new Error(`instance ${JSON.stringify(id)} not found (gantry get instances lists them)`);
-    console.log(describeInstance(found));
-  });
-
+registerDescribeCommand(program, apiOption);
 registerRolloutCommand(program, apiOption);
 registerTokenCommand(program, dataDirOption);
 

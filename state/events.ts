@@ -51,8 +51,24 @@ export class EventLog {
 
   /** The newest `limit` events (of objects starting with `object`, when given), oldest first. */
   async read(opts: { limit?: number; object?: string } = {}): Promise<GantryEvent[]> {
-    const events = (await this.redis.xrevrange(this.keys.events, '+', '-', 'COUNT', opts.limit ?? 100)).map(toEvent);
-    return (opts.object ? events.filter((e) => e.object.startsWith(opts.object!)) : events).reverse();
+    const limit = opts.limit ?? 100;
+    const object = opts.object;
+    if (!object) return (await this.redis.xrevrange(this.keys.events, '+', '-', 'COUNT', limit)).map(toEvent).reverse();
+    // The newest `limit` of this object's, looked for page by page through the whole (bounded)
+    // stream, not only among the newest `limit` of all. The object itself and what is under it
+    // (deployment/ns/web, not deployment/ns/web2); one ending in `/` is a prefix (deployment/).
+    const matches = object.endsWith('/') ? (o: string) => o.startsWith(object) : (o: string) => o === object || o.startsWith(`${object}/`);
+    const found: GantryEvent[] = [];
+    for (let end = '+'; found.length < limit; ) {
+      const page = await this.redis.xrevrange(this.keys.events, end, '-', 'COUNT', 500);
+      for (const row of page) {
+        const ev = toEvent(row);
+        if (matches(ev.object) && found.push(ev) === limit) break;
+      }
+      if (page.length < 500) break;
+      end = `(${page.at(-1)![0]}`;
+    }
+    return found.reverse();
   }
 
   /** Up to `count` events recorded after the one with id `afterId`, oldest first. */

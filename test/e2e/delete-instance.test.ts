@@ -9,7 +9,8 @@ import { waitFor } from '../helpers/wait.ts';
 /**
  * `gantry delete instance` through the real binary against a reconciler and two agent processes:
  * the instance stops (at once with --grace-period 0 --force, although it ignores SIGTERM and its
- * pod gives it 60 s), its deployment replaces it, and misuse is refused.
+ * pod gives it 60 s), its deployment replaces it, and misuse is refused. Then `describe node` and
+ * `describe service` of the same cluster.
  */
 
 // Ignores SIGTERM: only a kill stops it before its 60 s of grace.
@@ -29,10 +30,19 @@ spec:
           resources: { cpu: 50m, memory: 16Mi }
 `;
 
+const svc = `apiVersion: v1
+kind: Service
+metadata: { name: web }
+spec:
+  type: NodePort
+  selector: { app: web }
+  ports: [{ name: http, port: 80, targetPort: http }]
+`;
+
 let c: TestCluster;
 
 before(async () => {
-  c = await startCluster({ files: { 'web.yaml': web } });
+  c = await startCluster({ files: { 'web.yaml': web, 'svc.yaml': svc } });
 });
 
 after(async () => {
@@ -76,4 +86,25 @@ test('misuse is refused: --grace-period 0 without --force, a bad value, another 
   const read = await runGantry(['delete', 'instance', 'default.nope-0123456789-0', '--api', c.api], { env: { GANTRY_TOKEN: process.env.GANTRY_API_READ_TOKEN } });
   assert.equal(read.code, 1);
   assert.match(read.stderr, /admin/);
+});
+
+test('describe node and describe service: fields, allocation, instances, endpoints, conditions, events', async () => {
+  const live = await waitFor(running, { timeoutMs: 30_000, what: '2 running instances' });
+  const node = live[0]!.node!;
+  const n = await runGantry(['describe', 'node', node, '--api', c.api]);
+  assert.equal(n.code, 0, n.stderr);
+  assert.match(n.stdout, new RegExp(`^Name: +${node}\\nState: +Ready\\n`));
+  assert.match(n.stdout, /\nAllocated resources:\n {2}Resource +Requests +Capacity +Percent\n {2}cpu +\d+m +\d+m +\d+%\n {2}memory +/);
+  assert.match(n.stdout, new RegExp(`\\n {2}${live[0]!.id.replace(/\./g, '\\.')} +Running +True`));
+  assert.match(n.stdout, /\nEvents:/);
+  const s = await waitFor(async () => {
+    const r = await runGantry(['describe', 'service', 'web', '--api', c.api]);
+    return r.code === 0 && (r.stdout.match(/\(default\.web-/g) ?? []).length === 2 ? r : undefined;
+  }, { timeoutMs: 15_000, what: 'the service with 2 endpoints' });
+  assert.match(s.stdout, /^Name: +web\nNamespace: +default\nType: +NodePort\n/);
+  assert.match(s.stdout, /\nPorts: +http 80\/TCP -> http \(nodePort \d+\)\n/);
+  assert.match(s.stdout, /\nConditions:/);
+  const missing = await runGantry(['describe', 'service', 'nope', '--api', c.api]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /service "default\/nope" not found/);
 });
