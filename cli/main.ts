@@ -1,3 +1,4 @@
+import { watchList } from './watch.ts';
 import { registerDescribeCommand } from './describe.ts';
 import { registerDeleteCommand } from './delete.ts';
 import { parseNotificationConfig, type NotificationConfig } from '../reconciler/notifications/notification-config.ts';
@@ -223,11 +224,13 @@ program
   .argument('<kind>', 'nodes | deployments | instances | services | configmaps | secrets')
   .option('-n, --namespace <ns>', 'only this namespace')
   .addOption(new Option('-o, --output <format>', 'table | wide | json | yaml (wide: instances with each container)').argParser(outputFormat).default('table'))
+  .option('-w, --watch', 'after the list, print each object again whenever it changes (Ctrl-C stops)')
   .addOption(apiOption())
   .action(async (kind: string, o) => {
     const k = ({ node: 'nodes', nodes: 'nodes', no: 'nodes', deployment: 'deployments', deployments: 'deployments', deploy: 'deployments', instance: 'instances', instances: 'instances', inst: 'instances', service: 'services', services: 'services', svc: 'services', configmap: 'configmaps', configmaps: 'configmaps', cm: 'configmaps', secret: 'secrets', secrets: 'secrets' } as const)[kind as 'nodes'];
     if (!k) throw new CommanderError(EXIT_USAGE, 'gantry.usage', `error: unknown kind ${JSON.stringify(kind)}: expected nodes, deployments, instances, services, configmaps or secrets`);
     const q = o.namespace && k !== 'nodes' ? `?namespace=${encodeURIComponent(o.namespace)}` : '';
+    if (o.watch) await watchList(o.api, k, `/api/v1/${k}${q}`, o.output);
     const { items } = await callApi<{ items: unknown[] }>(o.api, `/api/v1/${k}${q}`);
     console.log(render(k, items, o.output));
   });

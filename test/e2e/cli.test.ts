@@ -164,3 +164,18 @@ test('--log-format json: every line of a component is one JSON object with level
     rmSync(agentDir, { recursive: true, force: true });
   }
 });
+
+test('get -w prints the list, then each object again when it changes, with the header once', async () => {
+  const watch = spawnGantry(['get', 'deployments', '-w', '--api', rec.url]);
+  try {
+    await waitFor(() => /\ndefault +web /.test(`\n${watch.output()}`), { what: 'the first list', timeoutMs: 15_000 });
+    const before = watch.output();
+    await repo.commitFiles({ 'web.yaml': web(3) }, 'web: 3 replicas');
+    const sync = await gantry('sync');
+    assert.equal(sync.code, 0, sync.stderr);
+    const out = await waitFor(() => (watch.output().length > before.length && /\ndefault +web +\S*3/.test(watch.output().slice(before.length - 1)) ? watch.output() : undefined), { what: 'the changed row', timeoutMs: 15_000 });
+    assert.equal(out.split('\n').filter((l) => l.startsWith('NAMESPACE')).length, 1, out);
+  } finally {
+    await watch.stop();
+  }
+});
