@@ -1,3 +1,4 @@
+import { registerCompletionCommand } from './completion.ts';
 import { watchList } from './watch.ts';
 import { registerDescribeCommand } from './describe.ts';
 import { registerDeleteCommand } from './delete.ts';
@@ -160,6 +161,7 @@ program
 addGitHostingOptions(program.commands.find((c) => c.name() === 'reconciler')!);
 registerPlanCommand(program, apiOption);
 registerDeleteCommand(program, apiOption);
+registerCompletionCommand(program);
 
 program
   .command('agent')
