@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { request } from 'node:http';
-import { connect } from 'node:net';
 import { freePort } from '../../cli/redis-server.ts';
 import type { NodeView } from '../../reconciler/api/views.ts';
 import { TEST_ADMIN_TOKEN, TEST_READ_TOKEN } from '../helpers/api-auth.ts';
 import { startCluster, type TestCluster } from '../helpers/cluster.ts';
 import { parseExposition, type Exposition } from '../helpers/prometheus-text.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { accepts, call } from '../helpers/tcp.ts';
 
 /**
  * /metrics of the reconciler and of each agent, scraped from real processes as Prometheus scrapes
@@ -61,31 +60,6 @@ async function agentMetrics(node: string): Promise<{ body: string; m: Exposition
   return { body: r.body, m: parseExposition(r.body) };
 }
 
-function get(host: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host, port, path: '/', agent: false }, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve(body));
-    });
-    req.setTimeout(5_000, () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** Whether a TCP connection to host:port is accepted (the proxy then closes it: no endpoint yet). */
-function accepted(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
-
 before(async () => {
   c = await startCluster({ nodes: [], reconcilerFlags: ['--resync', '2s'] });
   for (const [node, address] of [['node-1', '127.0.0.2'], ['node-2', '127.0.0.3']] as const) {
@@ -117,15 +91,15 @@ test('the reconciler serves /metrics to read tokens only', async () => {
 test('a commit, two starts, requests through a Service and a rejected commit show in both scrapes', async () => {
   // The Service alone first: a connection to its proxy then finds no endpoint (an error counted).
   await c.repo.commitFiles({ 'web-svc.yaml': service(svcPort) }, 'service web');
-  await waitFor(() => accepted(NODES['node-1']!.address, svcPort), { timeoutMs: 15_000, what: 'the proxy listening on node-1' });
+  await waitFor(() => accepts(NODES['node-1']!.address, svcPort), { timeoutMs: 15_000, what: 'the proxy listening on node-1' });
   await c.repo.commitFiles({ 'web.yaml': web }, 'web: 2 replicas');
   await waitFor(async () => {
     const all = await c.instances();
     return all.length === 2 && all.every((i) => i.phase === 'Running');
   }, { timeoutMs: 30_000, what: '2 running instances' });
   // Through node-1's proxy: the endpoints may take a moment to reach it.
-  await waitFor(() => get(NODES['node-1']!.address, svcPort).then((b) => b === 'ok', () => false), { timeoutMs: 15_000, what: 'the service answering on node-1' });
-  for (let i = 0; i < 5; i++) assert.equal(await get(NODES['node-1']!.address, svcPort), 'ok');
+  await waitFor(() => call(NODES['node-1']!.address, svcPort).then((b) => b === 'ok', () => false), { timeoutMs: 15_000, what: 'the service answering on node-1' });
+  for (let i = 0; i < 5; i++) assert.equal(await call(NODES['node-1']!.address, svcPort), 'ok');
 
   await c.repo.commitFiles({ 'broken.yaml': 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: broken }\nspec: { replicas: many }\n' }, 'broken');
   const m = await waitFor(async () => {

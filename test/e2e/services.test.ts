@@ -1,13 +1,13 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { request } from 'node:http';
-import { connect, createServer, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { freePort } from '../../cli/redis-server.ts';
 import type { InstanceView, NodeView } from '../../reconciler/api/views.ts';
 import type { ServiceView } from '../../reconciler/services/service-views.ts';
 import { startCluster, type TestCluster } from '../helpers/cluster.ts';
 import { runGantry } from '../helpers/gantry-process.ts';
 import { waitFor } from '../helpers/wait.ts';
+import { accepts, call } from '../helpers/tcp.ts';
 
 /**
  * Services end to end on real processes: a reconciler and two agent processes, each agent on its
@@ -47,33 +47,6 @@ ${ports.map((p, i) => `    - { name: p${i}, port: ${p}, targetPort: http }`).joi
 
 let c: TestCluster;
 let svcPort: number;
-
-/** One HTTP request on a fresh TCP connection (no keep-alive: each request is balanced anew). */
-function call(host: string, port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host, port, path: '/', agent: false }, (res) => {
-      let body = '';
-      res.on('data', (d) => (body += d));
-      res.on('end', () => resolve(body));
-      res.on('error', reject);
-    });
-    req.setTimeout(5_000, () => req.destroy(new Error(`timeout calling ${host}:${port}`)));
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** Whether anything accepts TCP connections at host:port. */
-function accepts(host: string, port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect({ host, port });
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
-}
 
 async function services(): Promise<ServiceView[]> {
   return (await c.get<{ items: ServiceView[] }>('/api/v1/services')).items;
